@@ -1,0 +1,1 @@
+"""SQLAlchemy models and the session factory. Alembic (migrations/) owns the schema."""

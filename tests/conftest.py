@@ -1,0 +1,5 @@
+"""Shared fixtures. Each fixture module registers itself here, one line each."""
+
+pytest_plugins = [
+    "tests.fixtures.services",
+]

@@ -1,0 +1,1 @@
+"""tbatch: batch transcript processing through AssemblyAI's LLM Gateway."""

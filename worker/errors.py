@@ -1,0 +1,141 @@
+"""The one error tree of tbatch.
+
+    TbatchError
+    ├── ConfigError                 settings or pipeline config that cannot work
+    ├── InputError                  user input rejected at the boundary (names file/line/field)
+    ├── NotFoundError               an unknown batch, job or request_id asked for by a person
+    ├── RequestRejected             the client refused to send a request (e.g. no transcript tag)
+    └── GatewayError                a gateway call failed; carries request_id, status, model
+        ├── TransientGatewayError   worth retrying later with backoff
+        │   ├── RateLimited         429; carries retry_after_s and the limit the gateway reported
+        │   ├── ServerError         5xx other than an unrepairable json-repair
+        │   ├── GatewayTimeout      connect/read/write/pool timeout
+        │   └── ConnectionFailed    the connection could not be made or broke
+        └── PermanentGatewayError   retrying the same request cannot help
+            ├── BadRequest          400; the real causes are in ``errors`` (metadata.errors)
+            ├── AuthFailed          401/403
+            ├── TranscriptNotFound  404 unknown or deleted transcript
+            └── RepairFailed        500 from the gateway's json-repair step (its own kind)
+
+Only ``TransientGatewayError`` is retried. Every error's message is safe to log and store: the API
+key never appears in one.
+"""
+
+from __future__ import annotations
+
+
+class TbatchError(Exception):
+    """Root of every error tbatch raises on purpose."""
+
+
+class ConfigError(TbatchError):
+    """A setting or a pipeline definition that cannot work."""
+
+
+class InputError(TbatchError):
+    """Bad user input. The message names the file, line and problem."""
+
+    def __init__(self, message: str, *, source: str | None = None, line: int | None = None):
+        where = source or ""
+        if line is not None:
+            where = f"{where}:{line}" if where else f"line {line}"
+        super().__init__(f"{where}: {message}" if where else message)
+        self.source = source
+        self.line = line
+        self.problem = message
+
+
+class NotFoundError(TbatchError):
+    """A batch, job or request_id that tbatch does not know."""
+
+
+class RequestRejected(TbatchError):
+    """The client refused to build or send a request that the gateway would mishandle."""
+
+
+class GatewayError(TbatchError):
+    """A failed gateway call. ``kind`` is the stable name stored on attempts and jobs."""
+
+    kind = "gateway_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        request_id: str | None = None,
+        model: str | None = None,
+        errors: list[str] | None = None,
+        body: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.request_id = request_id
+        self.model = model
+        self.errors = errors or []
+        self.body = body
+
+    def __str__(self) -> str:
+        parts = [self.message]
+        if self.errors:
+            parts.append("; ".join(self.errors))
+        if self.status is not None:
+            parts.append(f"HTTP {self.status}")
+        if self.request_id:
+            parts.append(f"request_id={self.request_id}")
+        return " | ".join(parts)
+
+
+class TransientGatewayError(GatewayError):
+    kind = "transient"
+
+
+class RateLimited(TransientGatewayError):
+    kind = "rate_limited"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after_s: float | None = None,
+        limit: int | None = None,
+        window_s: float | None = None,
+        **kw: object,
+    ) -> None:
+        super().__init__(message, **kw)  # type: ignore[arg-type]
+        self.retry_after_s = retry_after_s
+        self.limit = limit
+        self.window_s = window_s
+
+
+class ServerError(TransientGatewayError):
+    kind = "server_error"
+
+
+class GatewayTimeout(TransientGatewayError):
+    kind = "timeout"
+
+
+class ConnectionFailed(TransientGatewayError):
+    kind = "connection"
+
+
+class PermanentGatewayError(GatewayError):
+    kind = "permanent"
+
+
+class BadRequest(PermanentGatewayError):
+    kind = "bad_request"
+
+
+class AuthFailed(PermanentGatewayError):
+    kind = "auth"
+
+
+class TranscriptNotFound(PermanentGatewayError):
+    kind = "transcript_not_found"
+
+
+class RepairFailed(PermanentGatewayError):
+    kind = "repair_failed"

@@ -1,0 +1,83 @@
+"""Typed settings, read once from the environment (``TBATCH_`` prefix).
+
+Nothing else in tbatch reads ``os.environ``: every knob lives here, with its unit in its name.
+The defaults are the *embedded* mode (SQLite, a filesystem broker, an in-memory rate limiter),
+so ``tbatch demo`` needs no servers; production sets the URLs to Postgres and Redis.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+US_GATEWAY_URL = "https://llm-gateway.assemblyai.com/v1"
+EU_GATEWAY_URL = "https://llm-gateway.eu.assemblyai.com/v1"
+US_TRANSCRIPT_API_URL = "https://api.assemblyai.com"
+EU_TRANSCRIPT_API_URL = "https://api.eu.assemblyai.com"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TBATCH_", extra="ignore")
+
+    # Storage and transport
+    database_url: str = "sqlite:///tbatch.sqlite3"
+    broker_url: str = "filesystem://"
+    broker_folder: str = ".tbatch/broker"
+    # Shared counters (rate-limit buckets). Empty: the broker's URL when it is Redis,
+    # else an in-memory limiter (embedded mode, one dispatcher).
+    redis_url: str = ""
+
+    # Gateway
+    gateway_url: str = US_GATEWAY_URL
+    gateway_eu_url: str = EU_GATEWAY_URL
+    transcript_api_url: str = US_TRANSCRIPT_API_URL
+    transcript_api_eu_url: str = EU_TRANSCRIPT_API_URL
+    api_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("ASSEMBLYAI_API_KEY", "TBATCH_API_KEY")
+    )
+    gateway_connect_timeout_s: float = 5.0
+    gateway_read_timeout_s: float = 120.0
+    gateway_write_timeout_s: float = 10.0
+    gateway_pool_timeout_s: float = 10.0
+    gateway_max_connections: int = 256
+
+    # Rate limits: "model=N/Ws,model2=N/Ws"; models not named get the default.
+    rate_limits: str = ""
+    default_rate_limit: str = "30/60s"
+    rate_limit_pause_cap_s: float = 120.0
+
+    # Retry policy (transport retries and re-asks are separate budgets)
+    max_transport_retries: int = 5
+    retry_backoff_base_s: float = 2.0
+    retry_backoff_max_s: float = 120.0
+    max_reasks: int = 2
+
+    # Reliability
+    lease_s: float = 150.0
+    max_deliveries: int = 6
+    reconcile_interval_s: float = 15.0
+    requeue_after_s: float = 90.0
+    dispatch_interval_s: float = 0.05
+    # Jobs released to the broker but not yet running, per model, when the model has no limit.
+    unlimited_release_ahead: int = 512
+
+    # Worker
+    worker_concurrency: int = 64
+    worker_pool: str = "threads"
+
+    # Output
+    log_level: str = "INFO"
+    log_format: str = "json"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, built on first use (never at import)."""
+    return Settings()
+
+
+def reset_settings() -> None:
+    """Forget the cached settings (tests and the CLI change the environment)."""
+    get_settings.cache_clear()
