@@ -1,0 +1,80 @@
+"""Evidence: one row per gateway call (success or failure) and at most one result per job.
+
+"What happened to job X, with which request_ids, at what cost" is one query over ``attempts``
+by ``job_id``; the on-call engineer's question "which job is request_id R" is one index lookup.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Boolean, Float, ForeignKey, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from models.base import Base, BigId, JSONType, UTCDateTime, utcnow
+
+
+class Attempt(Base):
+    __tablename__ = "attempts"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    request_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    purpose: Mapped[str] = mapped_column(String(16), default="call")  # call | reask
+    model_requested: Mapped[str] = mapped_column(String(100))
+    model_answered: Mapped[str | None] = mapped_column(String(100))
+    fallback_used: Mapped[bool] = mapped_column(Boolean, default=False)
+    region: Mapped[str] = mapped_column(String(8))
+    http_status: Mapped[int | None] = mapped_column(Integer)
+    # ok | repaired | invalid | refused | truncated | transient | permanent
+    outcome: Mapped[str] = mapped_column(String(16))
+    error_kind: Mapped[str | None] = mapped_column(String(40))
+    error_message: Mapped[str | None] = mapped_column(Text)
+    finish_reason: Mapped[str | None] = mapped_column(String(40))
+    raw_text: Mapped[str | None] = mapped_column(Text)
+    repairs: Mapped[list[Any] | None] = mapped_column(JSONType)
+    validation_errors: Mapped[list[Any] | None] = mapped_column(JSONType)
+    latency_ms: Mapped[float | None] = mapped_column(Float)
+    input_tokens: Mapped[int | None] = mapped_column(Integer)
+    output_tokens: Mapped[int | None] = mapped_column(Integer)
+    total_tokens: Mapped[int | None] = mapped_column(Integer)
+    cached_tokens: Mapped[int | None] = mapped_column(Integer)
+    cost_usd: Mapped[float | None] = mapped_column(Float)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Result(Base):
+    """The validated answer. ``job_id`` is unique: the database refuses a second result."""
+
+    __tablename__ = "results"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), unique=True)
+    attempt_id: Mapped[int] = mapped_column(ForeignKey("attempts.id"))
+    data: Mapped[Any] = mapped_column(JSONType)
+    raw_text: Mapped[str] = mapped_column(Text)
+    repaired: Mapped[bool] = mapped_column(Boolean, default=False)
+    model: Mapped[str] = mapped_column(String(100))
+    request_id: Mapped[str | None] = mapped_column(String(64))
+    input_tokens: Mapped[int | None] = mapped_column(Integer)
+    output_tokens: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ResultHistory(Base):
+    """Results replaced by a forced reprocess, kept so nothing stored is ever lost."""
+
+    __tablename__ = "result_history"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    attempt_id: Mapped[int] = mapped_column(Integer)
+    data: Mapped[Any] = mapped_column(JSONType)
+    raw_text: Mapped[str] = mapped_column(Text)
+    repaired: Mapped[bool] = mapped_column(Boolean, default=False)
+    model: Mapped[str] = mapped_column(String(100))
+    request_id: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    replaced_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -1,0 +1,107 @@
+"""Batches and jobs: the source of truth for what is waiting, running and finished.
+
+A job moves ``pending -> queued -> running -> succeeded | failed`` (or ``cancelled``), and back
+to ``pending`` for a transport retry, a re-ask or a lost lease. Every move is a compare-and-set
+on ``status`` so duplicate deliveries cannot both act.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from models.base import Base, BigId, JSONType, UTCDateTime, utcnow
+
+
+class JobStatus:
+    PENDING = "pending"  # waiting in Postgres for its model's budget (or a backoff)
+    QUEUED = "queued"  # released to the broker with a token; a worker will call at once
+    RUNNING = "running"  # claimed by a worker under a lease
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    ALL = (PENDING, QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED)
+    FINAL = (SUCCEEDED, FAILED, CANCELLED)
+    ACTIVE = (PENDING, QUEUED, RUNNING)
+
+
+class Batch(Base):
+    __tablename__ = "batches"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    name: Mapped[str | None] = mapped_column(String(200))
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    cancelled: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Job(Base):
+    __tablename__ = "jobs"
+    __table_args__ = (
+        # Re-enqueueing the same transcript/template/schema/model into a batch is a no-op.
+        UniqueConstraint("batch_id", "transcript_id", "template_id", "schema_id", "model"),
+        Index("ix_jobs_batch_status", "batch_id", "status"),
+        # The dispatcher's hot query: pending jobs per model, oldest first.
+        Index(
+            "ix_jobs_pending",
+            "model",
+            "region",
+            "batch_id",
+            "id",
+            postgresql_where=text("status = 'pending'"),
+            sqlite_where=text("status = 'pending'"),
+        ),
+        # The reconciler's query: leases and queue times of jobs in flight.
+        Index(
+            "ix_jobs_inflight",
+            "status",
+            "lease_expires_at",
+            postgresql_where=text("status IN ('queued', 'running')"),
+            sqlite_where=text("status IN ('queued', 'running')"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    batch_id: Mapped[int] = mapped_column(ForeignKey("batches.id", ondelete="CASCADE"))
+    transcript_id: Mapped[str] = mapped_column(String(128))
+    template_id: Mapped[int] = mapped_column(ForeignKey("templates.id"))
+    schema_id: Mapped[int] = mapped_column(ForeignKey("schemas.id"))
+    model: Mapped[str] = mapped_column(String(100))
+    fallbacks: Mapped[list[Any]] = mapped_column(JSONType, default=list)
+    region: Mapped[str] = mapped_column(String(8), default="us")
+    model_region_global: Mapped[bool] = mapped_column(Boolean, default=False)
+    max_tokens: Mapped[int | None] = mapped_column(Integer)
+    temperature: Mapped[float | None] = mapped_column(Float)
+    variables: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+
+    status: Mapped[str] = mapped_column(String(16), default=JobStatus.PENDING)
+    not_before: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    lease_token: Mapped[str | None] = mapped_column(String(36))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    deliveries: Mapped[int] = mapped_column(Integer, default=0)
+    transport_retries: Mapped[int] = mapped_column(Integer, default=0)
+    reasks: Mapped[int] = mapped_column(Integer, default=0)
+    # The previous answer and its validation errors, shown to the model on a re-ask.
+    reask_context: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    error_kind: Mapped[str | None] = mapped_column(String(40))
+    error_message: Mapped[str | None] = mapped_column(Text)
+
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    queued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
