@@ -1,0 +1,231 @@
+"""The gateway client: one pooled ``httpx.Client`` per worker process, built after fork.
+
+    with GatewayClient(get_settings()) as gateway:
+        result = gateway.complete(request, log_fields={"job_id": job.id})
+
+Every call checks the request (``request.validate_request``) against the catalog of its
+region's host, sends it, and either returns a ``CompletionResult`` or raises one of
+``worker.errors``' ``GatewayError`` kinds; either way it logs one ``gateway.call`` line.
+The API key is sent only in the ``Authorization`` header and scrubbed from every error text.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from types import TracebackType
+from typing import Any
+
+import httpx
+
+from worker.errors import AuthFailed, GatewayError, RequestRejected
+from worker.gateway.errors_parse import (
+    error_from_response,
+    error_from_transport,
+    rate_limit_info,
+    redact,
+)
+from worker.gateway.request import build_body, check_request_shape, validate_request
+from worker.gateway.response import parse_catalog, parse_success
+from worker.gateway.types import CompletionRequest, CompletionResult, ModelInfo, Region
+from worker.logs import RESERVED_ATTRS
+from worker.settings import Settings
+
+__all__ = ["GatewayClient", "build_body", "make_http_client", "require_api_key"]
+
+log = logging.getLogger("tbatch.gateway")
+DEFAULT_CATALOG_TTL_S = 300.0
+CATALOG_RETRY_S = 30.0
+
+
+def require_api_key(settings: Settings) -> str:
+    key = settings.api_key.get_secret_value() if settings.api_key is not None else ""
+    if not key:
+        raise AuthFailed("ASSEMBLYAI_API_KEY is not set")
+    return key
+
+
+def make_http_client(settings: Settings, transport: httpx.BaseTransport | None) -> httpx.Client:
+    timeout = httpx.Timeout(
+        connect=settings.gateway_connect_timeout_s,
+        read=settings.gateway_read_timeout_s,
+        write=settings.gateway_write_timeout_s,
+        pool=settings.gateway_pool_timeout_s,
+    )
+    limits = httpx.Limits(
+        max_connections=settings.gateway_max_connections,
+        max_keepalive_connections=settings.gateway_max_connections,
+    )
+    return httpx.Client(timeout=timeout, limits=limits, transport=transport)
+
+
+def _safe_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """Caller fields that would collide with LogRecord attributes get a ``field_`` prefix."""
+    return {(f"field_{k}" if k in RESERVED_ATTRS else k): v for k, v in fields.items()}
+
+
+class GatewayClient:
+    def __init__(
+        self,
+        settings: Settings,
+        transport: httpx.BaseTransport | None = None,
+        *,
+        catalog_ttl_s: float = DEFAULT_CATALOG_TTL_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._settings = settings
+        self._http = make_http_client(settings, transport)
+        self._catalog_ttl_s = catalog_ttl_s
+        self._clock = clock
+        self._catalogs: dict[Region, tuple[float, dict[str, ModelInfo]]] = {}
+        self._catalog_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        s = self._settings
+        return f"GatewayClient(us={s.gateway_url!r}, eu={s.gateway_eu_url!r})"
+
+    def __enter__(self) -> GatewayClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def base_url(self, region: Region) -> str:
+        url = self._settings.gateway_eu_url if region == "eu" else self._settings.gateway_url
+        return url.rstrip("/")
+
+    def _secret(self) -> str | None:
+        key = self._settings.api_key
+        return key.get_secret_value() if key is not None else None
+
+    # -- catalog ---------------------------------------------------------------------------
+
+    def list_models(self, region: Region = "us") -> dict[str, ModelInfo]:
+        """The catalog of ``region``'s host (``GET {base}/models``, no auth), cached for
+        ``catalog_ttl_s``. If a refresh fails, a stale catalog is used rather than none."""
+        with self._catalog_lock:
+            cached = self._catalogs.get(region)
+            now = self._clock()
+            if cached is not None and now - cached[0] < self._catalog_ttl_s:
+                return cached[1]
+            try:
+                catalog = self._fetch_catalog(region)
+            except GatewayError as exc:
+                if cached is None:
+                    raise
+                # Serve the stale copy and try again after a short pause, not on every call.
+                pause_s = min(CATALOG_RETRY_S, self._catalog_ttl_s)
+                self._catalogs[region] = (now - self._catalog_ttl_s + pause_s, cached[1])
+                log.warning(
+                    "gateway.models stale",
+                    extra={"event": "gateway.models", "region": region, "error_kind": exc.kind},
+                )
+                return cached[1]
+            self._catalogs[region] = (now, catalog)
+            return catalog
+
+    def _fetch_catalog(self, region: Region) -> dict[str, ModelInfo]:
+        try:
+            response = self._http.get(f"{self.base_url(region)}/models")
+        except httpx.TransportError as exc:
+            raise error_from_transport(exc, model=None) from exc
+        if not response.is_success:
+            raise error_from_response(response, model=None, secret=self._secret())
+        return parse_catalog(response.text)
+
+    # -- completions -----------------------------------------------------------------------
+
+    def complete(
+        self, req: CompletionRequest, log_fields: Mapping[str, Any] | None = None
+    ) -> CompletionResult:
+        key = require_api_key(self._settings)
+        fields = _safe_fields(log_fields or {})
+        try:
+            check_request_shape(req)  # before any network I/O
+            validate_request(req, self.list_models(req.region))
+        except RequestRejected as exc:
+            log.warning(
+                "gateway.rejected",
+                extra={**fields, "event": "gateway.rejected", "model_asked": req.model,
+                       "region": req.region, "reason": str(exc)},
+            )  # fmt: skip
+            raise
+        started = time.perf_counter()
+        try:
+            response = self._http.post(
+                f"{self.base_url(req.region)}/chat/completions",
+                json=build_body(req),
+                headers={"Authorization": key},
+            )
+        except httpx.TransportError as exc:
+            error = error_from_transport(exc, model=req.model)
+            self._log_call(req, fields, _ms_since(started), error=error)
+            raise error from exc
+        latency_ms = _ms_since(started)
+        try:
+            if not response.is_success:
+                raise error_from_response(
+                    response,
+                    model=req.model,
+                    json_repair_requested=req.server_json_repair,
+                    secret=key,
+                )
+            result = parse_success(
+                response.text,
+                model_asked=req.model,
+                region=req.region,
+                http_status=response.status_code,
+                latency_ms=latency_ms,
+                rate_limit=rate_limit_info(response.headers),
+                secret=key,
+            )
+        except GatewayError as error:
+            self._log_call(req, fields, latency_ms, error=error, body=redact(response.text, key))
+            raise
+        self._log_call(req, fields, latency_ms, result=result)
+        return result
+
+    def _log_call(
+        self,
+        req: CompletionRequest,
+        fields: dict[str, Any],
+        latency_ms: float,
+        *,
+        result: CompletionResult | None = None,
+        error: GatewayError | None = None,
+        body: str | None = None,
+    ) -> None:
+        line: dict[str, Any] = {
+            **fields,
+            "event": "gateway.call",
+            "request_id": result.request_id if result else (error.request_id if error else None),
+            "model_asked": req.model,
+            "model_answered": result.model_answered if result else None,
+            "region": req.region,
+            "status": result.http_status if result else (error.status if error else None),
+            "latency_ms": round(latency_ms, 1),
+            "error_kind": error.kind if error else None,
+        }
+        if result is not None:
+            line["finish_reason"] = result.finish_reason
+            line["input_tokens"] = result.usage.input_tokens
+            line["output_tokens"] = result.usage.output_tokens
+        if error is not None:
+            line["error"] = str(error)
+            if body is not None:
+                line["error_body"] = body  # full text: AssemblyAI support asks for it
+        log.log(logging.WARNING if error else logging.INFO, "gateway.call", extra=line)
+
+
+def _ms_since(started: float) -> float:
+    return (time.perf_counter() - started) * 1000.0

@@ -1,0 +1,185 @@
+"""Turn a failed gateway response into one of ``worker.errors``' exceptions (pure, no I/O).
+
+Three error envelopes coexist on the wire (gateway-api.md section 6.3):
+
+- flattened: ``{"code", "message", "request_id", "metadata": {"errors": [...]}}``
+- auth:      ``{"error": "<text>", "status": "error", "request_id"}``
+- old:       ``{"error": {"code", "message", "metadata": {"errors": [...]}}}``
+
+The real cause of a 400 is only in ``metadata.errors``; ``message`` is generic.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import httpx
+
+from worker.errors import (
+    AuthFailed,
+    BadRequest,
+    ConnectionFailed,
+    GatewayError,
+    GatewayTimeout,
+    RateLimited,
+    RepairFailed,
+    ServerError,
+    TranscriptNotFound,
+)
+from worker.gateway.types import RateLimitInfo
+
+BODY_LIMIT_BYTES = 4096
+REDACTED = "[REDACTED]"
+
+
+@dataclass(frozen=True)
+class ErrorEnvelope:
+    message: str | None = None
+    request_id: str | None = None
+    errors: list[str] = field(default_factory=list)
+
+
+def redact(text: str, secret: str | None) -> str:
+    """``text`` with every occurrence of ``secret`` replaced (no-op for an empty secret)."""
+    return text.replace(secret, REDACTED) if secret else text
+
+
+def truncate_body(text: str, limit_bytes: int = BODY_LIMIT_BYTES) -> str:
+    raw = text.encode("utf-8", errors="replace")
+    if len(raw) <= limit_bytes:
+        return text
+    return raw[:limit_bytes].decode("utf-8", errors="ignore") + "...[truncated]"
+
+
+def _str_list(value: Any) -> list[str]:
+    if isinstance(value, list):
+        return [v if isinstance(v, str) else json.dumps(v) for v in value]
+    if isinstance(value, str):
+        return [value]
+    return []
+
+
+def parse_envelope(text: str) -> ErrorEnvelope:
+    """Read any of the three envelopes; anything else yields an empty envelope."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return ErrorEnvelope()
+    if not isinstance(data, dict):
+        return ErrorEnvelope()
+    request_id = data.get("request_id")
+    request_id = request_id if isinstance(request_id, str) else None
+    message = data.get("message")
+    metadata = data.get("metadata")
+    error = data.get("error")
+    if isinstance(error, dict):  # old shape
+        message = message if isinstance(message, str) else error.get("message")
+        metadata = metadata if isinstance(metadata, dict) else error.get("metadata")
+    elif isinstance(error, str) and not isinstance(message, str):  # auth shape
+        message = error
+    errors = _str_list(metadata.get("errors")) if isinstance(metadata, dict) else []
+    return ErrorEnvelope(
+        message=message if isinstance(message, str) else None,
+        request_id=request_id,
+        errors=errors,
+    )
+
+
+def _int_header(headers: httpx.Headers, name: str) -> int | None:
+    value = _float_header(headers, name)
+    return int(value) if value is not None else None
+
+
+def _float_header(headers: httpx.Headers, name: str) -> float | None:
+    value = headers.get(name)
+    if value is None:
+        return None
+    try:
+        return float(value.strip())
+    except ValueError:
+        return None
+
+
+def rate_limit_info(headers: httpx.Headers) -> RateLimitInfo:
+    """``X-RateLimit-*`` headers (httpx.Headers look names up case-insensitively)."""
+    return RateLimitInfo(
+        limit=_int_header(headers, "x-ratelimit-limit"),
+        remaining=_int_header(headers, "x-ratelimit-remaining"),
+        reset_s=_float_header(headers, "x-ratelimit-reset"),
+        model=headers.get("x-ratelimit-model"),
+        service=headers.get("x-ratelimit-service"),
+    )
+
+
+def parse_retry_after(value: str | None, now_epoch_s: float | None = None) -> float | None:
+    """``Retry-After`` as seconds to wait: delta-seconds or an HTTP date (never negative)."""
+    if value is None or not value.strip():
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    now = time.time() if now_epoch_s is None else now_epoch_s
+    return max(0.0, when.timestamp() - now)
+
+
+def _mentions_repair(envelope: ErrorEnvelope) -> bool:
+    texts = [envelope.message or "", *envelope.errors]
+    return any("repair" in t.lower() for t in texts)
+
+
+def error_from_response(
+    response: httpx.Response,
+    *,
+    model: str | None,
+    json_repair_requested: bool = False,
+    secret: str | None = None,
+    now_epoch_s: float | None = None,
+) -> GatewayError:
+    """The exception for a non-2xx ``response``; ``secret`` is scrubbed from every text."""
+    status = response.status_code
+    text = redact(response.text, secret)
+    envelope = parse_envelope(text)
+    message = redact(envelope.message or f"gateway returned HTTP {status}", secret)
+    common: dict[str, Any] = {
+        "status": status,
+        "request_id": envelope.request_id,
+        "model": model,
+        "errors": [redact(e, secret) for e in envelope.errors],
+        "body": truncate_body(text),
+    }
+    if status == 429:
+        info = rate_limit_info(response.headers)
+        retry_after = parse_retry_after(response.headers.get("retry-after"), now_epoch_s)
+        return RateLimited(
+            message,
+            retry_after_s=retry_after if retry_after is not None else info.reset_s,
+            limit=info.limit,
+            **common,
+        )
+    if status >= 500 or status < 400:
+        if status == 500 and json_repair_requested and _mentions_repair(envelope):
+            return RepairFailed(message, **common)
+        return ServerError(message, **common)
+    if status in (401, 403):
+        return AuthFailed(message, **common)
+    if status == 404:
+        return TranscriptNotFound(message, **common)
+    return BadRequest(message, **common)
+
+
+def error_from_transport(exc: httpx.TransportError, *, model: str | None) -> GatewayError:
+    """Timeouts and broken connections (the message names the failure, never a header)."""
+    detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    if isinstance(exc, httpx.TimeoutException):
+        return GatewayTimeout(f"gateway timeout ({detail})", model=model)
+    return ConnectionFailed(f"gateway connection failed ({detail})", model=model)

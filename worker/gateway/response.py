@@ -1,0 +1,214 @@
+"""Parse a gateway success body and the model catalog (pure, defensive: the shape drifts)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from worker.errors import ServerError
+from worker.gateway.errors_parse import redact, truncate_body
+from worker.gateway.types import CompletionResult, ModelInfo, RateLimitInfo, Region, Usage
+
+# Provider-native finish reasons -> OpenAI's vocabulary (gateway-api.md 5.3, 8.5).
+FINISH_REASONS = {
+    "stop": "stop",
+    "length": "length",
+    "tool_calls": "tool_calls",
+    "content_filter": "content_filter",
+    "function_call": "tool_calls",
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "max_tokens": "length",
+    "tool_use": "tool_calls",
+    "refusal": "refusal",
+    "STOP": "stop",
+    "MAX_TOKENS": "length",
+    "SAFETY": "content_filter",
+}
+
+
+def normalise_finish_reason(raw: str | None) -> str | None:
+    if raw is None:
+        return None
+    return FINISH_REASONS.get(raw) or FINISH_REASONS.get(raw.lower()) or raw
+
+
+def _int(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return None
+
+
+def parse_usage(usage: Any) -> Usage:
+    """Either naming (input/output or prompt/completion); total computed when absent."""
+    if not isinstance(usage, dict):
+        return Usage()
+    input_tokens = _int(usage.get("input_tokens"))
+    if input_tokens is None:
+        input_tokens = _int(usage.get("prompt_tokens"))
+    output_tokens = _int(usage.get("output_tokens"))
+    if output_tokens is None:
+        output_tokens = _int(usage.get("completion_tokens"))
+    total = _int(usage.get("total_tokens"))
+    if total is None and input_tokens is not None and output_tokens is not None:
+        total = input_tokens + output_tokens
+    details = usage.get("prompt_tokens_details")
+    cached = _int(details.get("cached_tokens")) if isinstance(details, dict) else None
+    return Usage(
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        total_tokens=total,
+        cached_tokens=cached,
+    )
+
+
+def _text(content: Any) -> str | None:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        parts = [
+            p["text"] for p in content if isinstance(p, dict) and isinstance(p.get("text"), str)
+        ]
+        return "".join(parts) if parts else None
+    return None
+
+
+def _first_str(values: list[Any]) -> str | None:
+    return next((v for v in values if isinstance(v, str) and v), None)
+
+
+def _model_answered(data: dict[str, Any], model_asked: str) -> str:
+    echo = data.get("request")
+    echoed = echo.get("model") if isinstance(echo, dict) else None
+    return _first_str([data.get("model"), echoed]) or model_asked
+
+
+def parse_success(
+    text: str,
+    *,
+    model_asked: str,
+    region: Region,
+    http_status: int,
+    latency_ms: float,
+    rate_limit: RateLimitInfo,
+    secret: str | None = None,
+) -> CompletionResult:
+    """A 2xx body as a result. Not JSON, or no choices: ``ServerError`` (transient)."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        data = None
+    choices = data.get("choices") if isinstance(data, dict) else None
+    if not isinstance(data, dict) or not isinstance(choices, list) or not choices:
+        request_id = data.get("request_id") if isinstance(data, dict) else None
+        raise ServerError(
+            "malformed gateway response",
+            status=http_status,
+            model=model_asked,
+            request_id=request_id if isinstance(request_id, str) else None,
+            body=truncate_body(redact(text, secret)),
+        )
+    contents: list[Any] = []
+    refusals: list[Any] = []
+    reasons: list[Any] = []
+    tool_calls: list[dict[str, Any]] = []
+    for choice in choices:
+        if not isinstance(choice, dict):
+            continue
+        message = choice.get("message")
+        message = message if isinstance(message, dict) else {}
+        contents.append(_text(message.get("content")))
+        refusals.append(message.get("refusal"))
+        reasons.append(choice.get("finish_reason"))
+        # Newer docs put tool_calls on the message, the March 2026 spec on the choice.
+        for calls in (message.get("tool_calls"), choice.get("tool_calls")):
+            if isinstance(calls, list):
+                tool_calls.extend(c for c in calls if isinstance(c, dict))
+    raw_reason = _first_str(reasons)
+    response_time = data.get("response_time")
+    request_id = data.get("request_id")
+    return CompletionResult(
+        request_id=request_id if isinstance(request_id, str) else None,
+        model_asked=model_asked,
+        model_answered=_model_answered(data, model_asked),
+        region=region,
+        content=_first_str(contents),
+        refusal=_first_str(refusals),
+        has_tool_calls=bool(tool_calls),
+        tool_calls=tool_calls,
+        finish_reason=normalise_finish_reason(raw_reason),
+        finish_reason_raw=raw_reason,
+        usage=parse_usage(data.get("usage")),
+        rate_limit=rate_limit,
+        http_status=http_status,
+        latency_ms=latency_ms,
+        response_time_ns=_int(response_time),
+        raw_body=text,
+    )
+
+
+def _price(pricing: Any, keys: tuple[str, ...], per_token_keys: tuple[str, ...]) -> float | None:
+    """USD per million tokens. Keys named like OpenRouter's (prompt/completion) are per token."""
+    if not isinstance(pricing, dict):
+        return None
+    for key in keys + per_token_keys:
+        value = pricing.get(key)
+        if isinstance(value, bool) or value is None:
+            continue
+        try:
+            price = float(value)
+        except (TypeError, ValueError):
+            continue
+        return price * 1_000_000 if key in per_token_keys else price
+    return None
+
+
+def _str_set(value: Any) -> frozenset[str] | None:
+    if isinstance(value, list):
+        return frozenset(v for v in value if isinstance(v, str))
+    if isinstance(value, str):
+        return frozenset(v.strip() for v in value.split(",") if v.strip())
+    return None
+
+
+def parse_model(entry: Any) -> ModelInfo | None:
+    if not isinstance(entry, dict) or not isinstance(entry.get("id"), str):
+        return None
+    pricing = entry.get("pricing")
+    return ModelInfo(
+        id=entry["id"],
+        context_length=_int(entry.get("context_length")),
+        supported_parameters=_str_set(entry.get("supported_parameters")),
+        available_regions=_str_set(entry.get("available_regions")),
+        input_usd_per_mtok=_price(
+            pricing,
+            ("input_per_million_tokens", "input_per_mtok", "input_per_million", "input"),
+            ("prompt",),
+        ),
+        output_usd_per_mtok=_price(
+            pricing,
+            ("output_per_million_tokens", "output_per_mtok", "output_per_million", "output"),
+            ("completion",),
+        ),
+    )
+
+
+def parse_catalog(text: str) -> dict[str, ModelInfo]:
+    """``GET /v1/models``: ``{"data": [...]}`` (a bare list is accepted too)."""
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise ServerError("malformed model catalog (not JSON)") from exc
+    entries = data.get("data") if isinstance(data, dict) else data
+    if not isinstance(entries, list):
+        raise ServerError("malformed model catalog (no data list)")
+    catalog: dict[str, ModelInfo] = {}
+    for entry in entries:
+        info = parse_model(entry)
+        if info is not None:
+            catalog[info.id] = info
+    return catalog

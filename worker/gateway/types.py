@@ -1,0 +1,121 @@
+"""Typed requests to and results from AssemblyAI's LLM Gateway.
+
+Requests are what tbatch wants to send; ``request.build_body`` turns one into the wire JSON.
+Results keep the evidence (request_id, raw body, the model that answered) next to the parsed
+fields, so a failed job can be understood and reprocessed later.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Region = Literal["us", "eu"]
+TRANSCRIPT_TAG = "{{ transcript }}"
+
+
+class Message(BaseModel):
+    """One chat message. Extra keys (``name``, ``tool_call_id``, ``cache_control``) pass through."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    role: Literal["system", "user", "assistant", "tool"]
+    content: str | list[dict[str, Any]] | None = None
+
+
+class Fallback(BaseModel):
+    """A backup model; ``overrides`` replace top-level request fields for this model only."""
+
+    model_config = ConfigDict(frozen=True)
+
+    model: str
+    overrides: dict[str, Any] = Field(default_factory=dict)
+
+
+class CompletionRequest(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    model: str
+    messages: list[Message]
+    region: Region = "us"
+    transcript_id: str | None = None
+    max_tokens: int | None = None
+    temperature: float | None = None
+    fallbacks: list[Fallback] = Field(default_factory=list)
+    # None with fallbacks means "all of them" (the gateway's own default is undocumented).
+    fallback_depth: int | None = None
+    fallback_retry: bool = True
+    response_format_name: str | None = None
+    response_format_schema: dict[str, Any] | None = None
+    strict: bool = False
+    server_json_repair: bool = False
+    model_region_global: bool = False
+    # Any other top-level body field (tools, tool_choice, reasoning, stop, ...).
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_depth(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("fallbacks") and data.get("fallback_depth") is None:
+            data = {**data, "fallback_depth": len(data["fallbacks"])}
+        return data
+
+
+class Usage(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    total_tokens: int | None = None
+    cached_tokens: int | None = None
+
+
+class RateLimitInfo(BaseModel):
+    """The ``X-RateLimit-*`` headers of one response; None where a header was absent."""
+
+    model_config = ConfigDict(frozen=True)
+
+    limit: int | None = None
+    remaining: int | None = None
+    reset_s: float | None = None
+    model: str | None = None
+    service: str | None = None
+
+
+class CompletionResult(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    request_id: str | None
+    model_asked: str
+    model_answered: str
+    region: Region
+    content: str | None
+    refusal: str | None = None
+    has_tool_calls: bool = False
+    tool_calls: list[dict[str, Any]] = Field(default_factory=list)
+    finish_reason: str | None = None
+    finish_reason_raw: str | None = None
+    usage: Usage = Field(default_factory=Usage)
+    rate_limit: RateLimitInfo = Field(default_factory=RateLimitInfo)
+    http_status: int
+    latency_ms: float
+    response_time_ns: int | None = None
+    raw_body: str = Field(repr=False)
+
+    @property
+    def served_by_fallback(self) -> bool:
+        return self.model_answered != self.model_asked
+
+
+class ModelInfo(BaseModel):
+    """One catalog entry. ``supported_parameters`` is None when the catalog did not say."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    context_length: int | None = None
+    supported_parameters: frozenset[str] | None = None
+    available_regions: frozenset[str] | None = None
+    input_usd_per_mtok: float | None = None
+    output_usd_per_mtok: float | None = None
