@@ -98,7 +98,7 @@ def _check_refs(schema: dict[str, Any], source: str) -> None:
         except Unresolvable:
             raise InputError(
                 f"$ref {ref!r} at {json_path(path)} cannot be resolved "
-                "(only references inside the schema file, or to the JSON Schema meta-schemas, work)",
+                "(tbatch resolves only references inside the schema and to the meta-schemas)",
                 source=source,
             ) from None
 
