@@ -29,6 +29,8 @@ from referencing.jsonschema import DRAFT202012
 from worker.errors import InputError
 
 MAX_SCHEMA_BYTES = 256 * 1024
+MAX_ERRORS = 20
+MAX_ERROR_CHARS = 300
 _VALIDATOR_CACHE_SIZE = 64
 # Keywords whose values are data, not subschemas: a "$ref" key inside them is not a reference.
 _DATA_KEYWORDS = frozenset({"const", "enum", "default", "examples"})
@@ -157,3 +159,18 @@ def validator_for(schema: dict[str, Any] | bool) -> Draft202012Validator:
         while len(_validators) > _VALIDATOR_CACHE_SIZE:
             _validators.popitem(last=False)
     return validator
+
+
+def validation_errors(instance: object, schema: dict[str, Any] | bool) -> list[str]:
+    """Every schema violation as ``"at $.path[2].field: message"``, sorted and bounded."""
+    found = sorted(
+        _clip(f"at {json_path(error.absolute_path)}: {error.message}")
+        for error in validator_for(schema).iter_errors(instance)
+    )
+    if len(found) > MAX_ERRORS:
+        found = [*found[: MAX_ERRORS - 1], f"... and {len(found) - MAX_ERRORS + 1} more errors"]
+    return found
+
+
+def _clip(message: str) -> str:
+    return message if len(message) <= MAX_ERROR_CHARS else message[: MAX_ERROR_CHARS - 1] + "…"
