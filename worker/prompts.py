@@ -62,6 +62,7 @@ _NEAR_MARKER = re.compile(
 )
 _JINJA_FILENAME = "<template>"
 _MAX_POW_EXPONENT = 1000
+_STREAM_SLACK_CHARS = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,7 +273,9 @@ def _render_one(part: MessageTemplate, context: Mapping[str, object], source: st
         for piece in part.template.generate(context):
             pieces.append(piece)
             length += len(piece)
-            if length > MAX_MESSAGE_BYTES:  # characters <= bytes: stop before memory grows
+            # Characters <= bytes, and the sentinel is longer than the tag: the exact check
+            # comes after rendering, this one only stops a runaway loop early.
+            if length > MAX_MESSAGE_BYTES + _STREAM_SLACK_CHARS:
                 raise InputError(
                     f"rendered {part.role} message exceeds {MAX_MESSAGE_BYTES} bytes",
                     source=source,
