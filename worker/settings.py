@@ -53,6 +53,8 @@ class Settings(BaseSettings):
     retry_backoff_base_s: float = 2.0
     retry_backoff_max_s: float = 120.0
     max_reasks: int = 2
+    # The gateway's own default is 1000 output tokens, which truncates rich analytics.
+    default_max_tokens: int = 4000
 
     # Reliability
     lease_s: float = 150.0
@@ -63,7 +65,9 @@ class Settings(BaseSettings):
     # Jobs released to the broker but not yet running, per model, when the model has no limit.
     unlimited_release_ahead: int = 512
 
-    # Worker
+    # Worker. Each worker process also runs a dispatcher, a reconciler and a lease heartbeat
+    # (threads); several processes on several machines share the work through Postgres/Redis.
+    run_background: bool = True
     worker_concurrency: int = 64
     worker_pool: str = "threads"
 

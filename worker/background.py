@@ -1,0 +1,73 @@
+"""The loops each worker process runs beside its task threads: dispatcher, reconciler, lease
+heartbeat. They are plain threads over the service layer; any number of processes may run them.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+from models.base import utcnow
+from worker.runtime import Runtime
+from worker.services.dispatch import Dispatcher
+from worker.services.reconcile import reconcile, renew_leases
+
+log = logging.getLogger("tbatch.background")
+
+
+class BackgroundLoops:
+    def __init__(self, runtime: Runtime) -> None:
+        self._rt = runtime
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        settings = runtime.settings
+        self.dispatcher = Dispatcher(
+            runtime.sessions,
+            runtime.limiter,
+            runtime.publish,
+            release_ahead=settings.unlimited_release_ahead,
+        )
+
+    def start(self) -> None:
+        settings = self._rt.settings
+        self._spawn("tbatch-dispatch", self.dispatcher.tick)
+        self._spawn("tbatch-reconcile", self._reconcile_once, every_s=settings.reconcile_interval_s)
+        self._spawn("tbatch-heartbeat", self._heartbeat_once, every_s=settings.lease_s / 4)
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout_s)
+
+    def _spawn(self, name: str, step: Callable[[], float | None], every_s: float = 0.0) -> None:
+        def run() -> None:
+            while not self._stop.is_set():
+                try:
+                    wait_s = step()
+                except Exception:  # a loop must outlive a database or Redis outage
+                    log.exception("background.error", extra={"loop": name})
+                    wait_s = 1.0
+                self._stop.wait(every_s if every_s else min(float(wait_s or 0), 0.5))
+
+        thread = threading.Thread(target=run, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def _reconcile_once(self) -> None:
+        settings = self._rt.settings
+        with self._rt.sessions.begin() as session:
+            moved = reconcile(
+                session,
+                now=utcnow(),
+                requeue_after_s=settings.requeue_after_s,
+                max_deliveries=settings.max_deliveries,
+            )
+        if any(moved.values()):
+            log.warning("reconcile", extra={"event": "reconcile", **moved})
+
+    def _heartbeat_once(self) -> None:
+        leases = dict(self._rt.deps.leases)
+        if leases:
+            with self._rt.sessions.begin() as session:
+                renew_leases(session, leases, now=utcnow(), lease_s=self._rt.settings.lease_s)

@@ -1,0 +1,101 @@
+"""The Celery app factory and its configuration for long, I/O-bound gateway calls.
+
+- acks late + prefetch 1: a message is acknowledged only after the job's outcome is stored.
+- threads pool: a gateway call is a blocking HTTP wait; threads keep many calls in flight on
+  2 cores at a fraction of prefork's memory (see README for the measurement).
+- visibility timeout far above the longest task: Redis redelivers unacknowledged messages after
+  it, and the reconciler (not redelivery) is what brings back a dead worker's job.
+- JSON only; messages carry a job id, nothing else.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+from celery import Celery, bootsteps
+
+from worker.settings import Settings, get_settings
+
+_lock = threading.Lock()
+_app: Celery | None = None
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    longest_task_s = (
+        settings.gateway_connect_timeout_s
+        + settings.gateway_write_timeout_s
+        + settings.gateway_read_timeout_s
+        + settings.gateway_pool_timeout_s
+    )
+    transport: dict[str, Any] = {"visibility_timeout": max(7200.0, 4 * longest_task_s)}
+    if settings.broker_url.startswith("filesystem"):
+        folder = Path(settings.broker_folder).resolve()
+        for sub in ("queue", "processed"):
+            (folder / sub).mkdir(parents=True, exist_ok=True)
+        transport |= {
+            "data_folder_in": str(folder / "queue"),
+            "data_folder_out": str(folder / "queue"),
+            "processed_folder": str(folder / "processed"),
+            "store_processed": False,
+            "polling_interval": 0.05,
+        }
+    return {
+        "broker_url": settings.broker_url,
+        "broker_transport_options": transport,
+        "broker_connection_retry_on_startup": True,
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        "result_backend": None,
+        "task_ignore_result": True,
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "task_default_queue": "tbatch",
+        "task_soft_time_limit": longest_task_s + 15,
+        "task_time_limit": longest_task_s + 30,
+        "worker_pool": settings.worker_pool,
+        "worker_concurrency": settings.worker_concurrency,
+        "worker_hijack_root_logger": False,
+        "worker_send_task_events": False,
+        "task_send_sent_event": False,
+        "include": ["worker.tasks"],
+    }
+
+
+class BackgroundStep(bootsteps.StartStopStep):
+    """Runs the dispatcher, reconciler and lease heartbeat in the worker's main process."""
+
+    requires = {"celery.worker.components:Pool"}
+
+    def __init__(self, worker: Any, **kwargs: Any) -> None:
+        self.loops: Any = None
+
+    def start(self, worker: Any) -> None:
+        from worker.background import BackgroundLoops
+        from worker.runtime import get_runtime
+
+        if get_runtime().settings.run_background:
+            self.loops = BackgroundLoops(get_runtime())
+            self.loops.start()
+
+    def stop(self, worker: Any) -> None:
+        if self.loops is not None:
+            self.loops.stop()
+
+
+def create_app(settings: Settings | None = None) -> Celery:
+    settings = settings or get_settings()
+    app = Celery("tbatch")
+    app.conf.update(celery_config(settings))
+    app.steps["worker"].add(BackgroundStep)
+    return app
+
+
+def get_app() -> Celery:
+    global _app
+    with _lock:
+        if _app is None:
+            _app = create_app()
+        return _app

@@ -1,0 +1,140 @@
+"""`tbatch enqueue | status | results`."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+import time
+from pathlib import Path
+from typing import IO, Any
+
+import click
+
+from worker.cli.common import db, print_json
+from worker.cli.render import render_status
+from worker.errors import InputError
+from worker.runtime import get_runtime
+from worker.services.enqueue import EnqueueRequest, enqueue, load_schema_text
+from worker.services.queries import batch_status, iter_results, models_in_use
+
+
+def _read(path: str, what: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"cannot read {what}: {exc.strerror}", source=path) from None
+    except UnicodeDecodeError:
+        raise InputError(f"{what} is not UTF-8 text", source=path) from None
+
+
+@click.command("enqueue")
+@click.option("--transcripts", "transcripts_path", required=True, help="ids, one per line, or JSONL")
+@click.option("--template", "template_path", required=True, help="Jinja2 prompt template file")
+@click.option("--schema", "schema_path", required=True, help="output JSON Schema file")
+@click.option("--model", required=True)
+@click.option("--fallback", "fallbacks", multiple=True, help="fallback model (at most 2)")
+@click.option("--region", type=click.Choice(["us", "eu"]), default="us", show_default=True)
+@click.option("--name", default=None, help="batch name")
+@click.option("--batch", "batch_id", type=int, default=None, help="add to an existing batch")
+@click.option("--max-tokens", type=click.IntRange(min=1), default=None)
+@click.option("--temperature", type=click.FloatRange(0, 2), default=None)
+@click.option("--priority", type=click.IntRange(-4, 4), default=0, show_default=True)
+@click.option("--global-routing", is_flag=True, help='send model_region "global" (cheaper)')
+@click.option("--json", "as_json", is_flag=True)
+def enqueue_command(
+    transcripts_path: str, template_path: str, schema_path: str, model: str,
+    fallbacks: tuple[str, ...], region: str, name: str | None, batch_id: int | None,
+    max_tokens: int | None, temperature: float | None, priority: int, global_routing: bool,
+    as_json: bool,
+) -> None:  # fmt: skip
+    """Validate a whole input and store it as a batch of pending jobs (or store nothing)."""
+    req = EnqueueRequest(
+        transcripts_source=transcripts_path,
+        template_text=_read(template_path, "template"),
+        template_source=template_path,
+        schema=load_schema_text(_read(schema_path, "schema"), source=schema_path),
+        schema_source=schema_path,
+        model=model, fallbacks=fallbacks, region=region, name=name, max_tokens=max_tokens,
+        temperature=temperature, priority=priority, batch_id=batch_id,
+        model_region_global=global_routing,
+    )  # fmt: skip
+    gateway = get_runtime().gateway
+    try:
+        lines = Path(transcripts_path).open(encoding="utf-8")  # noqa: SIM115 (closed below)
+    except OSError as exc:
+        raise InputError(f"cannot read transcripts: {exc.strerror}", source=transcripts_path) from None
+    with lines, db() as session:
+        out = enqueue(session, req, lines, catalog=lambda r: gateway.list_models(r).keys())  # type: ignore[arg-type]
+    if as_json:
+        print_json({"batch_id": out.batch_id, "jobs": out.jobs, "new": out.new})
+    else:
+        click.echo(f"batch {out.batch_id}: {out.jobs} jobs ({out.new} new)")
+        click.echo(out.batch_id)
+
+
+@click.command("status")
+@click.argument("batch_id", type=int, required=False)
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--watch", is_flag=True, help="refresh until the batch is final")
+@click.option("--interval-s", type=float, default=1.0, show_default=True)
+def status_command(batch_id: int | None, as_json: bool, watch: bool, interval_s: float) -> None:
+    """Counts per state, progress, throughput, failures by reason, per-model budgets."""
+    while True:
+        with db() as session:
+            status = batch_status(session, batch_id)
+            keys = models_in_use(session, batch_id)
+        status["models"] = _budgets(keys)
+        if as_json:
+            print_json(status)
+        else:
+            render_status(status)
+        if not watch or status["final"]:
+            return
+        time.sleep(interval_s)  # a human's refresh interval, not synchronisation
+
+
+def _budgets(keys: list[tuple[str, str]]) -> list[dict[str, Any]]:
+    limiter = get_runtime().limiter
+    rows: list[dict[str, Any]] = []
+    for model, region in keys:
+        rows.extend(limiter.status([model], region))
+    return rows
+
+
+@click.command("results")
+@click.argument("batch_id", type=int)
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None)
+def results_command(batch_id: int, fmt: str, output: str | None) -> None:
+    """One record per job: job id, transcript_id, status, result, request_id, model, repaired,
+    error."""
+    out: IO[str] = open(output, "w", encoding="utf-8", newline="") if output else sys.stdout  # noqa: SIM115
+    try:
+        with db() as session:
+            write_results(iter_results(session, batch_id), fmt, out)
+    finally:
+        if output:
+            out.close()
+
+
+FIELDS = ["job_id", "transcript_id", "status", "result", "request_id", "model", "repaired", "error"]
+
+
+def write_results(records: Any, fmt: str, out: IO[str]) -> int:
+    count = 0
+    if fmt == "csv":
+        writer = csv.DictWriter(out, fieldnames=FIELDS)
+        writer.writeheader()
+        for rec in records:
+            rec = {**rec, "result": None if rec["result"] is None else json.dumps(rec["result"])}
+            writer.writerow(rec)
+            count += 1
+    else:
+        for rec in records:
+            out.write(json.dumps(rec, default=str) + "\n")
+            count += 1
+    return count
+
+
+COMMANDS = [enqueue_command, status_command, results_command]

@@ -1,0 +1,52 @@
+"""`tbatch migrate | worker`."""
+
+from __future__ import annotations
+
+import click
+
+from models.migrate import upgrade
+from worker.settings import get_settings
+
+
+@click.command("migrate")
+def migrate_command() -> None:
+    """Bring the database to the latest schema (Alembic)."""
+    url = get_settings().database_url
+    upgrade(url)
+    click.echo("database is at the latest schema")
+
+
+@click.command("worker")
+@click.option("--concurrency", type=click.IntRange(min=1), default=None, help="task threads")
+@click.option("--pool", type=click.Choice(["threads", "prefork", "solo"]), default=None)
+@click.option("--loglevel", default=None)
+@click.option("--no-background", is_flag=True, help="run no dispatcher/reconciler here")
+def worker_command(
+    concurrency: int | None, pool: str | None, loglevel: str | None, no_background: bool
+) -> None:
+    """A Celery worker with tbatch's configuration (plus dispatcher, reconciler, heartbeat)."""
+    from worker.celery_app import get_app
+    from worker.logs import configure_logging
+
+    settings = get_settings()
+    if no_background:
+        settings.run_background = False
+    if concurrency:
+        settings.worker_concurrency = concurrency
+    if pool:
+        settings.worker_pool = pool
+    configure_logging(loglevel or settings.log_level, settings.log_format)  # type: ignore[arg-type]
+    app = get_app()
+    app.worker_main(
+        [
+            "worker",
+            "--loglevel", loglevel or settings.log_level,
+            "--pool", settings.worker_pool,
+            "--concurrency", str(settings.worker_concurrency),
+            "--queues", "tbatch",
+            "--without-gossip", "--without-mingle", "--without-heartbeat",
+        ]
+    )  # fmt: skip
+
+
+COMMANDS = [migrate_command, worker_command]

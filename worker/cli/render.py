@@ -1,0 +1,43 @@
+"""Human output of `tbatch status` (rich)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.progress_bar import ProgressBar
+from rich.table import Table
+
+
+def render_status(status: dict[str, Any], console: Console | None = None) -> None:
+    console = console or Console()
+    counts = status["counts"]
+    title = "all batches" if status["batch_id"] is None else f"batch {status['batch_id']}"
+    console.print(f"[bold]{title}[/]: {status['done']}/{status['total']} final")
+    console.print(ProgressBar(total=max(1, status["total"]), completed=status["done"], width=50))
+    table = Table(show_header=True, header_style="bold")
+    for name in counts:
+        table.add_column(name, justify="right")
+    table.add_row(*(str(v) for v in counts.values()))
+    console.print(table)
+    rate = status["throughput_jobs_per_s"]
+    console.print(
+        f"throughput: {rate if rate is not None else '-'} jobs/s   attempts: {status['attempts']}"
+        f"   429s: {status['http_429']}   tokens in/out: {status['input_tokens']}/"
+        f"{status['output_tokens']}   cost: ${status['cost_usd']:.4f}"
+    )
+    if status["failures"]:
+        fails = Table("failure reason", "jobs", title="failures")
+        for kind, n in sorted(status["failures"].items(), key=lambda kv: -kv[1]):
+            fails.add_row(kind, str(n))
+        console.print(fails)
+    if status.get("models"):
+        budget = Table("model", "region", "limit", "tokens", "paused s", "learned", title="budgets")
+        for row in status["models"]:
+            limit = "none" if row["limit"] is None else f"{row['limit']}/{row['window_s']:g}s"
+            tokens = "-" if row["tokens"] is None else f"{row['tokens']:.2f}"
+            budget.add_row(
+                row["model"], row["region"], limit, tokens, f"{row['paused_for_s']:.1f}",
+                str(row["learned_limit"] or "-"),
+            )  # fmt: skip
+        console.print(budget)

@@ -1,0 +1,104 @@
+"""Per-process resources: engine, sessions, gateway client, limiter, publisher.
+
+Built lazily on first use in the process that uses them (after any fork: the pid is checked),
+never at import. One ``Runtime`` per process, shared by its task threads.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from models.db import make_engine, make_session_factory
+from worker.gateway.client import GatewayClient
+from worker.ratelimit.config import RateLimitConfig
+from worker.ratelimit.limiter import ModelLimiter
+from worker.ratelimit.memory_backend import MemoryBackend
+from worker.services.pipeline import PipelineDeps
+from worker.settings import Settings, get_settings
+
+PROCESS_TASK = "jobs.process"
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    pid: int
+
+    @cached_property
+    def engine(self) -> Engine:
+        pool = max(10, min(64, self.settings.worker_concurrency // 2))
+        return make_engine(self.settings.database_url, pool_size=pool)
+
+    @cached_property
+    def sessions(self) -> sessionmaker[Session]:
+        return make_session_factory(self.engine)
+
+    @cached_property
+    def gateway(self) -> GatewayClient:
+        return GatewayClient(self.settings)
+
+    @cached_property
+    def limiter(self) -> ModelLimiter:
+        return ModelLimiter(_limiter_backend(self.settings), RateLimitConfig.from_settings(self.settings))
+
+    @cached_property
+    def deps(self) -> PipelineDeps:
+        return PipelineDeps(
+            sessions=self.sessions, gateway=self.gateway, limiter=self.limiter,
+            settings=self.settings,
+        )  # fmt: skip
+
+    def publish(self, job_ids: Sequence[int]) -> None:
+        from worker.celery_app import get_app
+
+        app = get_app()
+        with app.producer_or_acquire() as producer:
+            for job_id in job_ids:
+                app.send_task(PROCESS_TASK, args=[job_id], producer=producer)
+
+    def close(self) -> None:
+        if "gateway" in self.__dict__:
+            self.gateway.close()
+        if "engine" in self.__dict__:
+            self.engine.dispose()
+
+
+def _limiter_backend(settings: Settings) -> Any:
+    url = settings.redis_url or (
+        settings.broker_url if settings.broker_url.startswith(("redis://", "rediss://")) else ""
+    )
+    if not url:
+        return MemoryBackend()
+    import redis
+
+    from worker.ratelimit.redis_backend import RedisBackend
+
+    return RedisBackend(redis.Redis.from_url(url))
+
+
+_lock = threading.Lock()
+_runtime: Runtime | None = None
+
+
+def get_runtime() -> Runtime:
+    global _runtime
+    with _lock:
+        if _runtime is None or _runtime.pid != os.getpid():
+            _runtime = Runtime(settings=get_settings(), pid=os.getpid())
+        return _runtime
+
+
+def reset_runtime() -> None:
+    global _runtime
+    with _lock:
+        if _runtime is not None and _runtime.pid == os.getpid():
+            _runtime.close()
+        _runtime = None

@@ -1,0 +1,205 @@
+"""The dispatcher: turns each model's rate-limit tokens into released jobs.
+
+Jobs wait in Postgres (``pending``), holding no worker slot and no broker message. For every
+(model, region) with waiting jobs the dispatcher asks the shared limiter for tokens and moves
+exactly that many jobs ``pending -> queued`` (``FOR UPDATE SKIP LOCKED``, so several dispatchers
+on several machines never release one job twice), commits, and only then publishes their ids.
+A worker that receives an id calls the gateway at once.
+
+Fair share: within a model, batches are served by stride scheduling: each release advances the
+batch's pass by ``1/weight`` (weight ``2**priority``), and the batch with the lowest pass goes
+next; a batch that appears starts at the current minimum pass, so a nightly batch enqueued
+behind a 50,000-job bulk batch gets an equal share from its first token, not a turn at the end.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from models.base import utcnow
+from models.jobs import Job, JobStatus
+from worker.ratelimit.backend import Grant
+
+log = logging.getLogger("tbatch.dispatch")
+ModelKey = tuple[str, str]  # (model, region)
+
+
+class LimiterPort(Protocol):
+    def acquire(self, model: str, region: str | None, want: int) -> Grant: ...
+
+    def limit(self, model: str, region: str | None) -> object | None: ...
+
+
+@dataclass
+class _Lane:
+    """One (model, region): its active batches and their stride-scheduling passes."""
+
+    weights: dict[int, float] = field(default_factory=dict)
+    passes: dict[int, float] = field(default_factory=dict)
+    pending: int = 0
+    next_try_s: float = 0.0
+
+    def set_batches(self, batches: dict[int, tuple[int, int]]) -> None:
+        floor = min(self.passes.values(), default=0.0)
+        self.passes = {b: self.passes.get(b, floor) for b in batches}
+        self.weights = {b: 2.0 ** max(-4, min(4, prio)) for b, (prio, _n) in batches.items()}
+        self.pending = sum(n for _p, n in batches.values())
+
+    def plan(self, tokens: int) -> list[tuple[int, int]]:
+        """Split ``tokens`` among batches, lowest pass first; returns (batch_id, count)."""
+        counts: dict[int, int] = {}
+        for _ in range(tokens):
+            if not self.passes:
+                break
+            batch = min(self.passes, key=lambda b: (self.passes[b], b))
+            counts[batch] = counts.get(batch, 0) + 1
+            self.passes[batch] += 1.0 / self.weights.get(batch, 1.0)
+        return sorted(counts.items(), key=lambda kv: self.passes[kv[0]])
+
+    def drop(self, batch: int) -> None:
+        self.passes.pop(batch, None)
+        self.weights.pop(batch, None)
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        limiter: LimiterPort,
+        publish: Callable[[Sequence[int]], None],
+        *,
+        release_ahead: int = 512,
+        refresh_s: float = 0.5,
+        max_per_tick: int = 1000,
+        clock: Callable[[], float] = time.monotonic,
+        now: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self._sessions = sessions
+        self._limiter = limiter
+        self._publish = publish
+        self._release_ahead = release_ahead
+        self._refresh_s = refresh_s
+        self._max_per_tick = max_per_tick
+        self._clock = clock
+        self._now = now
+        self._lanes: dict[ModelKey, _Lane] = {}
+        self._refreshed_at = -1e9
+        self.released_total = 0
+
+    def tick(self) -> float:
+        """Release what the budgets allow now; return seconds until the next useful tick."""
+        now_s = self._clock()
+        if now_s - self._refreshed_at >= self._refresh_s:
+            self._refresh()
+            now_s = self._clock()
+        sleep_s = max(0.0, self._refreshed_at + self._refresh_s - now_s)
+        for key, lane in list(self._lanes.items()):
+            if lane.pending <= 0 or lane.next_try_s > now_s:
+                if lane.pending > 0:
+                    sleep_s = min(sleep_s, lane.next_try_s - now_s)
+                continue
+            wait_s = self._serve(key, lane)
+            lane.next_try_s = self._clock() + wait_s
+            sleep_s = min(sleep_s, wait_s) if lane.pending > 0 else sleep_s
+        return max(0.0, sleep_s)
+
+    def _serve(self, key: ModelKey, lane: _Lane) -> float:
+        model, region = key
+        want = min(lane.pending, self._max_per_tick)
+        if self._limiter.limit(model, region) is None:
+            want = min(want, self._release_ahead - self._in_flight(key))
+            if want <= 0:
+                return self._refresh_s / 5
+        grant = self._limiter.acquire(model, region, want)
+        if grant.granted:
+            released = self._release(key, lane, grant.granted)
+            lane.pending -= len(released)
+            if len(released) < grant.granted:
+                lane.pending = 0  # drained (or held by not_before): refresh will tell
+        return grant.wait_s if grant.granted < want else 0.0
+
+    def _in_flight(self, key: ModelKey) -> int:
+        with self._sessions() as session:
+            return int(
+                session.scalar(
+                    select(func.count())
+                    .select_from(Job)
+                    .where(Job.status == JobStatus.QUEUED, Job.model == key[0], Job.region == key[1])
+                )
+                or 0
+            )
+
+    def _release(self, key: ModelKey, lane: _Lane, tokens: int) -> list[int]:
+        ids: list[int] = []
+        now = self._now()
+        with self._sessions.begin() as session:
+            for batch, count in lane.plan(tokens):
+                got = _release_batch(session, key, batch, count, now)
+                if len(got) < count:
+                    lane.drop(batch)
+                ids.extend(got)
+        if ids:
+            self._publish(ids)  # only after the commit made the queued rows visible
+            self.released_total += len(ids)
+        return ids
+
+    def _refresh(self) -> None:
+        now = self._now()
+        with self._sessions() as session:
+            rows = session.execute(
+                select(Job.model, Job.region, Job.batch_id, func.max(Job.priority), func.count())
+                .where(Job.status == JobStatus.PENDING, _due(now))
+                .group_by(Job.model, Job.region, Job.batch_id)
+            ).all()
+        grouped: dict[ModelKey, dict[int, tuple[int, int]]] = {}
+        for model, region, batch, prio, n in rows:
+            grouped.setdefault((model, region), {})[batch] = (int(prio or 0), int(n))
+        for key in list(self._lanes):
+            if key not in grouped:
+                self._lanes[key].set_batches({})
+        for key, batches in grouped.items():
+            self._lanes.setdefault(key, _Lane()).set_batches(batches)
+        self._refreshed_at = self._clock()
+
+    def lanes(self) -> dict[ModelKey, int]:
+        return {k: lane.pending for k, lane in self._lanes.items()}
+
+
+def _due(now: datetime):  # type: ignore[no-untyped-def]
+    return or_(Job.not_before.is_(None), Job.not_before <= now)
+
+
+def _release_batch(
+    session: Session, key: ModelKey, batch: int, count: int, now: datetime
+) -> list[int]:
+    model, region = key
+    chosen = (
+        select(Job.id)
+        .where(
+            Job.status == JobStatus.PENDING,
+            Job.model == model,
+            Job.region == region,
+            Job.batch_id == batch,
+            _due(now),
+        )
+        .order_by(Job.id)
+        .limit(count)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    rows = session.execute(
+        update(Job)
+        .where(Job.id.in_(chosen), Job.status == JobStatus.PENDING)
+        .values(status=JobStatus.QUEUED, queued_at=now)
+        .returning(Job.id)
+        .execution_options(synchronize_session=False)
+    ).all()
+    return sorted(int(r[0]) for r in rows)

@@ -1,0 +1,238 @@
+"""`tbatch enqueue`: validate a whole input, then store it in one transaction, or store nothing.
+
+Validation happens at the boundary so a batch never starts with jobs that can only fail: the
+template must produce the gateway's transcript tag for every job's variables, the schema must be
+valid JSON Schema (draft 2020-12), every model and fallback must exist in the catalog of the
+job's region (an EU job may only name models the EU host serves). Templates and schemas are
+stored once by content hash. Insertion streams in chunks with ON CONFLICT DO NOTHING, which
+makes re-enqueueing the same (transcript, template, schema, model) into a batch a no-op.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from models.content import Schema, Template
+from models.jobs import Batch, Job, JobStatus
+from worker.errors import InputError, NotFoundError
+from worker.prompts import check_template_for_enqueue, compile_template, template_hash
+from worker.output import check_schema, schema_hash
+from worker.services.job_input import JobInput, check_fallback_count, parse_job_lines
+
+CHUNK_ROWS = 5000
+MAX_REPORTED_ERRORS = 20
+REGIONS = ("us", "eu")
+
+# region -> the model ids that region's gateway host serves
+Catalog = Callable[[str], Iterable[str]]
+
+
+@dataclass(frozen=True)
+class EnqueueRequest:
+    transcripts_source: str
+    template_text: str
+    template_source: str
+    schema: Any
+    schema_source: str
+    model: str
+    fallbacks: tuple[str, ...] = ()
+    region: str = "us"
+    name: str | None = None
+    max_tokens: int | None = None
+    temperature: float | None = None
+    priority: int = 0
+    batch_id: int | None = None
+    model_region_global: bool = False
+
+
+@dataclass(frozen=True)
+class EnqueueOutcome:
+    batch_id: int
+    jobs: int  # distinct jobs the input describes
+    new: int  # of those, how many were not already in the batch
+
+
+class _ModelChecker:
+    """Checks model ids per region against the gateway's catalog, fetched once per region."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self._catalog = catalog
+        self._cache: dict[str, frozenset[str]] = {}
+
+    def ids(self, region: str) -> frozenset[str]:
+        if region not in self._cache:
+            self._cache[region] = frozenset(self._catalog(region))
+        return self._cache[region]
+
+    def problem(self, model: str, region: str, role: str) -> str | None:
+        if model in self.ids(region):
+            return None
+        if region == "eu" and model in self.ids("us"):
+            return (
+                f"{role} {model!r} is US-only; an EU job may only use models the EU host "
+                "serves (EU data never goes to a US-only model)"
+            )
+        return f"unknown {role} {model!r} (not in the {region.upper()} gateway's model catalog)"
+
+
+def enqueue(
+    session: Session, req: EnqueueRequest, lines: Iterable[str], catalog: Catalog
+) -> EnqueueOutcome:
+    """Validate and store; raises InputError (nothing stored) on the first bad input."""
+    if req.region not in REGIONS:
+        raise InputError(f"region must be one of {', '.join(REGIONS)}, not {req.region!r}")
+    tpl = compile_template(req.template_text, source=req.template_source)
+    check_schema(req.schema, source=req.schema_source)
+    check_fallback_count(req.fallbacks, lambda p: InputError(p, source="--fallback"))
+    models = _ModelChecker(catalog)
+    _raise_if(models.problem(req.model, req.region, "model"), "--model")
+    for fb in req.fallbacks:
+        _raise_if(models.problem(fb, req.region, "fallback"), "--fallback")
+
+    batch_id = _batch(session, req)
+    template_id = _stored_id(session, Template, template_hash(req.template_text), req.template_text)
+    schema_id = _stored_id(session, Schema, schema_hash(req.schema), req.schema)
+    writer = _JobWriter(session, batch_id=batch_id, template_id=template_id, schema_id=schema_id)
+
+    errors: list[InputError] = []
+    checked_variables: set[str] = set()
+    for item in parse_job_lines(lines, source=req.transcripts_source):
+        if isinstance(item, InputError):
+            errors.append(item)
+        else:
+            problem = _check_job(item, req, tpl, models, checked_variables)
+            if problem:
+                errors.append(InputError(problem, source=req.transcripts_source, line=item.line))
+            elif not errors:
+                writer.add(_row(item, req))
+        if len(errors) >= MAX_REPORTED_ERRORS:
+            break
+    if errors:
+        session.rollback()
+        raise InputError("\n".join(str(e) for e in errors))
+    if writer.seen == 0:
+        session.rollback()
+        raise InputError("no transcript ids in the input", source=req.transcripts_source)
+    new = writer.flush()
+    jobs = session.scalar(
+        select(func.count()).select_from(Job).where(Job.batch_id == batch_id)
+    )
+    return EnqueueOutcome(batch_id=batch_id, jobs=min(writer.distinct, int(jobs or 0)), new=new)
+
+
+def _raise_if(problem: str | None, source: str) -> None:
+    if problem:
+        raise InputError(problem, source=source)
+
+
+def _check_job(
+    item: JobInput, req: EnqueueRequest, tpl: Any, models: _ModelChecker, checked: set[str]
+) -> str | None:
+    if item.model:
+        problem = models.problem(item.model, req.region, "model")
+        if problem:
+            return problem
+    for fb in item.fallbacks or ():
+        problem = models.problem(fb, req.region, "fallback")
+        if problem:
+            return problem
+    # Rendering is cheap but not free: jobs sharing variables are checked once.
+    key = repr(sorted(item.variables.items()))
+    if key not in checked:
+        try:
+            check_template_for_enqueue(tpl, item.variables)
+        except InputError as exc:
+            return f"template {req.template_source}: {exc.problem}"
+        checked.add(key)
+    return None
+
+
+def _row(item: JobInput, req: EnqueueRequest) -> dict[str, Any]:
+    fallbacks = item.fallbacks if item.fallbacks is not None else req.fallbacks
+    return {
+        "transcript_id": item.transcript_id,
+        "model": item.model or req.model,
+        "fallbacks": list(fallbacks),
+        "region": req.region,
+        "model_region_global": req.model_region_global,
+        "max_tokens": item.max_tokens if item.max_tokens is not None else req.max_tokens,
+        "temperature": item.temperature if item.temperature is not None else req.temperature,
+        "variables": item.variables or None,
+        "priority": req.priority,
+    }
+
+
+def _batch(session: Session, req: EnqueueRequest) -> int:
+    if req.batch_id is not None:
+        batch = session.get(Batch, req.batch_id)
+        if batch is None:
+            raise NotFoundError(f"unknown batch {req.batch_id}")
+        return batch.id
+    batch = Batch(name=req.name, priority=req.priority)
+    session.add(batch)
+    session.flush()
+    return batch.id
+
+
+def _stored_id(session: Session, model: type[Template] | type[Schema], sha: str, body: Any) -> int:
+    found = session.scalar(select(model.id).where(model.sha256 == sha))
+    if found is not None:
+        return int(found)
+    row = model(sha256=sha, body=body)
+    session.add(row)
+    session.flush()
+    return row.id
+
+
+class _JobWriter:
+    """Buffers job rows and inserts them in chunks, skipping ones the batch already has."""
+
+    def __init__(self, session: Session, **fixed: Any) -> None:
+        self._session = session
+        self._fixed = fixed
+        self._rows: list[dict[str, Any]] = []
+        self._keys: set[tuple[str, str]] = set()
+        self.seen = 0
+        self.inserted = 0
+
+    @property
+    def distinct(self) -> int:
+        return len(self._keys)
+
+    def add(self, row: dict[str, Any]) -> None:
+        self.seen += 1
+        key = (row["transcript_id"], row["model"])
+        if key in self._keys:
+            return
+        self._keys.add(key)
+        self._rows.append({**self._fixed, **row, "status": JobStatus.PENDING})
+        if len(self._rows) >= CHUNK_ROWS:
+            self.flush()
+
+    def flush(self) -> int:
+        if self._rows:
+            dialect = self._session.get_bind().dialect.name
+            insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+            stmt = insert(Job).on_conflict_do_nothing()
+            result = self._session.execute(stmt.returning(Job.id), self._rows)
+            self.inserted += len(result.all())
+            self._rows = []
+        return self.inserted
+
+
+def load_schema_text(text: str, *, source: str) -> Mapping[str, Any] | bool:
+    import json
+
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"not valid JSON ({exc.msg})", source=source, line=exc.lineno) from None
+    if not isinstance(value, dict | bool):
+        raise InputError("a JSON Schema must be an object or a boolean", source=source)
+    return value

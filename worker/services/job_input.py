@@ -1,0 +1,129 @@
+"""Parsing the transcripts file of `tbatch enqueue`: pure, streaming, with file:line errors.
+
+A line is either a bare transcript id or a JSON object (JSONL) with ``transcript_id`` plus
+per-job ``variables`` and overrides. Blank lines and ``#`` comments are skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from worker.errors import InputError
+
+# AssemblyAI transcript ids are UUIDs today (older ones are shorter tokens of the same alphabet).
+TRANSCRIPT_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{7,127}$")
+MAX_FALLBACKS = 2
+JOB_KEYS = {"transcript_id", "variables", "model", "fallbacks", "max_tokens", "temperature"}
+
+
+@dataclass(frozen=True)
+class JobInput:
+    line: int
+    transcript_id: str
+    variables: dict[str, Any] = field(default_factory=dict)
+    model: str | None = None
+    fallbacks: tuple[str, ...] | None = None
+    max_tokens: int | None = None
+    temperature: float | None = None
+
+
+def parse_job_lines(lines: Iterable[str], *, source: str) -> Iterator[JobInput | InputError]:
+    """Yield one JobInput per job line, or an InputError naming the line; never raises."""
+    for number, raw in enumerate(lines, start=1):
+        text = raw.strip()
+        if not text or text.startswith("#"):
+            continue
+        try:
+            yield _parse_line(text, number, source)
+        except InputError as exc:
+            yield exc
+
+
+def _parse_line(text: str, number: int, source: str) -> JobInput:
+    def fail(problem: str) -> InputError:
+        return InputError(problem, source=source, line=number)
+
+    if not text.startswith("{"):
+        return JobInput(line=number, transcript_id=_check_id(text, fail))
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise fail(f"malformed JSON line ({exc.msg} at column {exc.colno})") from None
+    if not isinstance(obj, dict):
+        raise fail("a JSONL line must be an object with a transcript_id")
+    unknown = sorted(set(obj) - JOB_KEYS)
+    if unknown:
+        raise fail(f"unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(JOB_KEYS))}")
+    if "transcript_id" not in obj:
+        raise fail("missing transcript_id")
+    return JobInput(
+        line=number,
+        transcript_id=_check_id(obj["transcript_id"], fail),
+        variables=_check_variables(obj.get("variables"), fail),
+        model=_check_optional_str(obj.get("model"), "model", fail),
+        fallbacks=_check_fallbacks(obj.get("fallbacks"), fail),
+        max_tokens=_check_max_tokens(obj.get("max_tokens"), fail),
+        temperature=_check_temperature(obj.get("temperature"), fail),
+    )
+
+
+def _check_id(value: object, fail: Any) -> str:
+    if not isinstance(value, str) or not TRANSCRIPT_ID_RE.match(value):
+        shown = value if isinstance(value, str) else type(value).__name__
+        raise fail(
+            f"{str(shown)[:60]!r} is not a plausible transcript id "
+            "(8-128 letters, digits, '-' or '_')"
+        )
+    return value
+
+
+def _check_variables(value: object, fail: Any) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise fail("variables must be an object")
+    return value
+
+
+def _check_optional_str(value: object, name: str, fail: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise fail(f"{name} must be a non-empty string")
+    return value.strip()
+
+
+def _check_fallbacks(value: object, fail: Any) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(m, str) and m for m in value):
+        raise fail("fallbacks must be a list of model ids")
+    check_fallback_count(value, fail)
+    return tuple(value)
+
+
+def check_fallback_count(fallbacks: list[str] | tuple[str, ...], fail: Any) -> None:
+    if len(fallbacks) > MAX_FALLBACKS:
+        raise fail(
+            f"{len(fallbacks)} fallbacks given; the gateway chains at most {MAX_FALLBACKS}"
+        )
+
+
+def _check_max_tokens(value: object, fail: Any) -> int | None:
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise fail("max_tokens must be a positive integer")
+    return value
+
+
+def _check_temperature(value: object, fail: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 2:
+        raise fail("temperature must be a number from 0 to 2")
+    return float(value)

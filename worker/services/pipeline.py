@@ -1,0 +1,250 @@
+"""Process one job: claim it, make exactly one gateway call, record what happened.
+
+One task execution is one gateway call. Anything that needs another call (a transport retry
+after backoff, a re-ask with validation errors, a 429) puts the job back to ``pending`` in
+Postgres, where the dispatcher releases it again when its model has budget. So no worker ever
+waits for a rate limit or a backoff, and every call spends exactly one token.
+
+Output handling order: refusal / truncation (their own outcomes, never repaired) -> parse ->
+repair (recorded) -> validate -> bounded re-ask showing the validation errors.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from models.base import utcnow
+from models.jobs import Job, JobStatus
+from worker.errors import (
+    GatewayError,
+    RateLimited,
+    RepairFailed,
+    RequestRejected,
+    TbatchError,
+    TransientGatewayError,
+)
+from worker.gateway.types import CompletionRequest, CompletionResult, ModelInfo
+from worker.output import Invalid, Refused, Truncated, Valid, interpret
+from worker.services import claims
+from worker.services.content_cache import ContentCache
+from worker.services.recording import AttemptRecord, record_attempt, store_result
+from worker.services.requests import build_request
+from worker.settings import Settings
+
+log = logging.getLogger("tbatch.pipeline")
+
+
+class GatewayPort(Protocol):
+    def complete(
+        self, req: CompletionRequest, log_fields: Mapping[str, Any] | None = None
+    ) -> CompletionResult: ...
+
+    def list_models(self, region: Any = "us") -> dict[str, ModelInfo]: ...
+
+
+class LimiterPort(Protocol):
+    def on_response(self, model: str, region: str | None, headers: Mapping[str, str]) -> None: ...
+
+    def on_429(
+        self, model: str, region: str | None, retry_after_s: float | None, cap_s: float
+    ) -> float: ...
+
+    def debit_fallback(self, model_answered: str, region: str | None) -> None: ...
+
+
+@dataclass
+class PipelineDeps:
+    sessions: sessionmaker[Session]
+    gateway: GatewayPort
+    limiter: LimiterPort | None
+    settings: Settings
+    content: ContentCache = field(default_factory=ContentCache)
+    clock: Callable[[], datetime] = utcnow
+    rng: random.Random = field(default_factory=random.Random)
+    # Leases this process holds (job_id -> lease token), renewed by the heartbeat.
+    leases: dict[int, str] = field(default_factory=dict)
+
+
+def process_job(job_id: int, deps: PipelineDeps) -> str:
+    """Run one delivery of ``jobs.process``; returns what happened (for logs and tests)."""
+    try:
+        return _process(job_id, deps)
+    finally:
+        deps.leases.pop(job_id, None)
+
+
+def _process(job_id: int, deps: PipelineDeps) -> str:
+    settings = deps.settings
+    with deps.sessions.begin() as session:
+        job = claims.claim(session, job_id, now=deps.clock(), lease_s=settings.lease_s)
+        if job is None:
+            return "skipped"
+        if job.deliveries > settings.max_deliveries:
+            claims.finish(
+                session, job, now=deps.clock(), status=JobStatus.FAILED, error_kind="poison",
+                error_message=f"delivered {job.deliveries} times without finishing "
+                f"(cap {settings.max_deliveries}); history kept in attempts",
+            )  # fmt: skip
+            return "poison"
+        deps.leases[job.id] = str(job.lease_token)
+        session.expunge(job)
+        template, schema = deps.content.load(session, job.template_id, job.schema_id)
+
+    catalog = _catalog(deps, job.region)
+    started = deps.clock()
+    record = AttemptRecord(job=job, started_at=started, region=job.region)
+    try:
+        req = build_request(
+            template=template, variables=job.variables, schema=schema,
+            transcript_id=job.transcript_id, model=job.model, fallbacks=list(job.fallbacks),
+            region=job.region, max_tokens=job.max_tokens or settings.default_max_tokens,
+            temperature=job.temperature, model_region_global=job.model_region_global,
+            catalog=catalog, reask_context=job.reask_context,
+        )  # fmt: skip
+        record.purpose = "reask" if job.reask_context else "call"
+        result = deps.gateway.complete(
+            req, log_fields={"job_id": job.id, "batch_id": job.batch_id}
+        )
+    except GatewayError as error:
+        return _on_gateway_error(job, error, record, deps)
+    except (RequestRejected, TbatchError) as error:
+        return _fail(job, record, deps, kind="rejected", message=str(error))
+
+    if deps.limiter is not None:
+        _report_budget(deps.limiter, result, job.region)
+    record.take_result(result, catalog)
+    return _on_answer(job, result, schema, record, deps)
+
+
+def _catalog(deps: PipelineDeps, region: str) -> dict[str, ModelInfo]:
+    try:
+        return deps.gateway.list_models(region)
+    except GatewayError:
+        return {}
+
+
+def _report_budget(limiter: LimiterPort, result: CompletionResult, region: str) -> None:
+    if result.rate_limit.limit is not None:
+        limiter.on_response(
+            result.model_asked, region, {"x-ratelimit-limit": str(result.rate_limit.limit)}
+        )
+    if result.served_by_fallback:
+        # The gateway served a fallback model; that model's budget paid for it (see README).
+        limiter.debit_fallback(result.model_answered, region)
+
+
+def _on_answer(
+    job: Job, result: CompletionResult, schema: Any, record: AttemptRecord, deps: PipelineDeps
+) -> str:
+    outcome = interpret(
+        result.content, finish_reason=result.finish_reason, refusal=result.refusal, schema=schema
+    )
+    if isinstance(outcome, Valid):
+        record.outcome = "repaired" if outcome.repaired else "ok"
+        record.repairs = list(outcome.repairs)
+        with deps.sessions.begin() as session:
+            attempt_id = record_attempt(session, record, now=deps.clock())
+            stored = store_result(session, job, attempt_id, outcome, result, now=deps.clock())
+        return "succeeded" if stored else "duplicate"
+    if isinstance(outcome, Refused):
+        record.outcome = "refused"
+        return _fail(job, record, deps, kind="refused", message=f"model refused: {outcome.reason}")
+    if isinstance(outcome, Truncated):
+        record.outcome = "truncated"
+        return _fail(
+            job, record, deps, kind="truncated",
+            message=f"answer cut at max_tokens ({job.max_tokens or deps.settings.default_max_tokens}"
+            "); raise --max-tokens",
+        )  # fmt: skip
+    assert isinstance(outcome, Invalid)
+    record.outcome = "invalid"
+    record.repairs = list(outcome.repairs)
+    record.validation_errors = list(outcome.errors)
+    return _reask_or_fail(job, record, deps, answer=result.content or "", errors=outcome.errors)
+
+
+def _reask_or_fail(
+    job: Job, record: AttemptRecord, deps: PipelineDeps, *, answer: str, errors: list[str]
+) -> str:
+    if job.reasks >= deps.settings.max_reasks:
+        return _fail(
+            job, record, deps, kind="invalid_output",
+            message=f"output still invalid after {job.reasks} re-ask(s): " + "; ".join(errors[:3]),
+        )  # fmt: skip
+    with deps.sessions.begin() as session:
+        record_attempt(session, record, now=deps.clock())
+        claims.finish(
+            session, job, now=deps.clock(), status=JobStatus.PENDING, not_before=None,
+            reasks=job.reasks + 1, reask_context={"answer": answer[:20000], "errors": errors},
+            error_kind="invalid_output", error_message="; ".join(errors[:3]),
+        )  # fmt: skip
+    return "reask"
+
+
+def _on_gateway_error(
+    job: Job, error: GatewayError, record: AttemptRecord, deps: PipelineDeps
+) -> str:
+    record.take_error(error)
+    settings = deps.settings
+    if isinstance(error, RateLimited):
+        # A rate-limit wait is the model's, not the job's: it never spends the retry budget.
+        if deps.limiter is not None:
+            deps.limiter.on_429(
+                job.model, job.region, error.retry_after_s, settings.rate_limit_pause_cap_s
+            )
+        return _back_to_pending(job, record, deps, delay_s=0.0, count_retry=False)
+    if isinstance(error, RepairFailed):
+        # The gateway's json-repair gave up: the model's output was garbage, like an invalid
+        # answer, so it spends the re-ask budget rather than the transport one.
+        return _reask_or_fail(job, record, deps, answer="", errors=[str(error)])
+    if isinstance(error, TransientGatewayError):
+        if job.transport_retries >= settings.max_transport_retries:
+            return _fail(
+                job, record, deps, kind=error.kind,
+                message=f"gave up after {job.transport_retries} retries: {error}",
+            )  # fmt: skip
+        delay = backoff_s(job.transport_retries, settings, deps.rng)
+        return _back_to_pending(job, record, deps, delay_s=delay, count_retry=True)
+    return _fail(job, record, deps, kind=error.kind, message=str(error))
+
+
+def backoff_s(retries: int, settings: Settings, rng: random.Random) -> float:
+    """Exponential backoff with equal jitter: half fixed, half random, capped."""
+    ceiling = min(settings.retry_backoff_max_s, settings.retry_backoff_base_s * 2**retries)
+    return ceiling / 2 + rng.uniform(0, ceiling / 2)
+
+
+def _back_to_pending(
+    job: Job, record: AttemptRecord, deps: PipelineDeps, *, delay_s: float, count_retry: bool
+) -> str:
+    now = deps.clock()
+    with deps.sessions.begin() as session:
+        record_attempt(session, record, now=now)
+        claims.finish(
+            session, job, now=now, status=JobStatus.PENDING,
+            not_before=now + timedelta(seconds=delay_s) if delay_s else None,
+            transport_retries=job.transport_retries + (1 if count_retry else 0),
+            error_kind=record.error_kind, error_message=record.error_message,
+        )  # fmt: skip
+    return "retry" if count_retry else "rate_limited"
+
+
+def _fail(job: Job, record: AttemptRecord, deps: PipelineDeps, *, kind: str, message: str) -> str:
+    if record.error_kind is None:
+        record.error_kind, record.error_message = kind, message
+    now = deps.clock()
+    with deps.sessions.begin() as session:
+        record_attempt(session, record, now=now)
+        claims.finish(
+            session, job, now=now, status=JobStatus.FAILED, error_kind=kind,
+            error_message=message[:4000],
+        )  # fmt: skip
+    log.info("job.failed", extra={"job_id": job.id, "error_kind": kind})
+    return "failed"

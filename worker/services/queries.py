@@ -1,0 +1,115 @@
+"""Read models for the CLI: batch status, result export, one job's history. One query each
+where it matters (they run against million-job tables)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import case, func, select
+from sqlalchemy.orm import Session
+
+from models.attempts import Attempt, Result
+from models.jobs import Batch, Job, JobStatus
+from worker.errors import NotFoundError
+
+
+def require_batch(session: Session, batch_id: int) -> Batch:
+    batch = session.get(Batch, batch_id)
+    if batch is None:
+        raise NotFoundError(f"unknown batch {batch_id}")
+    return batch
+
+
+def batch_status(session: Session, batch_id: int | None) -> dict[str, Any]:
+    where = [] if batch_id is None else [Job.batch_id == batch_id]
+    if batch_id is not None:
+        require_batch(session, batch_id)
+    counts = dict.fromkeys(JobStatus.ALL, 0)
+    for status, n in session.execute(
+        select(Job.status, func.count()).where(*where).group_by(Job.status)
+    ):
+        counts[status] = int(n)
+    total = sum(counts.values())
+    failures = {
+        str(kind): int(n)
+        for kind, n in session.execute(
+            select(Job.error_kind, func.count())
+            .where(*where, Job.status == JobStatus.FAILED)
+            .group_by(Job.error_kind)
+        )
+    }
+    first, last, finished = session.execute(
+        select(func.min(Job.created_at), func.max(Job.finished_at), func.count(Job.finished_at))
+        .where(*where)
+    ).one()
+    usage = session.execute(
+        select(
+            func.count(Attempt.id),
+            func.coalesce(func.sum(Attempt.input_tokens), 0),
+            func.coalesce(func.sum(Attempt.output_tokens), 0),
+            func.coalesce(func.sum(Attempt.cost_usd), 0.0),
+            func.sum(case((Attempt.http_status == 429, 1), else_=0)),
+        )
+        .join(Job, Job.id == Attempt.job_id)
+        .where(*where)
+    ).one()
+    done = counts[JobStatus.SUCCEEDED] + counts[JobStatus.FAILED] + counts[JobStatus.CANCELLED]
+    return {
+        "batch_id": batch_id,
+        "total": total,
+        "counts": counts,
+        "done": done,
+        "final": total > 0 and done == total,
+        "failures": failures,
+        "throughput_jobs_per_s": _rate(finished, first, last),
+        "attempts": int(usage[0]),
+        "http_429": int(usage[4] or 0),
+        "input_tokens": int(usage[1]),
+        "output_tokens": int(usage[2]),
+        "cost_usd": round(float(usage[3]), 6),
+    }
+
+
+def _rate(finished: int, first: datetime | None, last: datetime | None) -> float | None:
+    if not finished or first is None or last is None:
+        return None
+    span = (last - first).total_seconds()
+    return round(finished / span, 3) if span > 0 else None
+
+
+def models_in_use(session: Session, batch_id: int | None) -> list[tuple[str, str]]:
+    where = [Job.status.in_(JobStatus.ACTIVE)]
+    if batch_id is not None:
+        where.append(Job.batch_id == batch_id)
+    return [(m, r) for m, r in session.execute(select(Job.model, Job.region).where(*where).distinct())]
+
+
+def iter_results(session: Session, batch_id: int, chunk: int = 2000) -> Iterator[dict[str, Any]]:
+    """One record per job, in id order, streamed in chunks (a batch may hold 100,000 jobs)."""
+    require_batch(session, batch_id)
+    last_id = 0
+    while True:
+        rows = session.execute(
+            select(Job, Result)
+            .outerjoin(Result, Result.job_id == Job.id)
+            .where(Job.batch_id == batch_id, Job.id > last_id)
+            .order_by(Job.id)
+            .limit(chunk)
+        ).all()
+        if not rows:
+            return
+        for job, result in rows:
+            yield {
+                "job_id": job.id,
+                "transcript_id": job.transcript_id,
+                "status": job.status,
+                "result": None if result is None else result.data,
+                "request_id": None if result is None else result.request_id,
+                "model": job.model if result is None else result.model,
+                "repaired": None if result is None else result.repaired,
+                "error": None if job.status != JobStatus.FAILED else f"{job.error_kind}: {job.error_message}",
+            }
+            last_id = job.id
+        session.expunge_all()

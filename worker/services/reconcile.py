@@ -1,0 +1,78 @@
+"""The reconciler: Postgres says what should be running; this makes it so.
+
+- ``running`` past its lease (the worker died or hung): back to ``pending``.
+- ``queued`` for longer than ``requeue_after_s`` (the broker lost the message, e.g. Redis
+  restarted): back to ``pending``; the dispatcher re-releases it with a fresh token.
+- a job returned this way after ``max_deliveries`` deliveries fails as ``poison``.
+
+Each step is one UPDATE guarded by the state it expects, so several reconcilers are harmless,
+and a stale message still in the broker finds the job no longer ``queued`` and is dropped.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from models.jobs import Job, JobStatus
+
+
+def reconcile(
+    session: Session, *, now: datetime, requeue_after_s: float, max_deliveries: int
+) -> dict[str, int]:
+    expired = (Job.status == JobStatus.RUNNING) & (Job.lease_expires_at < now)
+    poison = session.execute(
+        update(Job)
+        .where(expired, Job.deliveries >= max_deliveries)
+        .values(
+            status=JobStatus.FAILED,
+            lease_token=None,
+            lease_expires_at=None,
+            finished_at=now,
+            error_kind="poison",
+            error_message=f"worker lost the job {max_deliveries} times (crash or hang each "
+            "delivery); attempts kept",
+        )
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    lost_leases = session.execute(
+        update(Job)
+        .where(expired)
+        .values(
+            status=JobStatus.PENDING,
+            lease_token=None,
+            lease_expires_at=None,
+            error_kind="lease_expired",
+            error_message="worker stopped before finishing; requeued",
+        )
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    lost_messages = session.execute(
+        update(Job)
+        .where(
+            Job.status == JobStatus.QUEUED,
+            Job.queued_at < now - timedelta(seconds=requeue_after_s),
+        )
+        .values(status=JobStatus.PENDING)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    return {"poison": poison, "lost_leases": lost_leases, "lost_messages": lost_messages}
+
+
+def renew_leases(
+    session: Session, leases: dict[int, str], *, now: datetime, lease_s: float
+) -> int:
+    """Extend the leases this process holds (a heartbeat), so a long call is not requeued."""
+    if not leases:
+        return 0
+    renewed = 0
+    for job_id, token in leases.items():
+        renewed += session.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.status == JobStatus.RUNNING, Job.lease_token == token)
+            .values(lease_expires_at=now + timedelta(seconds=lease_s))
+            .execution_options(synchronize_session=False)
+        ).rowcount
+    return renewed
