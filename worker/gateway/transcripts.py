@@ -110,7 +110,7 @@ class TranscriptLister:
     def _get_json(self, url: str, params: dict[str, str | int]) -> dict[str, Any]:
         key = require_api_key(self._settings)
         try:
-            response = self._http.get(url, params=params, headers={"Authorization": key})
+            response = self._http.get(url, params=params or None, headers={"Authorization": key})
         except httpx.TransportError as exc:
             raise error_from_transport(exc, model=None) from exc
         if not response.is_success:
