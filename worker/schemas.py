@@ -162,14 +162,20 @@ def validator_for(schema: dict[str, Any] | bool) -> Draft202012Validator:
 
 
 def validation_errors(instance: object, schema: dict[str, Any] | bool) -> list[str]:
-    """Every schema violation as ``"at $.path[2].field: message"``, sorted and bounded."""
-    found = sorted(
-        _clip(f"at {json_path(error.absolute_path)}: {error.message}")
-        for error in validator_for(schema).iter_errors(instance)
+    """Every schema violation as ``"at $.path[2].field: message"``, sorted by path, bounded."""
+    errors = sorted(
+        validator_for(schema).iter_errors(instance),
+        key=lambda error: (_path_key(error.absolute_path), error.message),
     )
+    found = [_clip(f"at {json_path(error.absolute_path)}: {error.message}") for error in errors]
     if len(found) > MAX_ERRORS:
         found = [*found[: MAX_ERRORS - 1], f"... and {len(found) - MAX_ERRORS + 1} more errors"]
     return found
+
+
+def _path_key(parts: Iterable[str | int]) -> tuple[tuple[int, int, str], ...]:
+    """Sort key: the root first, then path order, with array indexes in numeric order."""
+    return tuple((0, part, "") if isinstance(part, int) else (1, 0, part) for part in parts)
 
 
 def _clip(message: str) -> str:
