@@ -235,7 +235,10 @@ def _check_variables(variables: Mapping[str, object], source: str) -> None:
             source=source,
         )
     for name, value in variables.items():
-        found = _find_tag_in_value(value, f"$.{name}", depth=0)
+        try:
+            found = _find_tag_in_value(value, f"$.{name}", depth=0)
+        except RecursionError:
+            raise InputError(f"variable {name!r} is nested too deeply", source=source) from None
         if found:
             where, tag = found
             raise InputError(
@@ -247,7 +250,7 @@ def _check_variables(variables: Mapping[str, object], source: str) -> None:
 
 def _find_tag_in_value(value: object, path: str, depth: int) -> tuple[str, str] | None:
     if depth > 100:
-        raise InputError(f"variable value at {path} is nested too deeply")
+        raise RecursionError(path)
     if isinstance(value, str):
         tag = find_tag_like(value)
         return (path, tag) if tag else None
