@@ -1,0 +1,121 @@
+"""Hand-written fakes of the pipeline's ports (no MagicMock), and a SQLite-backed world."""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from models.db import make_engine, make_session_factory
+from models.migrate import upgrade
+from worker.gateway.types import CompletionRequest, CompletionResult, ModelInfo, RateLimitInfo, Usage
+from worker.services.enqueue import EnqueueRequest, enqueue
+from worker.settings import Settings
+
+CATALOG = {
+    "us": ["claude-sonnet-4-6", "gemini-2.5-flash", "gpt-5", "gpt-oss-20b"],
+    "eu": ["claude-sonnet-4-6", "gemini-2.5-flash"],
+}
+SCHEMA = {
+    "type": "object",
+    "required": ["summary", "sentiment"],
+    "properties": {
+        "summary": {"type": "string", "minLength": 1},
+        "sentiment": {"enum": ["positive", "neutral", "negative"]},
+    },
+}
+TEMPLATE = "[system]\nBe terse.\n[user]\nSummarise for {{ team }}:\n{{ transcript }}\n"
+GOOD = '{"summary": "Customer asked about a refund.", "sentiment": "neutral"}'
+
+
+def answer(content: str | None, *, finish: str = "stop", model: str = "claude-sonnet-4-6",
+           asked: str = "claude-sonnet-4-6", refusal: str | None = None) -> CompletionResult:  # fmt: skip
+    return CompletionResult(
+        request_id=str(uuid.uuid4()), model_asked=asked, model_answered=model, region="us",
+        content=content, refusal=refusal, finish_reason=finish, finish_reason_raw=finish,
+        usage=Usage(input_tokens=100, output_tokens=20, total_tokens=120),
+        rate_limit=RateLimitInfo(limit=30), http_status=200, latency_ms=5.0, raw_body="{}",
+    )  # fmt: skip
+
+
+@dataclass
+class FakeGateway:
+    """Answers from a script: each item is a CompletionResult or an exception to raise."""
+
+    script: list[Any] = field(default_factory=list)
+    requests: list[CompletionRequest] = field(default_factory=list)
+
+    def complete(
+        self, req: CompletionRequest, log_fields: Mapping[str, Any] | None = None
+    ) -> CompletionResult:
+        self.requests.append(req)
+        item = self.script.pop(0)
+        if isinstance(item, BaseException):
+            raise item
+        return item  # type: ignore[no-any-return]
+
+    def list_models(self, region: Any = "us") -> dict[str, ModelInfo]:
+        return {
+            m: ModelInfo(id=m, input_usd_per_mtok=3.0, output_usd_per_mtok=15.0)
+            for m in CATALOG[region]
+        }
+
+
+@dataclass
+class FakeLimiter:
+    paused: dict[str, float] = field(default_factory=dict)
+    debits: list[str] = field(default_factory=list)
+    learned: dict[str, int] = field(default_factory=dict)
+
+    def on_response(self, model: str, region: str | None, headers: Mapping[str, str]) -> None:
+        self.learned[model] = int(headers["x-ratelimit-limit"])
+
+    def on_429(
+        self, model: str, region: str | None, retry_after_s: float | None, cap_s: float
+    ) -> float:
+        self.paused[model] = min(retry_after_s or cap_s, cap_s)
+        return self.paused[model]
+
+    def debit_fallback(self, model_answered: str, region: str | None) -> None:
+        self.debits.append(model_answered)
+
+
+def sqlite_sessions(tmp_path: Path) -> sessionmaker[Session]:
+    url = f"sqlite:///{tmp_path / 'tbatch.sqlite3'}"
+    upgrade(url)
+    return make_session_factory(make_engine(url))
+
+
+def catalog(region: str) -> list[str]:
+    return CATALOG[region]
+
+
+def enqueue_lines(
+    sessions: sessionmaker[Session], lines: list[str], **overrides: Any
+) -> int:
+    fields: dict[str, Any] = {
+        "transcripts_source": "ids.txt", "template_text": TEMPLATE,
+        "template_source": "t.j2", "schema": SCHEMA, "schema_source": "s.json",
+        "model": "claude-sonnet-4-6",
+    }  # fmt: skip
+    fields.update(overrides)
+    with sessions.begin() as session:
+        return enqueue(session, EnqueueRequest(**fields), lines, catalog).batch_id
+
+
+def ids(n: int) -> list[str]:
+    return [str(uuid.UUID(int=i + 1)) for i in range(n)]
+
+
+def settings(**kw: Any) -> Settings:
+    base: dict[str, Any] = {"retry_backoff_base_s": 1.0, "max_reasks": 2, "max_transport_retries": 3}
+    base.update(kw)
+    return Settings(**base)
+
+
+counter = itertools.count()

@@ -1,0 +1,94 @@
+"""The dispatcher on SQLite with the in-memory limiter and a fake clock: it releases exactly the
+tokens it is granted, shares them fairly between batches, and honours priorities."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+
+from sqlalchemy import select
+
+from models.jobs import Job, JobStatus
+from tests.unit.fakes import enqueue_lines, ids, sqlite_sessions
+from worker.ratelimit.config import RateLimitConfig
+from worker.ratelimit.limiter import ModelLimiter
+from worker.ratelimit.memory_backend import MemoryBackend
+from worker.services.dispatch import Dispatcher
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def _lines(n: int, offset: int = 0) -> list[str]:
+    return [json.dumps({"transcript_id": t, "variables": {"team": "x"}}) for t in ids(n + offset)[offset:]]
+
+
+def _setup(tmp_path: Path, limits: str):  # type: ignore[no-untyped-def]
+    sessions = sqlite_sessions(tmp_path)
+    clock = Clock()
+    limiter = ModelLimiter(MemoryBackend(clock=clock), RateLimitConfig.parse(limits))
+    published: list[int] = []
+
+    def publish(job_ids: Sequence[int]) -> None:
+        published.extend(job_ids)
+
+    dispatcher = Dispatcher(sessions, limiter, publish, clock=clock, refresh_s=0.0)
+    return sessions, clock, dispatcher, published
+
+
+def _run_for(dispatcher: Dispatcher, clock: Clock, seconds: float) -> None:
+    end = clock.t + seconds
+    while clock.t < end:
+        wait = dispatcher.tick()
+        clock.t += max(wait, 0.001)
+
+
+def test_releases_at_the_limit_and_publishes_after_commit(tmp_path: Path) -> None:
+    sessions, clock, dispatcher, published = _setup(tmp_path, "claude-sonnet-4-6=10/1s")
+    enqueue_lines(sessions, _lines(100))
+    _run_for(dispatcher, clock, 3.0)
+    # 1 token up front, then 9 per second: no 1-second window ever sees more than 10.
+    assert 26 <= len(published) <= 28
+    with sessions() as s:
+        queued = set(s.scalars(select(Job.id).where(Job.status == JobStatus.QUEUED)))
+    assert queued == set(published) and len(set(published)) == len(published)
+
+
+def test_small_batch_enqueued_later_gets_an_equal_share(tmp_path: Path) -> None:
+    sessions, clock, dispatcher, published = _setup(tmp_path, "claude-sonnet-4-6=20/1s")
+    big = enqueue_lines(sessions, _lines(1000))
+    _run_for(dispatcher, clock, 2.0)
+    small = enqueue_lines(sessions, _lines(100, offset=5000))
+    before = len(published)
+    _run_for(dispatcher, clock, 4.0)
+    with sessions() as s:
+        batch_of = dict(s.execute(select(Job.id, Job.batch_id)).all())
+    share = Counter(batch_of[j] for j in published[before:])
+    assert share[small] >= 0.45 * (share[big] + share[small])
+    assert share[big] >= 0.45 * (share[big] + share[small])
+
+
+def test_priority_batch_gets_a_larger_share(tmp_path: Path) -> None:
+    sessions, clock, dispatcher, published = _setup(tmp_path, "claude-sonnet-4-6=30/1s")
+    low = enqueue_lines(sessions, _lines(500))
+    high = enqueue_lines(sessions, _lines(500, offset=5000), priority=1)
+    _run_for(dispatcher, clock, 4.0)
+    with sessions() as s:
+        batch_of = dict(s.execute(select(Job.id, Job.batch_id)).all())
+    share = Counter(batch_of[j] for j in published)
+    assert share[high] >= 1.7 * share[low]
+
+
+def test_unlimited_model_is_released_ahead_up_to_the_cap(tmp_path: Path) -> None:
+    sessions, clock, dispatcher, published = _setup(tmp_path, "claude-sonnet-4-6=off")
+    dispatcher._release_ahead = 50
+    enqueue_lines(sessions, _lines(200))
+    _run_for(dispatcher, clock, 1.0)
+    assert len(published) == 50

@@ -1,0 +1,86 @@
+"""`tbatch enqueue`'s service: every bad input is rejected whole, naming where, storing nothing;
+good input is stored once, with templates and schemas shared by content hash."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from models.content import Schema, Template
+from models.jobs import Batch, Job
+from tests.unit.fakes import SCHEMA, TEMPLATE, enqueue_lines, ids, sqlite_sessions
+from worker.errors import InputError
+
+
+@pytest.fixture()
+def sessions(tmp_path: Path) -> sessionmaker[Session]:
+    return sqlite_sessions(tmp_path)
+
+
+def _count(sessions: sessionmaker[Session], model: type) -> int:
+    with sessions() as s:
+        return int(s.scalar(select(func.count()).select_from(model)) or 0)
+
+
+def _ok_lines(n: int = 3) -> list[str]:
+    return [json.dumps({"transcript_id": t, "variables": {"team": "ops"}}) for t in ids(n)]
+
+
+def test_stores_jobs_with_shared_template_and_schema(sessions) -> None:
+    first = enqueue_lines(sessions, _ok_lines(3))
+    second = enqueue_lines(sessions, _ok_lines(2))
+    assert first != second
+    assert _count(sessions, Job) == 5
+    assert _count(sessions, Template) == 1 and _count(sessions, Schema) == 1
+
+
+def test_reenqueue_into_same_batch_is_idempotent(sessions) -> None:
+    batch = enqueue_lines(sessions, _ok_lines(3))
+    again = enqueue_lines(sessions, _ok_lines(3) + _ok_lines(3), batch_id=batch)
+    assert again == batch and _count(sessions, Job) == 3
+
+
+BAD_CASES = [
+    ({"lines": ["not an id!"]}, "ids.txt:1: 'not an id!' is not a plausible transcript id"),
+    ({"lines": ['{"transcript_id": "abcdefgh12", ']}, "ids.txt:1: malformed JSON line"),
+    ({"lines": ["# only a comment", ""]}, "no transcript ids in the input"),
+    ({"lines": []}, "no transcript ids in the input"),
+    ({"model": "gpt-9-imaginary"}, "unknown model 'gpt-9-imaginary'"),
+    ({"region": "eu", "model": "gpt-5"}, "model 'gpt-5' is US-only"),
+    ({"region": "eu", "fallbacks": ("gpt-oss-20b",)}, "fallback 'gpt-oss-20b' is US-only"),
+    ({"fallbacks": ("gpt-5", "gemini-2.5-flash", "gpt-oss-20b")}, "the gateway chains at most 2"),
+    ({"template_text": "Summarise {{ team }}"}, "{{ transcript }}"),
+    ({"template_text": "{% if %}"}, "t.j2"),
+    ({"schema": {"type": "nonsense"}}, "s.json"),
+    ({"lines": ['{"transcript_id": "abcdefgh12", "colour": 1}']}, "unknown key(s) colour"),
+    ({"lines": ['{"transcript_id": "abcdefgh12", "fallbacks": ["gpt-5","gpt-5","gpt-5"]}']},
+     "at most 2"),
+    ({"lines": ['{"transcript_id": "abcdefgh12"}']}, "team"),  # undefined template variable
+]
+
+
+@pytest.mark.parametrize(("change", "message"), BAD_CASES)
+def test_bad_input_is_rejected_and_nothing_is_stored(sessions, change: dict, message: str) -> None:
+    lines = change.pop("lines", _ok_lines(3))
+    with pytest.raises(InputError) as info:
+        enqueue_lines(sessions, lines, **change)
+    assert message in str(info.value)
+    assert _count(sessions, Job) == 0 and _count(sessions, Batch) == 0
+
+
+def test_a_bad_line_late_in_a_big_file_stores_nothing(sessions) -> None:
+    lines = _ok_lines(12000) + ["bad id"]
+    with pytest.raises(InputError, match=r"ids.txt:12001"):
+        enqueue_lines(sessions, lines)
+    assert _count(sessions, Job) == 0
+
+
+def test_template_and_schema_are_as_given(sessions) -> None:
+    enqueue_lines(sessions, _ok_lines(1))
+    with sessions() as s:
+        assert s.scalar(select(Template.body)) == TEMPLATE
+        assert s.scalar(select(Schema.body)) == SCHEMA
