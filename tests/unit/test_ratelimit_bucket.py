@@ -130,6 +130,19 @@ def test_no_window_ever_holds_more_than_limit(
         assert _max_in_closed_window(grants, window_s * (1 + 1e-9)) == limit
 
 
+@pytest.mark.parametrize(("limit", "window_s"), [*CASES, (29, 61.0), (13, 0.9), (3, 7.0)])
+def test_coming_back_exactly_after_wait_s_finds_the_token(limit: int, window_s: float) -> None:
+    params = params_for_limit(limit, window_s)
+    now_s = 30 * 86_400 + 0.123456  # time.monotonic() after a month of uptime
+    state, granted, wait_s = take(full_bucket(now_s, params), now_s, params, 1)
+    for _ in range(500):
+        assert (granted, wait_s > 0) == (1, False)
+        state, granted, wait_s = take(state, now_s, params, 1)
+        assert granted == 0
+        now_s += wait_s
+        state, granted, wait_s = take(state, now_s, params, 1)
+
+
 @pytest.mark.parametrize(("limit", "window_s"), CASES)
 def test_greedy_consumer_reaches_the_allowed_rate(limit: int, window_s: float) -> None:
     params = params_for_limit(limit, window_s)

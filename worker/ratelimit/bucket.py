@@ -21,9 +21,9 @@ import math
 from dataclasses import dataclass
 
 # Float slack when deciding "is a whole token here?": advancing a clock by exactly the
-# ``wait_s`` we returned must find the token, despite rounding. Debt carries the remainder, so
-# the slack never accumulates.
-WHOLE_TOKEN_SLACK = 1e-9
+# ``wait_s`` we returned must find the token despite rounding. The remainder is carried as debt,
+# so the slack never accumulates, and the window proof holds for any slack below one token.
+WHOLE_TOKEN_SLACK = 1e-6
 SINGLE_REQUEST_WINDOW_MARGIN = 1.05
 
 

@@ -4,7 +4,7 @@ Each write is one Lua script (``*.lua`` beside this module) run on the server's 
 (``TIME``), so dispatchers with skewed clocks agree. Key layout, per bucket key (``region:model``;
 the braces are a Redis Cluster hash tag so one script's keys share a slot):
 
-    tbatch:rl:{<key>}:bucket   hash {tokens, ts, granted}  PX: time to refill from max debt + 1 s
+    tbatch:rl:{<key>}:bucket   hash {tokens, ts_us, granted}  PX: refill time from max debt + 1 s
     tbatch:rl:{<key>}:pause    "1" while the model is paused    PX: the pause left
     tbatch:rl:{<key>}:learned  hash {limit, window_s}           PX: the learned limit's TTL
 
@@ -92,18 +92,18 @@ class RedisBackend:
 
     def snapshot(self, key: str, params: BucketParams) -> BucketSnapshot:
         pipe = self._client.pipeline(transaction=False)
-        pipe.hmget(bucket_key(key), ["tokens", "ts", "granted"])
+        pipe.hmget(bucket_key(key), ["tokens", "ts_us", "granted"])
         pipe.pttl(pause_key(key))
         pipe.hmget(learned_key(key), ["limit", "window_s"])
         pipe.time()
-        (tokens, ts, granted), pause_ms, learned, (secs, micros) = pipe.execute()
-        now_s = secs + micros / 1_000_000
-        if tokens is None or ts is None:
-            state = bucket.full_bucket(now_s, params)
+        (tokens, ts_us, granted), pause_ms, learned, (secs, micros) = pipe.execute()
+        if tokens is None or ts_us is None:
+            state, elapsed_s = bucket.full_bucket(0.0, params), 0.0
         else:
-            state = BucketState(tokens=float(tokens), updated_at_s=float(ts))
+            state = BucketState(tokens=float(tokens), updated_at_s=0.0)
+            elapsed_s = (secs * 1_000_000 + micros - int(ts_us)) / 1_000_000
         return BucketSnapshot(
-            tokens=bucket.refill(state, now_s, params).tokens,
+            tokens=bucket.refill(state, elapsed_s, params).tokens,
             paused_for_s=_pttl_s(pause_ms),
             learned_limit=_learned(learned),
             granted_total=int(granted or 0),
