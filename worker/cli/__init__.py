@@ -28,9 +28,9 @@ def main() -> None:
 
 
 def _register() -> None:
-    from worker.cli import demo, jobs, ops
+    from worker.cli import demo, jobs, ops, recovery
 
-    for command in (*jobs.COMMANDS, *ops.COMMANDS, demo.demo):
+    for command in (*jobs.COMMANDS, *ops.COMMANDS, *recovery.COMMANDS, demo.demo):
         main.add_command(command)
     try:
         from worker.emulator.cli import emulator_command

@@ -1,0 +1,70 @@
+"""`tbatch show | reprocess | cancel`: the on-call engineer's commands."""
+
+from __future__ import annotations
+
+import click
+
+from models.base import utcnow
+from worker.cli.common import db, print_json
+from worker.errors import InputError
+from worker.runtime import get_runtime
+from worker.services.operations import (
+    cancel_batch,
+    failed_jobs,
+    job_for_request_id,
+    job_history,
+    reprocess,
+)
+
+
+@click.command("show")
+@click.option("--request-id", default=None, help="a request_id from a log line")
+@click.option("--job", "job_id", type=int, default=None)
+def show_command(request_id: str | None, job_id: int | None) -> None:
+    """The job, its attempts with request_ids, models, statuses, errors and usage (JSON)."""
+    if (request_id is None) == (job_id is None):
+        raise InputError("give exactly one of --request-id or --job")
+    with db() as session:
+        jid = job_id if job_id is not None else job_for_request_id(session, str(request_id))
+        print_json(job_history(session, jid))
+
+
+@click.command("reprocess")
+@click.option("--request-id", default=None, help="rerun the job this request_id belongs to")
+@click.option("--batch", "batch_id", type=int, default=None)
+@click.option("--status", type=click.Choice(["failed", "cancelled", "succeeded"]), default="failed")
+@click.option("--reason", default=None, help="only jobs that failed for this kind of reason")
+@click.option("--model", default=None, help="run on another model (same region only)")
+@click.option("--force", is_flag=True, help="also rerun succeeded jobs (old result kept)")
+def reprocess_command(
+    request_id: str | None, batch_id: int | None, status: str, reason: str | None,
+    model: str | None, force: bool,
+) -> None:  # fmt: skip
+    """Run failed jobs again (a new attempt; history kept)."""
+    if (request_id is None) == (batch_id is None):
+        raise InputError("give exactly one of --request-id or --batch")
+    if status == "succeeded" and not force:
+        raise InputError("rerunning succeeded jobs needs --force")
+    gateway = get_runtime().gateway
+    with db() as session:
+        if request_id is not None:
+            ids = [job_for_request_id(session, request_id)]
+        else:
+            ids = failed_jobs(session, int(batch_id), status, reason)  # type: ignore[arg-type]
+        counts = reprocess(
+            session, ids, now=utcnow(), force=force, model=model,
+            catalog=lambda r: gateway.list_models(r).keys(),  # type: ignore[arg-type]
+        )  # fmt: skip
+    print_json({"jobs": ids if len(ids) <= 20 else len(ids), **counts})
+
+
+@click.command("cancel")
+@click.argument("batch_id", type=int)
+def cancel_command(batch_id: int) -> None:
+    """Stop the rest of a batch; finished results stay."""
+    with db() as session:
+        n = cancel_batch(session, batch_id, now=utcnow())
+    click.echo(f"batch {batch_id}: {n} waiting jobs cancelled")
+
+
+COMMANDS = [show_command, reprocess_command, cancel_command]

@@ -1,0 +1,134 @@
+"""The on-call engineer's tools: find a job by request_id, show its history, run it again,
+cancel a batch. Every change is a compare-and-set; history is never deleted."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.orm import Session
+
+from models.attempts import Attempt, Result, ResultHistory
+from models.jobs import Batch, Job, JobStatus
+from worker.errors import InputError, NotFoundError
+from worker.services.queries import require_batch
+
+Catalog = Callable[[str], Iterable[str]]
+
+
+def job_for_request_id(session: Session, request_id: str) -> int:
+    job_id = session.scalar(select(Attempt.job_id).where(Attempt.request_id == request_id).limit(1))
+    if job_id is None:
+        job_id = session.scalar(select(Result.job_id).where(Result.request_id == request_id))
+    if job_id is None:
+        raise NotFoundError(f"no attempt has request_id {request_id!r}")
+    return int(job_id)
+
+
+def job_history(session: Session, job_id: int) -> dict[str, Any]:
+    job = session.get(Job, job_id)
+    if job is None:
+        raise NotFoundError(f"unknown job {job_id}")
+    attempts = session.scalars(select(Attempt).where(Attempt.job_id == job_id).order_by(Attempt.id))
+    result = session.scalar(select(Result).where(Result.job_id == job_id))
+    replaced = session.scalars(
+        select(ResultHistory).where(ResultHistory.job_id == job_id).order_by(ResultHistory.id)
+    )
+    return {
+        "job": _row(job, exclude={"reask_context", "lease_token"}),
+        "attempts": [_row(a, exclude={"raw_text"}) for a in attempts],
+        "result": None if result is None else _row(result),
+        "replaced_results": [_row(r) for r in replaced],
+    }
+
+
+def _row(obj: Any, exclude: set[str] = frozenset()) -> dict[str, Any]:  # type: ignore[assignment]
+    return {c.key: getattr(obj, c.key) for c in obj.__table__.columns if c.key not in exclude}
+
+
+def reprocess(
+    session: Session,
+    job_ids: list[int],
+    *,
+    now: datetime,
+    force: bool = False,
+    model: str | None = None,
+    catalog: Catalog | None = None,
+) -> dict[str, int]:
+    """Put failed (or, with ``force``, succeeded) jobs back to ``pending`` with fresh budgets.
+    Jobs in flight are left alone. A new model must be served in the job's region."""
+    counts = {"requeued": 0, "skipped": 0}
+    for job_id in job_ids:
+        job = session.get(Job, job_id, with_for_update=True)
+        if job is None:
+            raise NotFoundError(f"unknown job {job_id}")
+        allowed = (JobStatus.FAILED, JobStatus.CANCELLED) + ((JobStatus.SUCCEEDED,) if force else ())
+        if job.status not in allowed:
+            counts["skipped"] += 1
+            continue
+        if model is not None:
+            _check_model(model, job, catalog)
+        if job.status == JobStatus.SUCCEEDED:
+            _archive_result(session, job.id, now)
+        values: dict[str, Any] = {
+            "status": JobStatus.PENDING, "not_before": None, "deliveries": 0,
+            "transport_retries": 0, "reasks": 0, "reask_context": None, "finished_at": None,
+            "error_kind": None, "error_message": None,
+        }  # fmt: skip
+        if model is not None:
+            values["model"] = model
+        session.execute(
+            update(Job).where(Job.id == job.id, Job.status == job.status).values(**values)
+        )
+        counts["requeued"] += 1
+    return counts
+
+
+def _check_model(model: str, job: Job, catalog: Catalog | None) -> None:
+    if catalog is None:
+        return
+    if model not in set(catalog(job.region)):
+        where = "the EU host" if job.region == "eu" else "the gateway"
+        raise InputError(
+            f"--model {model!r} is not served by {where}; job {job.id} is a {job.region.upper()} "
+            "job and its data must stay there"
+        )
+
+
+def _archive_result(session: Session, job_id: int, now: datetime) -> None:
+    result = session.scalar(select(Result).where(Result.job_id == job_id))
+    if result is None:
+        return
+    session.execute(
+        insert(ResultHistory).values(
+            job_id=job_id, attempt_id=result.attempt_id, data=result.data,
+            raw_text=result.raw_text, repaired=result.repaired, model=result.model,
+            request_id=result.request_id, created_at=result.created_at, replaced_at=now,
+        )
+    )  # fmt: skip
+    session.execute(delete(Result).where(Result.id == result.id))
+
+
+def failed_jobs(session: Session, batch_id: int, status: str, reason: str | None) -> list[int]:
+    require_batch(session, batch_id)
+    where = [Job.batch_id == batch_id, Job.status == status]
+    if reason:
+        where.append(Job.error_kind == reason)
+    return list(session.scalars(select(Job.id).where(*where).order_by(Job.id)))
+
+
+def cancel_batch(session: Session, batch_id: int, *, now: datetime) -> int:
+    """Stop the rest of a batch: waiting jobs become ``cancelled``; finished results stay, and
+    a call already in flight finishes and is recorded."""
+    batch = require_batch(session, batch_id)
+    session.execute(update(Batch).where(Batch.id == batch.id).values(cancelled=True))
+    return int(
+        session.execute(
+            update(Job)
+            .where(Job.batch_id == batch_id, Job.status.in_((JobStatus.PENDING, JobStatus.QUEUED)))
+            .values(status=JobStatus.CANCELLED, finished_at=now, error_kind="cancelled")
+            .execution_options(synchronize_session=False)
+        ).rowcount
+    )
