@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from sqlalchemy import Engine, Pool, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
-from models import attempts, content, jobs  # noqa: F401  (register every table on Base)
+from models import attempts, content, jobs, nightly  # noqa: F401  (register every table on Base)
 from models.base import Base
 
 __all__ = ["Base", "make_engine", "make_session_factory", "session_scope"]
