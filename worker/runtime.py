@@ -47,14 +47,18 @@ class Runtime:
 
     @cached_property
     def limiter(self) -> ModelLimiter:
-        return ModelLimiter(_limiter_backend(self.settings), RateLimitConfig.from_settings(self.settings))
+        return ModelLimiter(
+            _limiter_backend(self.settings), RateLimitConfig.from_settings(self.settings)
+        )
 
     @cached_property
     def deps(self) -> PipelineDeps:
         return PipelineDeps(
-            sessions=self.sessions, gateway=self.gateway, limiter=self.limiter,
+            sessions=self.sessions,
+            gateway=self.gateway,
+            limiter=self.limiter,
             settings=self.settings,
-        )  # fmt: skip
+        )
 
     def publish(self, job_ids: Sequence[int]) -> None:
         from worker.celery_app import get_app

@@ -13,7 +13,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from models.db import make_engine, make_session_factory
 from models.migrate import upgrade
-from worker.gateway.types import CompletionRequest, CompletionResult, ModelInfo, RateLimitInfo, Usage
+from worker.gateway.types import (
+    CompletionRequest,
+    CompletionResult,
+    ModelInfo,
+    RateLimitInfo,
+    Usage,
+)
 from worker.services.enqueue import EnqueueRequest, enqueue
 from worker.settings import Settings
 
@@ -33,14 +39,29 @@ TEMPLATE = "[system]\nBe terse.\n[user]\nSummarise for {{ team }}:\n{{ transcrip
 GOOD = '{"summary": "Customer asked about a refund.", "sentiment": "neutral"}'
 
 
-def answer(content: str | None, *, finish: str = "stop", model: str = "claude-sonnet-4-6",
-           asked: str = "claude-sonnet-4-6", refusal: str | None = None) -> CompletionResult:  # fmt: skip
+def answer(
+    content: str | None,
+    *,
+    finish: str = "stop",
+    model: str = "claude-sonnet-4-6",
+    asked: str = "claude-sonnet-4-6",
+    refusal: str | None = None,
+) -> CompletionResult:
     return CompletionResult(
-        request_id=str(uuid.uuid4()), model_asked=asked, model_answered=model, region="us",
-        content=content, refusal=refusal, finish_reason=finish, finish_reason_raw=finish,
+        request_id=str(uuid.uuid4()),
+        model_asked=asked,
+        model_answered=model,
+        region="us",
+        content=content,
+        refusal=refusal,
+        finish_reason=finish,
+        finish_reason_raw=finish,
         usage=Usage(input_tokens=100, output_tokens=20, total_tokens=120),
-        rate_limit=RateLimitInfo(limit=30), http_status=200, latency_ms=5.0, raw_body="{}",
-    )  # fmt: skip
+        rate_limit=RateLimitInfo(limit=30),
+        http_status=200,
+        latency_ms=5.0,
+        raw_body="{}",
+    )
 
 
 @dataclass
@@ -95,14 +116,15 @@ def catalog(region: str) -> list[str]:
     return CATALOG[region]
 
 
-def enqueue_lines(
-    sessions: sessionmaker[Session], lines: list[str], **overrides: Any
-) -> int:
+def enqueue_lines(sessions: sessionmaker[Session], lines: list[str], **overrides: Any) -> int:
     fields: dict[str, Any] = {
-        "transcripts_source": "ids.txt", "template_text": TEMPLATE,
-        "template_source": "t.j2", "schema": SCHEMA, "schema_source": "s.json",
+        "transcripts_source": "ids.txt",
+        "template_text": TEMPLATE,
+        "template_source": "t.j2",
+        "schema": SCHEMA,
+        "schema_source": "s.json",
         "model": "claude-sonnet-4-6",
-    }  # fmt: skip
+    }
     fields.update(overrides)
     with sessions.begin() as session:
         return enqueue(session, EnqueueRequest(**fields), lines, catalog).batch_id
@@ -113,7 +135,11 @@ def ids(n: int) -> list[str]:
 
 
 def settings(**kw: Any) -> Settings:
-    base: dict[str, Any] = {"retry_backoff_base_s": 1.0, "max_reasks": 2, "max_transport_retries": 3}
+    base: dict[str, Any] = {
+        "retry_backoff_base_s": 1.0,
+        "max_reasks": 2,
+        "max_transport_retries": 3,
+    }
     base.update(kw)
     return Settings(**base)
 

@@ -27,7 +27,10 @@ class Clock:
 
 
 def _lines(n: int, offset: int = 0) -> list[str]:
-    return [json.dumps({"transcript_id": t, "variables": {"team": "x"}}) for t in ids(n + offset)[offset:]]
+    return [
+        json.dumps({"transcript_id": t, "variables": {"team": "x"}})
+        for t in ids(n + offset)[offset:]
+    ]
 
 
 def _setup(tmp_path: Path, limits: str):  # type: ignore[no-untyped-def]

@@ -57,8 +57,10 @@ BAD_CASES = [
     ({"template_text": "{% if %}"}, "t.j2"),
     ({"schema": {"type": "nonsense"}}, "s.json"),
     ({"lines": ['{"transcript_id": "abcdefgh12", "colour": 1}']}, "unknown key(s) colour"),
-    ({"lines": ['{"transcript_id": "abcdefgh12", "fallbacks": ["gpt-5","gpt-5","gpt-5"]}']},
-     "at most 2"),
+    (
+        {"lines": ['{"transcript_id": "abcdefgh12", "fallbacks": ["gpt-5","gpt-5","gpt-5"]}']},
+        "at most 2",
+    ),
     ({"lines": ['{"transcript_id": "abcdefgh12"}']}, "team"),  # undefined template variable
 ]
 
@@ -73,7 +75,7 @@ def test_bad_input_is_rejected_and_nothing_is_stored(sessions, change: dict, mes
 
 
 def test_a_bad_line_late_in_a_big_file_stores_nothing(sessions) -> None:
-    lines = _ok_lines(12000) + ["bad id"]
+    lines = [*_ok_lines(12000), "bad id"]
     with pytest.raises(InputError, match=r"ids.txt:12001"):
         enqueue_lines(sessions, lines)
     assert _count(sessions, Job) == 0

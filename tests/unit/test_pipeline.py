@@ -40,11 +40,17 @@ def _queue(sessions: sessionmaker[Session], job_id: int) -> None:
         s.execute(update(Job).where(Job.id == job_id).values(status=JobStatus.QUEUED))
 
 
-def _run(world: tuple[sessionmaker[Session], int], script: list[object], **kw: object) -> tuple[str, PipelineDeps]:
+def _run(
+    world: tuple[sessionmaker[Session], int], script: list[object], **kw: object
+) -> tuple[str, PipelineDeps]:
     sessions, job_id = world
     _queue(sessions, job_id)
-    deps = PipelineDeps(sessions=sessions, gateway=FakeGateway(list(script)), limiter=FakeLimiter(),
-                        settings=settings(**kw))  # fmt: skip
+    deps = PipelineDeps(
+        sessions=sessions,
+        gateway=FakeGateway(list(script)),
+        limiter=FakeLimiter(),
+        settings=settings(**kw),
+    )
     return process_job(job_id, deps), deps
 
 
@@ -52,7 +58,9 @@ def _job(world: tuple[sessionmaker[Session], int]) -> tuple[Job, list[Attempt], 
     sessions, job_id = world
     with sessions() as s:
         job = s.get(Job, job_id)
-        attempts = list(s.scalars(select(Attempt).where(Attempt.job_id == job_id).order_by(Attempt.id)))
+        attempts = list(
+            s.scalars(select(Attempt).where(Attempt.job_id == job_id).order_by(Attempt.id))
+        )
         result = s.scalar(select(Result).where(Result.job_id == job_id))
         assert job is not None
         return job, attempts, result
@@ -68,13 +76,17 @@ def test_valid_answer_succeeds_with_result_and_request_id(world) -> None:
     assert attempts[0].outcome == "ok" and attempts[0].cost_usd and attempts[0].cost_usd > 0
     req = deps.gateway.requests[0]  # type: ignore[attr-defined]
     assert req.transcript_id == job.transcript_id
-    assert "{{ transcript }}" in str(req.messages[1].content) and "ops" in str(req.messages[1].content)
+    assert "{{ transcript }}" in str(req.messages[1].content) and "ops" in str(
+        req.messages[1].content
+    )
     assert req.response_format_schema is not None
 
 
 def test_malformed_answer_is_repaired_and_marked(world) -> None:
-    outcome, _ = _run(world, [answer("```json\n{'summary': 'Refund asked', 'sentiment': 'neutral',}\n```")])
-    job, attempts, result = _job(world)
+    outcome, _ = _run(
+        world, [answer("```json\n{'summary': 'Refund asked', 'sentiment': 'neutral',}\n```")]
+    )
+    _, attempts, result = _job(world)
     assert outcome == "succeeded" and result is not None and result.repaired
     assert attempts[0].outcome == "repaired" and attempts[0].repairs
 
@@ -89,7 +101,9 @@ def test_invalid_answer_is_reasked_with_errors_then_succeeds(world) -> None:
     deps.gateway.script.append(answer(GOOD))  # type: ignore[attr-defined]
     assert process_job(job_id, deps) == "succeeded"
     reask = deps.gateway.requests[1]  # type: ignore[attr-defined]
-    assert "furious" in str(reask.messages[-1].content) or "furious" in str(reask.messages[-2].content)
+    assert "furious" in str(reask.messages[-1].content) or "furious" in str(
+        reask.messages[-2].content
+    )
     job, attempts, result = _job(world)
     assert [a.purpose for a in attempts] == ["call", "reask"] and result is not None
 
@@ -97,7 +111,7 @@ def test_invalid_answer_is_reasked_with_errors_then_succeeds(world) -> None:
 def test_reask_budget_is_bounded(world) -> None:
     sessions, job_id = world
     bad = '{"summary": "x"}'
-    outcome, deps = _run(world, [answer(bad)], max_reasks=1)
+    _outcome, deps = _run(world, [answer(bad)], max_reasks=1)
     _queue(sessions, job_id)
     deps.gateway.script.append(answer(bad))  # type: ignore[attr-defined]
     assert process_job(job_id, deps) == "failed"
@@ -148,7 +162,9 @@ def test_transport_retries_are_bounded(world) -> None:
 
 
 def test_permanent_error_fails_with_actionable_reason(world) -> None:
-    outcome, _ = _run(world, [TranscriptNotFound("transcript not found", status=404, request_id="r4")])
+    outcome, _ = _run(
+        world, [TranscriptNotFound("transcript not found", status=404, request_id="r4")]
+    )
     job, attempts, _ = _job(world)
     assert outcome == "failed" and job.error_kind == "transcript_not_found"
     assert "transcript not found" in (job.error_message or "")
@@ -163,8 +179,8 @@ def test_fallback_answer_debits_fallback_budget(world) -> None:
 
 
 def test_duplicate_delivery_is_skipped_without_a_call(world) -> None:
-    outcome, deps = _run(world, [answer(GOOD)])
-    sessions, job_id = world
+    _outcome, deps = _run(world, [answer(GOOD)])
+    _sessions, job_id = world
     assert process_job(job_id, deps) == "skipped"
     assert len(deps.gateway.requests) == 1  # type: ignore[attr-defined]
 

@@ -39,7 +39,9 @@ def asset(name: str) -> Path:
 
 @click.command("demo")
 @click.option("--dir", "workdir", default="tbatch-demo", show_default=True, type=click.Path())
-@click.option("--transcripts", "count", default=200, show_default=True, type=click.IntRange(1, 5000))
+@click.option(
+    "--transcripts", "count", default=200, show_default=True, type=click.IntRange(1, 5000)
+)
 @click.option("--concurrency", default=32, show_default=True, type=click.IntRange(1, 512))
 @click.option("--timeout-s", default=900.0, show_default=True)
 def demo(workdir: str, count: int, concurrency: int, timeout_s: float) -> None:
@@ -52,11 +54,22 @@ def demo(workdir: str, count: int, concurrency: int, timeout_s: float) -> None:
     for stale in ("tbatch.sqlite3", "tbatch.sqlite3-wal", "tbatch.sqlite3-shm"):
         (out / stale).unlink(missing_ok=True)
     emulator_args = [
-        "--transcripts", str(int(count * 1.15) + 5), "--seed", "7", "--api-key", DEMO_KEY,
-        "--latency-ms", "250", "--latency-jitter-ms", "200",
-        "--rate-limit", "900", "--window-s", "60",
+        "--transcripts",
+        str(int(count * 1.15) + 5),
+        "--seed",
+        "7",
+        "--api-key",
+        DEMO_KEY,
+        "--latency-ms",
+        "250",
+        "--latency-jitter-ms",
+        "200",
+        "--rate-limit",
+        "900",
+        "--window-s",
+        "60",
         *[arg for fault in DEMO_FAULTS for arg in ("--fault", fault)],
-    ]  # fmt: skip
+    ]
     console.print("[bold]tbatch demo[/]: starting the gateway emulator ...")
     with EmulatorProcess(emulator_args) as emu:
         env = _demo_env(out, emu.url)
@@ -69,8 +82,9 @@ def demo(workdir: str, count: int, concurrency: int, timeout_s: float) -> None:
         upgrade(get_settings().database_url)
         ids_file = _write_transcript_ids(out, count)
         batch_id, jobs = _enqueue(ids_file)
-        console.print(f"enqueued batch {batch_id}: {jobs} jobs on {DEMO_MODEL} "
-                      f"(fallback {DEMO_FALLBACK})")  # fmt: skip
+        console.print(
+            f"enqueued batch {batch_id}: {jobs} jobs on {DEMO_MODEL} (fallback {DEMO_FALLBACK})"
+        )
         with _worker(out, env, concurrency):
             status = _watch(batch_id, jobs, timeout_s, console)
         _report(batch_id, status, out, console)
@@ -162,8 +176,13 @@ def _watch(batch_id: int, total: int, timeout_s: float, console: Console) -> dic
     from worker.services.queries import batch_status
 
     deadline = time.monotonic() + timeout_s
-    columns = (TextColumn("[bold]processing"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("{task.fields[detail]}"), TimeElapsedColumn())  # fmt: skip
+    columns = (
+        TextColumn("[bold]processing"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[detail]}"),
+        TimeElapsedColumn(),
+    )
     with Progress(*columns, console=console) as progress:
         task = progress.add_task("jobs", total=total, detail="")
         while True:
@@ -188,16 +207,29 @@ def _report(batch_id: int, status: dict[str, Any], out: Path, console: Console) 
         write_results(iter_results(session, batch_id), "csv", fh)
     with db() as session:
         records = list(iter_results(session, batch_id))
-    table = Table("job", "transcript", "status", "sentiment", "resolution", "topics", "repaired",
-                  "request_id", title=f"batch {batch_id} (first 15 of {len(records)})")  # fmt: skip
+    table = Table(
+        "job",
+        "transcript",
+        "status",
+        "sentiment",
+        "resolution",
+        "topics",
+        "repaired",
+        "request_id",
+        title=f"batch {batch_id} (first 15 of {len(records)})",
+    )
     for rec in records[:15]:
         data = rec["result"] or {}
         table.add_row(
-            str(rec["job_id"]), rec["transcript_id"][:13] + "...", rec["status"],
-            str(data.get("sentiment", "-")), str(data.get("resolution", "-")),
-            ", ".join(data.get("topics", []))[:40], str(rec["repaired"]),
+            str(rec["job_id"]),
+            rec["transcript_id"][:13] + "...",
+            rec["status"],
+            str(data.get("sentiment", "-")),
+            str(data.get("resolution", "-")),
+            ", ".join(data.get("topics", []))[:40],
+            str(rec["repaired"]),
             (rec["request_id"] or rec["error"] or "-")[:36],
-        )  # fmt: skip
+        )
     console.print(table)
     c = status["counts"]
     console.print(
@@ -205,7 +237,9 @@ def _report(batch_id: int, status: dict[str, Any], out: Path, console: Console) 
         f"{status['attempts']} gateway calls, {status['input_tokens']} input tokens, "
         f"est. ${status['cost_usd']:.4f}"
     )
-    console.print(f"results: {out / 'results.jsonl'}\n         {out / 'results.csv'}\n"
-                  f"database: {out / 'tbatch.sqlite3'}\nworker log: {out / 'worker.log'}")  # fmt: skip
+    console.print(
+        f"results: {out / 'results.jsonl'}\n         {out / 'results.csv'}\n"
+        f"database: {out / 'tbatch.sqlite3'}\nworker log: {out / 'worker.log'}"
+    )
     if not status["final"]:
         raise SystemExit("demo timed out before the batch was final")

@@ -29,7 +29,9 @@ def _read(path: str, what: str) -> str:
 
 
 @click.command("enqueue")
-@click.option("--transcripts", "transcripts_path", required=True, help="ids, one per line, or JSONL")
+@click.option(
+    "--transcripts", "transcripts_path", required=True, help="ids, one per line, or JSONL"
+)
 @click.option("--template", "template_path", required=True, help="Jinja2 prompt template file")
 @click.option("--schema", "schema_path", required=True, help="output JSON Schema file")
 @click.option("--model", required=True)
@@ -43,11 +45,20 @@ def _read(path: str, what: str) -> str:
 @click.option("--global-routing", is_flag=True, help='send model_region "global" (cheaper)')
 @click.option("--json", "as_json", is_flag=True)
 def enqueue_command(
-    transcripts_path: str, template_path: str, schema_path: str, model: str,
-    fallbacks: tuple[str, ...], region: str, name: str | None, batch_id: int | None,
-    max_tokens: int | None, temperature: float | None, priority: int, global_routing: bool,
+    transcripts_path: str,
+    template_path: str,
+    schema_path: str,
+    model: str,
+    fallbacks: tuple[str, ...],
+    region: str,
+    name: str | None,
+    batch_id: int | None,
+    max_tokens: int | None,
+    temperature: float | None,
+    priority: int,
+    global_routing: bool,
     as_json: bool,
-) -> None:  # fmt: skip
+) -> None:
     """Validate a whole input and store it as a batch of pending jobs (or store nothing)."""
     req = EnqueueRequest(
         transcripts_source=transcripts_path,
@@ -55,15 +66,23 @@ def enqueue_command(
         template_source=template_path,
         schema=load_schema_text(_read(schema_path, "schema"), source=schema_path),
         schema_source=schema_path,
-        model=model, fallbacks=fallbacks, region=region, name=name, max_tokens=max_tokens,
-        temperature=temperature, priority=priority, batch_id=batch_id,
+        model=model,
+        fallbacks=fallbacks,
+        region=region,
+        name=name,
+        max_tokens=max_tokens,
+        temperature=temperature,
+        priority=priority,
+        batch_id=batch_id,
         model_region_global=global_routing,
-    )  # fmt: skip
+    )
     gateway = get_runtime().gateway
     try:
         lines = Path(transcripts_path).open(encoding="utf-8")  # noqa: SIM115 (closed below)
     except OSError as exc:
-        raise InputError(f"cannot read transcripts: {exc.strerror}", source=transcripts_path) from None
+        raise InputError(
+            f"cannot read transcripts: {exc.strerror}", source=transcripts_path
+        ) from None
     with lines, db() as session:
         out = enqueue(session, req, lines, catalog=lambda r: gateway.list_models(r).keys())  # type: ignore[arg-type]
     if as_json:

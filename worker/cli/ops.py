@@ -40,13 +40,19 @@ def worker_command(
     app.worker_main(
         [
             "worker",
-            "--loglevel", loglevel or settings.log_level,
-            "--pool", settings.worker_pool,
-            "--concurrency", str(settings.worker_concurrency),
-            "--queues", "tbatch",
-            "--without-gossip", "--without-mingle", "--without-heartbeat",
+            "--loglevel",
+            loglevel or settings.log_level,
+            "--pool",
+            settings.worker_pool,
+            "--concurrency",
+            str(settings.worker_concurrency),
+            "--queues",
+            "tbatch",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
         ]
-    )  # fmt: skip
+    )
 
 
 COMMANDS = [migrate_command, worker_command]

@@ -37,9 +37,13 @@ def show_command(request_id: str | None, job_id: int | None) -> None:
 @click.option("--model", default=None, help="run on another model (same region only)")
 @click.option("--force", is_flag=True, help="also rerun succeeded jobs (old result kept)")
 def reprocess_command(
-    request_id: str | None, batch_id: int | None, status: str, reason: str | None,
-    model: str | None, force: bool,
-) -> None:  # fmt: skip
+    request_id: str | None,
+    batch_id: int | None,
+    status: str,
+    reason: str | None,
+    model: str | None,
+    force: bool,
+) -> None:
     """Run failed jobs again (a new attempt; history kept)."""
     if (request_id is None) == (batch_id is None):
         raise InputError("give exactly one of --request-id or --batch")
@@ -52,9 +56,13 @@ def reprocess_command(
         else:
             ids = failed_jobs(session, int(batch_id), status, reason)  # type: ignore[arg-type]
         counts = reprocess(
-            session, ids, now=utcnow(), force=force, model=model,
+            session,
+            ids,
+            now=utcnow(),
+            force=force,
+            model=model,
             catalog=lambda r: gateway.list_models(r).keys(),  # type: ignore[arg-type]
-        )  # fmt: skip
+        )
     print_json({"jobs": ids if len(ids) <= 20 else len(ids), **counts})
 
 

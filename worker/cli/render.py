@@ -37,7 +37,11 @@ def render_status(status: dict[str, Any], console: Console | None = None) -> Non
             limit = "none" if row["limit"] is None else f"{row['limit']}/{row['window_s']:g}s"
             tokens = "-" if row["tokens"] is None else f"{row['tokens']:.2f}"
             budget.add_row(
-                row["model"], row["region"], limit, tokens, f"{row['paused_for_s']:.1f}",
+                row["model"],
+                row["region"],
+                limit,
+                tokens,
+                f"{row['paused_for_s']:.1f}",
                 str(row["learned_limit"] or "-"),
-            )  # fmt: skip
+            )
         console.print(budget)

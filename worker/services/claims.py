@@ -35,9 +35,7 @@ def claim(session: Session, job_id: int, *, now: datetime, lease_s: float) -> Jo
     return session.get(Job, job_id)
 
 
-def finish(
-    session: Session, job: Job, *, now: datetime, status: str, **values: Any
-) -> bool:
+def finish(session: Session, job: Job, *, now: datetime, status: str, **values: Any) -> bool:
     """running (under our lease) -> ``status``. False if our lease was lost meanwhile."""
     done = session.execute(
         update(Job)

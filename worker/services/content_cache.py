@@ -22,7 +22,9 @@ class ContentCache:
         self._max = max_entries
         self._lock = threading.Lock()
 
-    def load(self, session: Session, template_id: int, schema_id: int) -> tuple[CompiledTemplate, Any]:
+    def load(
+        self, session: Session, template_id: int, schema_id: int
+    ) -> tuple[CompiledTemplate, Any]:
         with self._lock:
             tpl = self._templates.get(template_id)
             schema = self._schemas.get(schema_id)

@@ -132,7 +132,9 @@ class Dispatcher:
                 session.scalar(
                     select(func.count())
                     .select_from(Job)
-                    .where(Job.status == JobStatus.QUEUED, Job.model == key[0], Job.region == key[1])
+                    .where(
+                        Job.status == JobStatus.QUEUED, Job.model == key[0], Job.region == key[1]
+                    )
                 )
                 or 0
             )

@@ -21,8 +21,8 @@ from sqlalchemy.orm import Session
 from models.content import Schema, Template
 from models.jobs import Batch, Job, JobStatus
 from worker.errors import InputError, NotFoundError
-from worker.prompts import check_template_for_enqueue, compile_template, template_hash
 from worker.output import check_schema, schema_hash
+from worker.prompts import check_template_for_enqueue, compile_template, template_hash
 from worker.services.job_input import JobInput, check_fallback_count, parse_job_lines
 
 CHUNK_ROWS = 5000
@@ -120,9 +120,7 @@ def enqueue(
         session.rollback()
         raise InputError("no transcript ids in the input", source=req.transcripts_source)
     new = writer.flush()
-    jobs = session.scalar(
-        select(func.count()).select_from(Job).where(Job.batch_id == batch_id)
-    )
+    jobs = session.scalar(select(func.count()).select_from(Job).where(Job.batch_id == batch_id))
     return EnqueueOutcome(batch_id=batch_id, jobs=min(writer.distinct, int(jobs or 0)), new=new)
 
 

@@ -108,9 +108,7 @@ def _check_fallbacks(value: object, fail: Any) -> tuple[str, ...] | None:
 
 def check_fallback_count(fallbacks: list[str] | tuple[str, ...], fail: Any) -> None:
     if len(fallbacks) > MAX_FALLBACKS:
-        raise fail(
-            f"{len(fallbacks)} fallbacks given; the gateway chains at most {MAX_FALLBACKS}"
-        )
+        raise fail(f"{len(fallbacks)} fallbacks given; the gateway chains at most {MAX_FALLBACKS}")
 
 
 def _check_max_tokens(value: object, fail: Any) -> int | None:

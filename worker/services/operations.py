@@ -14,6 +14,7 @@ from models.attempts import Attempt, Result, ResultHistory
 from models.jobs import Batch, Job, JobStatus
 from worker.errors import InputError, NotFoundError
 from worker.services.queries import require_batch
+from worker.services.reconcile import _rowcount
 
 Catalog = Callable[[str], Iterable[str]]
 
@@ -64,7 +65,9 @@ def reprocess(
         job = session.get(Job, job_id, with_for_update=True)
         if job is None:
             raise NotFoundError(f"unknown job {job_id}")
-        allowed = (JobStatus.FAILED, JobStatus.CANCELLED) + ((JobStatus.SUCCEEDED,) if force else ())
+        allowed = (JobStatus.FAILED, JobStatus.CANCELLED) + (
+            (JobStatus.SUCCEEDED,) if force else ()
+        )
         if job.status not in allowed:
             counts["skipped"] += 1
             continue
@@ -73,10 +76,16 @@ def reprocess(
         if job.status == JobStatus.SUCCEEDED:
             _archive_result(session, job.id, now)
         values: dict[str, Any] = {
-            "status": JobStatus.PENDING, "not_before": None, "deliveries": 0,
-            "transport_retries": 0, "reasks": 0, "reask_context": None, "finished_at": None,
-            "error_kind": None, "error_message": None,
-        }  # fmt: skip
+            "status": JobStatus.PENDING,
+            "not_before": None,
+            "deliveries": 0,
+            "transport_retries": 0,
+            "reasks": 0,
+            "reask_context": None,
+            "finished_at": None,
+            "error_kind": None,
+            "error_message": None,
+        }
         if model is not None:
             values["model"] = model
         session.execute(
@@ -103,11 +112,17 @@ def _archive_result(session: Session, job_id: int, now: datetime) -> None:
         return
     session.execute(
         insert(ResultHistory).values(
-            job_id=job_id, attempt_id=result.attempt_id, data=result.data,
-            raw_text=result.raw_text, repaired=result.repaired, model=result.model,
-            request_id=result.request_id, created_at=result.created_at, replaced_at=now,
+            job_id=job_id,
+            attempt_id=result.attempt_id,
+            data=result.data,
+            raw_text=result.raw_text,
+            repaired=result.repaired,
+            model=result.model,
+            request_id=result.request_id,
+            created_at=result.created_at,
+            replaced_at=now,
         )
-    )  # fmt: skip
+    )
     session.execute(delete(Result).where(Result.id == result.id))
 
 
@@ -124,11 +139,11 @@ def cancel_batch(session: Session, batch_id: int, *, now: datetime) -> int:
     a call already in flight finishes and is recorded."""
     batch = require_batch(session, batch_id)
     session.execute(update(Batch).where(Batch.id == batch.id).values(cancelled=True))
-    return int(
+    return _rowcount(
         session.execute(
             update(Job)
             .where(Job.batch_id == batch_id, Job.status.in_((JobStatus.PENDING, JobStatus.QUEUED)))
             .values(status=JobStatus.CANCELLED, finished_at=now, error_kind="cancelled")
             .execution_options(synchronize_session=False)
-        ).rowcount
+        )
     )

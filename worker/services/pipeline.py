@@ -88,10 +88,14 @@ def _process(job_id: int, deps: PipelineDeps) -> str:
             return "skipped"
         if job.deliveries > settings.max_deliveries:
             claims.finish(
-                session, job, now=deps.clock(), status=JobStatus.FAILED, error_kind="poison",
+                session,
+                job,
+                now=deps.clock(),
+                status=JobStatus.FAILED,
+                error_kind="poison",
                 error_message=f"delivered {job.deliveries} times without finishing "
                 f"(cap {settings.max_deliveries}); history kept in attempts",
-            )  # fmt: skip
+            )
             return "poison"
         deps.leases[job.id] = str(job.lease_token)
         session.expunge(job)
@@ -102,16 +106,21 @@ def _process(job_id: int, deps: PipelineDeps) -> str:
     record = AttemptRecord(job=job, started_at=started, region=job.region)
     try:
         req = build_request(
-            template=template, variables=job.variables, schema=schema,
-            transcript_id=job.transcript_id, model=job.model, fallbacks=list(job.fallbacks),
-            region=job.region, max_tokens=job.max_tokens or settings.default_max_tokens,
-            temperature=job.temperature, model_region_global=job.model_region_global,
-            catalog=catalog, reask_context=job.reask_context,
-        )  # fmt: skip
-        record.purpose = "reask" if job.reask_context else "call"
-        result = deps.gateway.complete(
-            req, log_fields={"job_id": job.id, "batch_id": job.batch_id}
+            template=template,
+            variables=job.variables,
+            schema=schema,
+            transcript_id=job.transcript_id,
+            model=job.model,
+            fallbacks=list(job.fallbacks),
+            region=job.region,
+            max_tokens=job.max_tokens or settings.default_max_tokens,
+            temperature=job.temperature,
+            model_region_global=job.model_region_global,
+            catalog=catalog,
+            reask_context=job.reask_context,
         )
+        record.purpose = "reask" if job.reask_context else "call"
+        result = deps.gateway.complete(req, log_fields={"job_id": job.id, "batch_id": job.batch_id})
     except GatewayError as error:
         return _on_gateway_error(job, error, record, deps)
     except (RequestRejected, TbatchError) as error:
@@ -158,11 +167,14 @@ def _on_answer(
         return _fail(job, record, deps, kind="refused", message=f"model refused: {outcome.reason}")
     if isinstance(outcome, Truncated):
         record.outcome = "truncated"
+        limit = job.max_tokens or deps.settings.default_max_tokens
         return _fail(
-            job, record, deps, kind="truncated",
-            message=f"answer cut at max_tokens ({job.max_tokens or deps.settings.default_max_tokens}"
-            "); raise --max-tokens",
-        )  # fmt: skip
+            job,
+            record,
+            deps,
+            kind="truncated",
+            message=f"answer cut at max_tokens ({limit}); raise --max-tokens",
+        )
     assert isinstance(outcome, Invalid)
     record.outcome = "invalid"
     record.repairs = list(outcome.repairs)
@@ -175,16 +187,25 @@ def _reask_or_fail(
 ) -> str:
     if job.reasks >= deps.settings.max_reasks:
         return _fail(
-            job, record, deps, kind="invalid_output",
+            job,
+            record,
+            deps,
+            kind="invalid_output",
             message=f"output still invalid after {job.reasks} re-ask(s): " + "; ".join(errors[:3]),
-        )  # fmt: skip
+        )
     with deps.sessions.begin() as session:
         record_attempt(session, record, now=deps.clock())
         claims.finish(
-            session, job, now=deps.clock(), status=JobStatus.PENDING, not_before=None,
-            reasks=job.reasks + 1, reask_context={"answer": answer[:20000], "errors": errors},
-            error_kind="invalid_output", error_message="; ".join(errors[:3]),
-        )  # fmt: skip
+            session,
+            job,
+            now=deps.clock(),
+            status=JobStatus.PENDING,
+            not_before=None,
+            reasks=job.reasks + 1,
+            reask_context={"answer": answer[:20000], "errors": errors},
+            error_kind="invalid_output",
+            error_message="; ".join(errors[:3]),
+        )
     return "reask"
 
 
@@ -207,9 +228,12 @@ def _on_gateway_error(
     if isinstance(error, TransientGatewayError):
         if job.transport_retries >= settings.max_transport_retries:
             return _fail(
-                job, record, deps, kind=error.kind,
+                job,
+                record,
+                deps,
+                kind=error.kind,
                 message=f"gave up after {job.transport_retries} retries: {error}",
-            )  # fmt: skip
+            )
         delay = backoff_s(job.transport_retries, settings, deps.rng)
         return _back_to_pending(job, record, deps, delay_s=delay, count_retry=True)
     return _fail(job, record, deps, kind=error.kind, message=str(error))
@@ -217,7 +241,7 @@ def _on_gateway_error(
 
 def backoff_s(retries: int, settings: Settings, rng: random.Random) -> float:
     """Exponential backoff with equal jitter: half fixed, half random, capped."""
-    ceiling = min(settings.retry_backoff_max_s, settings.retry_backoff_base_s * 2**retries)
+    ceiling = min(settings.retry_backoff_max_s, settings.retry_backoff_base_s * 2.0**retries)
     return ceiling / 2 + rng.uniform(0, ceiling / 2)
 
 
@@ -228,11 +252,15 @@ def _back_to_pending(
     with deps.sessions.begin() as session:
         record_attempt(session, record, now=now)
         claims.finish(
-            session, job, now=now, status=JobStatus.PENDING,
+            session,
+            job,
+            now=now,
+            status=JobStatus.PENDING,
             not_before=now + timedelta(seconds=delay_s) if delay_s else None,
             transport_retries=job.transport_retries + (1 if count_retry else 0),
-            error_kind=record.error_kind, error_message=record.error_message,
-        )  # fmt: skip
+            error_kind=record.error_kind,
+            error_message=record.error_message,
+        )
     return "retry" if count_retry else "rate_limited"
 
 
@@ -243,8 +271,12 @@ def _fail(job: Job, record: AttemptRecord, deps: PipelineDeps, *, kind: str, mes
     with deps.sessions.begin() as session:
         record_attempt(session, record, now=now)
         claims.finish(
-            session, job, now=now, status=JobStatus.FAILED, error_kind=kind,
+            session,
+            job,
+            now=now,
+            status=JobStatus.FAILED,
+            error_kind=kind,
             error_message=message[:4000],
-        )  # fmt: skip
+        )
     log.info("job.failed", extra={"job_id": job.id, "error_kind": kind})
     return "failed"

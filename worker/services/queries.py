@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case, func, select
+from sqlalchemy import ColumnElement, case, func, select
 from sqlalchemy.orm import Session
 
 from models.attempts import Attempt, Result
@@ -41,8 +41,9 @@ def batch_status(session: Session, batch_id: int | None) -> dict[str, Any]:
         )
     }
     first, last, finished = session.execute(
-        select(func.min(Job.created_at), func.max(Job.finished_at), func.count(Job.finished_at))
-        .where(*where)
+        select(
+            func.min(Job.created_at), func.max(Job.finished_at), func.count(Job.finished_at)
+        ).where(*where)
     ).one()
     usage = session.execute(
         select(
@@ -80,10 +81,12 @@ def _rate(finished: int, first: datetime | None, last: datetime | None) -> float
 
 
 def models_in_use(session: Session, batch_id: int | None) -> list[tuple[str, str]]:
-    where = [Job.status.in_(JobStatus.ACTIVE)]
+    where: list[ColumnElement[bool]] = [Job.status.in_(JobStatus.ACTIVE)]
     if batch_id is not None:
         where.append(Job.batch_id == batch_id)
-    return [(m, r) for m, r in session.execute(select(Job.model, Job.region).where(*where).distinct())]
+    return [
+        (m, r) for m, r in session.execute(select(Job.model, Job.region).where(*where).distinct())
+    ]
 
 
 def iter_results(session: Session, batch_id: int, chunk: int = 2000) -> Iterator[dict[str, Any]]:
@@ -109,7 +112,9 @@ def iter_results(session: Session, batch_id: int, chunk: int = 2000) -> Iterator
                 "request_id": None if result is None else result.request_id,
                 "model": job.model if result is None else result.model,
                 "repaired": None if result is None else result.repaired,
-                "error": None if job.status != JobStatus.FAILED else f"{job.error_kind}: {job.error_message}",
+                "error": None
+                if job.status != JobStatus.FAILED
+                else f"{job.error_kind}: {job.error_message}",
             }
             last_id = job.id
         session.expunge_all()

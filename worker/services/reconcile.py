@@ -13,7 +13,9 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import update
+from typing import Any
+
+from sqlalchemy import CursorResult, update
 from sqlalchemy.orm import Session
 
 from models.jobs import Job, JobStatus
@@ -23,56 +25,68 @@ def reconcile(
     session: Session, *, now: datetime, requeue_after_s: float, max_deliveries: int
 ) -> dict[str, int]:
     expired = (Job.status == JobStatus.RUNNING) & (Job.lease_expires_at < now)
-    poison = session.execute(
-        update(Job)
-        .where(expired, Job.deliveries >= max_deliveries)
-        .values(
-            status=JobStatus.FAILED,
-            lease_token=None,
-            lease_expires_at=None,
-            finished_at=now,
-            error_kind="poison",
-            error_message=f"worker lost the job {max_deliveries} times (crash or hang each "
-            "delivery); attempts kept",
+    poison = _rowcount(
+        session.execute(
+            update(Job)
+            .where(expired, Job.deliveries >= max_deliveries)
+            .values(
+                status=JobStatus.FAILED,
+                lease_token=None,
+                lease_expires_at=None,
+                finished_at=now,
+                error_kind="poison",
+                error_message=f"worker lost the job {max_deliveries} times (crash or hang each "
+                "delivery); attempts kept",
+            )
+            .execution_options(synchronize_session=False)
         )
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    lost_leases = session.execute(
-        update(Job)
-        .where(expired)
-        .values(
-            status=JobStatus.PENDING,
-            lease_token=None,
-            lease_expires_at=None,
-            error_kind="lease_expired",
-            error_message="worker stopped before finishing; requeued",
+    )
+    lost_leases = _rowcount(
+        session.execute(
+            update(Job)
+            .where(expired)
+            .values(
+                status=JobStatus.PENDING,
+                lease_token=None,
+                lease_expires_at=None,
+                error_kind="lease_expired",
+                error_message="worker stopped before finishing; requeued",
+            )
+            .execution_options(synchronize_session=False)
         )
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    lost_messages = session.execute(
-        update(Job)
-        .where(
-            Job.status == JobStatus.QUEUED,
-            Job.queued_at < now - timedelta(seconds=requeue_after_s),
+    )
+    lost_messages = _rowcount(
+        session.execute(
+            update(Job)
+            .where(
+                Job.status == JobStatus.QUEUED,
+                Job.queued_at < now - timedelta(seconds=requeue_after_s),
+            )
+            .values(status=JobStatus.PENDING)
+            .execution_options(synchronize_session=False)
         )
-        .values(status=JobStatus.PENDING)
-        .execution_options(synchronize_session=False)
-    ).rowcount
+    )
     return {"poison": poison, "lost_leases": lost_leases, "lost_messages": lost_messages}
 
 
-def renew_leases(
-    session: Session, leases: dict[int, str], *, now: datetime, lease_s: float
-) -> int:
+def renew_leases(session: Session, leases: dict[int, str], *, now: datetime, lease_s: float) -> int:
     """Extend the leases this process holds (a heartbeat), so a long call is not requeued."""
     if not leases:
         return 0
     renewed = 0
     for job_id, token in leases.items():
-        renewed += session.execute(
-            update(Job)
-            .where(Job.id == job_id, Job.status == JobStatus.RUNNING, Job.lease_token == token)
-            .values(lease_expires_at=now + timedelta(seconds=lease_s))
-            .execution_options(synchronize_session=False)
-        ).rowcount
+        renewed += _rowcount(
+            session.execute(
+                update(Job)
+                .where(Job.id == job_id, Job.status == JobStatus.RUNNING, Job.lease_token == token)
+                .values(lease_expires_at=now + timedelta(seconds=lease_s))
+                .execution_options(synchronize_session=False)
+            )
+        )
     return renewed
+
+
+def _rowcount(result: Any) -> int:
+    """Rows an UPDATE matched (``Session.execute`` is typed as returning a plain Result)."""
+    assert isinstance(result, CursorResult)
+    return int(result.rowcount)
