@@ -1,0 +1,94 @@
+"""``tbatch emulator``: run the local LLM Gateway emulator (wired into the CLI group elsewhere)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from pathlib import Path
+
+import click
+
+from worker.emulator.config import (
+    EmulatorConfig,
+    parse_fault,
+    parse_model_latency,
+    parse_model_limit,
+)
+
+
+def _date(ctx: click.Context, param: click.Parameter, value: str | None) -> date | None:
+    if value is None:
+        return None
+    try:
+        return datetime.strptime(value, "%Y-%m-%d").date()
+    except ValueError as exc:
+        raise click.BadParameter("expected YYYY-MM-DD") from exc
+
+
+@click.command("emulator")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8600, show_default=True, type=int, help="0 picks a free port.")
+@click.option("--region", type=click.Choice(["us", "eu"]), default="us", show_default=True)
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--transcripts", "transcript_count", default=200, show_default=True, type=int)
+@click.option("--transcripts-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="JSONL: id, text, status, created, optional deleted.")  # fmt: skip
+@click.option("--transcript-days", default=7, show_default=True, type=int)
+@click.option("--today", callback=_date, help="YYYY-MM-DD; default: the real today.")
+@click.option("--api-key", default=None, help="Accept only this key (default: any non-empty).")
+@click.option("--rate-limit", default=30, show_default=True, type=int, help="Requests per window.")
+@click.option("--window-s", default=60.0, show_default=True, type=float)
+@click.option("--model-limit", multiple=True, help="MODEL=N/SECONDS, e.g. gpt-5=60/6.")
+@click.option("--no-rate-limit", is_flag=True, help="Disable the limiter (stats still count).")
+@click.option("--latency-ms", default=0.0, show_default=True, type=float)
+@click.option("--latency-jitter-ms", default=0.0, show_default=True, type=float)
+@click.option("--model-latency", multiple=True, help="MODEL=MS[/JITTER_MS].")
+@click.option("--fault", multiple=True,
+              help="[MODEL:]KIND=RATE (5xx=0.1, gpt-5:malformed=0.2) or a JSON rule.")  # fmt: skip
+@click.option("--hang-s", default=300.0, show_default=True, type=float)
+def emulator_command(
+    host: str,
+    port: int,
+    region: str,
+    seed: int,
+    transcript_count: int,
+    transcripts_file: Path | None,
+    transcript_days: int,
+    today: date | None,
+    api_key: str | None,
+    rate_limit: int,
+    window_s: float,
+    model_limit: tuple[str, ...],
+    no_rate_limit: bool,
+    latency_ms: float,
+    latency_jitter_ms: float,
+    model_latency: tuple[str, ...],
+    fault: tuple[str, ...],
+    hang_s: float,
+) -> None:
+    """Serve an emulated AssemblyAI LLM Gateway (+ transcript list) on one port."""
+    try:
+        config = EmulatorConfig(
+            host=host,
+            port=port,
+            region=region,  # type: ignore[arg-type]
+            seed=seed,
+            transcripts=transcript_count,
+            transcripts_file=transcripts_file,
+            transcript_days=transcript_days,
+            today=today,
+            api_key=api_key,
+            rate_limit=rate_limit,
+            window_s=window_s,
+            model_limits=dict(parse_model_limit(x) for x in model_limit),
+            rate_limit_enabled=not no_rate_limit,
+            latency_ms=latency_ms,
+            latency_jitter_ms=latency_jitter_ms,
+            model_latency=dict(parse_model_latency(x) for x in model_latency),
+            faults=[parse_fault(x) for x in fault],
+            hang_s=hang_s,
+        )
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
+    from worker.emulator.server import run  # uvicorn is only needed once we actually serve
+
+    run(config)

@@ -1,0 +1,94 @@
+"""The gateway's per (API key, model) fixed-window limiter, and the counters tests read.
+
+A window opens at the first request after the previous one closed (the live ``X-RateLimit-Reset``
+read 60 right after use, so windows are not aligned to the clock). Every request that reaches the
+limiter counts, including rejected ones, which is why ``Remaining`` goes negative as observed
+live. Time is passed in, so the arithmetic is testable without sleeping.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, field
+
+SERVICE = "llmgw"
+
+
+@dataclass
+class Decision:
+    allowed: bool
+    limit: int
+    remaining: int
+    reset_s: float
+    model: str
+
+    def headers(self) -> dict[str, str]:
+        headers = {
+            "X-RateLimit-Limit": str(self.limit),
+            "X-RateLimit-Remaining": str(self.remaining),
+            "X-RateLimit-Reset": str(max(0, math.ceil(self.reset_s))),
+            "X-RateLimit-Model": self.model,
+            "X-RateLimit-Service": SERVICE,
+        }
+        if not self.allowed:
+            headers["Retry-After"] = str(max(1, math.ceil(self.reset_s)))
+        return headers
+
+
+@dataclass
+class _Window:
+    start: float
+    count: int = 0
+
+
+@dataclass
+class _Arrivals:
+    """Arrival times within the last window length, for the sliding maximum."""
+
+    times: deque[float] = field(default_factory=deque)
+    max_sliding: int = 0
+    max_fixed: int = 0
+
+
+@dataclass
+class FixedWindowLimiter:
+    windows: dict[tuple[str, str], _Window] = field(default_factory=dict)
+    arrivals: dict[tuple[str, str], _Arrivals] = field(default_factory=dict)
+
+    def hit(self, key: str, model: str, limit: int, window_s: float, now: float) -> Decision:
+        """Count one request for (key, model) at ``now`` and say whether it may proceed."""
+        window = self.windows.get((key, model))
+        if window is None or now >= window.start + window_s:
+            window = self.windows[(key, model)] = _Window(start=now)
+        window.count += 1
+        self._observe(key, model, window.count, window_s, now)
+        return Decision(
+            allowed=window.count <= limit,
+            limit=limit,
+            remaining=limit - window.count,
+            reset_s=window.start + window_s - now,
+            model=model,
+        )
+
+    def _observe(self, key: str, model: str, fixed_count: int, window_s: float, now: float) -> None:
+        seen = self.arrivals.setdefault((key, model), _Arrivals())
+        # The half-open window [t, t + W) ending at ``now`` holds arrivals with t > now - W.
+        while seen.times and seen.times[0] <= now - window_s:
+            seen.times.popleft()
+        seen.times.append(now)
+        seen.max_sliding = max(seen.max_sliding, len(seen.times))
+        seen.max_fixed = max(seen.max_fixed, fixed_count)
+
+    def max_for(self, model: str) -> tuple[int, int]:
+        """(max in any sliding window, max in any fixed window) over all keys, for ``model``."""
+        sliding = fixed = 0
+        for (_, m), seen in self.arrivals.items():
+            if m == model:
+                sliding = max(sliding, seen.max_sliding)
+                fixed = max(fixed, seen.max_fixed)
+        return sliding, fixed
+
+    def clear(self) -> None:
+        self.windows.clear()
+        self.arrivals.clear()

@@ -1,0 +1,113 @@
+"""The emulated LLM: one completion for one attempt, with content-level faults applied.
+
+Transport-level faults (5xx, 429, hang) are the gateway loop's business; this module only
+decides what the model *says*: a schema instance, a tool call, plain text, or the broken,
+refused or truncated versions of those.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+from worker.emulator.answers import instance_for, text_answer
+from worker.emulator.catalog import ModelInfo
+from worker.emulator.injection import CHARS_PER_TOKEN, count_tokens
+from worker.emulator.malform import UNREPAIRABLE_TEXT, cut, malform, violate
+from worker.emulator.rng import seeded
+from worker.emulator.source import Source
+
+REFUSAL_TEXT = "I'm sorry, but I can't help with that request."
+
+
+@dataclass
+class Completion:
+    content: str | None
+    finish: str  # generic: stop | length | refusal | tool (mapped per family by envelopes)
+    refusal: str | None = None
+    tool_calls: list[dict[str, Any]] | None = None
+    output_tokens: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _schema(req: dict[str, Any]) -> object | None:
+    fmt = req.get("response_format")
+    spec = fmt.get("json_schema") if isinstance(fmt, dict) else None
+    schema: object = spec.get("schema") if isinstance(spec, dict) else None
+    return schema
+
+
+def _tool(req: dict[str, Any]) -> dict[str, Any] | None:
+    """The function the model calls, if tools were offered and not switched off."""
+    tools = req.get("tools")
+    choice = req.get("tool_choice", "auto")
+    if not isinstance(tools, list) or not tools or choice == "none":
+        return None
+    functions: list[dict[str, Any]] = [
+        t["function"] for t in tools if isinstance(t, dict) and isinstance(t.get("function"), dict)
+    ]
+    if isinstance(choice, dict):
+        wanted = (choice.get("function") or {}).get("name")
+        functions = [f for f in functions if f.get("name") == wanted] or functions
+    return functions[0] if functions else None
+
+
+def _plain(kind: str | None, text: str, rng: random.Random) -> str:
+    """Content-level faults applied to a plain-text answer."""
+    if kind == "code_fence":
+        return f"```\n{text}\n```"
+    if kind == "prose":
+        return f"Sure! {text} Let me know if you need anything else."
+    if kind == "truncated_json":
+        return cut(text, rng)
+    if kind == "unrepairable":
+        return UNREPAIRABLE_TEXT
+    return text
+
+
+def complete(
+    req: dict[str, Any],
+    info: ModelInfo,
+    src: Source,
+    rng_parts: tuple[object, ...],
+    fault: str | None,
+    json_wanted: bool,
+) -> Completion:
+    """What ``info`` answers to ``req``; ``fault`` is a content-level fault kind or None."""
+    rng = seeded(*rng_parts)
+    if fault == "refusal":
+        return Completion(content=None, finish="refusal", refusal=REFUSAL_TEXT,
+                          output_tokens=count_tokens(REFUSAL_TEXT))  # fmt: skip
+    schema = _schema(req)
+    tool = _tool(req) if schema is None else None
+    if tool is not None:
+        args = instance_for(tool.get("parameters") or {"type": "object"}, rng, src)
+        text = json.dumps(args)
+        call = {"id": f"call_{rng.getrandbits(48):012x}", "type": "function",
+                "function": {"name": str(tool.get("name", "tool")), "arguments": text}}  # fmt: skip
+        return Completion(content=None, finish="tool", tool_calls=[call],
+                          output_tokens=count_tokens(text))  # fmt: skip
+    value: Any
+    if schema is not None:
+        value = instance_for(schema, rng, src)
+        if fault == "schema_violation":
+            value = violate(schema, value, rng)
+    elif json_wanted:
+        value = {"answer": text_answer(rng, src)}
+        if fault == "schema_violation":
+            value = ["unexpected", "shape"]
+    else:
+        value = None
+    if value is None:
+        text = _plain(fault, text_answer(rng, src), rng)
+    else:
+        text = malform(fault, value, rng) if fault else json.dumps(value)
+    finish = "stop"
+    if fault == "truncation":
+        text, finish = cut(text, rng), "length"
+    max_tokens = int(req.get("max_tokens") or 1000)
+    if count_tokens(text) > max_tokens:
+        text, finish = text[: max_tokens * CHARS_PER_TOKEN], "length"
+    return Completion(content=text, finish=finish, output_tokens=max(1, count_tokens(text)))

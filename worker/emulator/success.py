@@ -1,0 +1,53 @@
+"""The 200 body (gateway-api.md section 6.1) with provider-native finish reasons and usage.
+
+Refusals follow each provider: OpenAI-family models put the text in ``message.refusal`` with
+``content: null`` and finish ``stop``; Claude finishes ``refusal`` with the text as content;
+Gemini finishes ``content_filter`` with no content.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from worker.emulator import envelopes as env
+from worker.emulator.catalog import ModelInfo
+from worker.emulator.model import Completion
+
+
+def _message(info: ModelInfo, done: Completion) -> dict[str, Any]:
+    message: dict[str, Any] = {
+        "role": "assistant",
+        "content": done.content,
+        "tool_calls": done.tool_calls,
+    }
+    if info.family == "openai":
+        message["refusal"] = done.refusal
+    if done.finish == "refusal" and info.family == "anthropic":
+        message["content"] = done.refusal
+    return message
+
+
+def success_body(
+    request_id: str,
+    body: dict[str, Any],
+    info: ModelInfo,
+    done: Completion,
+    input_tokens: int,
+    elapsed_ns: int,
+) -> dict[str, Any]:
+    return {
+        "request_id": request_id,
+        "request": env.request_echo(body, str(body["model"])),
+        "model": info.id,
+        "choices": [
+            {
+                "index": 0,
+                "message": _message(info, done),
+                "finish_reason": env.FINISH[info.family][done.finish],
+            }
+        ],
+        "usage": env.usage(info.family, input_tokens, done.output_tokens),
+        "http_status_code": 200,
+        "response_time": elapsed_ns,
+        "llm_status_code": 200,
+    }
