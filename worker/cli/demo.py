@@ -30,7 +30,7 @@ DEMO_MODEL = "claude-haiku-4-5-20251001"
 DEMO_FALLBACK = "gemini-2.5-flash"
 DEMO_KEY = "demo-key-not-secret"
 # Faults at the rates real models show them, so the demo shows repairs, re-asks and retries.
-DEMO_FAULTS = ("malformed=0.08", "invalid=0.04", "5xx=0.03", "refusal=0.01")
+DEMO_FAULTS = ("malformed=0.08", "schema_violation=0.04", "5xx=0.03", "refusal=0.01")
 
 
 def asset(name: str) -> Path:
@@ -71,7 +71,7 @@ def demo(workdir: str, count: int, concurrency: int, timeout_s: float) -> None:
         *[arg for fault in DEMO_FAULTS for arg in ("--fault", fault)],
     ]
     console.print("[bold]tbatch demo[/]: starting the gateway emulator ...")
-    with EmulatorProcess(emulator_args) as emu:
+    with EmulatorProcess(*emulator_args) as emu:
         env = _demo_env(out, emu.url)
         os.environ.update(env)
         reset_settings()
