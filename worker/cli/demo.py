@@ -207,28 +207,21 @@ def _report(batch_id: int, status: dict[str, Any], out: Path, console: Console) 
         write_results(iter_results(session, batch_id), "csv", fh)
     with db() as session:
         records = list(iter_results(session, batch_id))
-    table = Table(
-        "job",
-        "transcript",
-        "status",
-        "sentiment",
-        "resolution",
-        "topics",
-        "repaired",
-        "request_id",
-        title=f"batch {batch_id} (first 15 of {len(records)})",
-    )
+    table = Table(title=f"batch {batch_id}: first 15 of {len(records)} results")
+    for name in ("job", "transcript", "status", "sentiment", "resolution", "topics", "fixed",
+                 "request_id / error"):  # fmt: skip
+        table.add_column(name, no_wrap=True, overflow="ellipsis", max_width=28)
     for rec in records[:15]:
         data = rec["result"] or {}
         table.add_row(
             str(rec["job_id"]),
-            rec["transcript_id"][:13] + "...",
+            rec["transcript_id"][:8],
             rec["status"],
-            str(data.get("sentiment", "-")),
-            str(data.get("resolution", "-")),
-            ", ".join(data.get("topics", []))[:40],
-            str(rec["repaired"]),
-            (rec["request_id"] or rec["error"] or "-")[:36],
+            str(data.get("sentiment", "")),
+            str(data.get("resolution", "")),
+            ", ".join(data.get("topics", [])[:2]),
+            "repaired" if rec["repaired"] else "",
+            (rec["request_id"] or rec["error"] or "")[:28],
         )
     console.print(table)
     c = status["counts"]
