@@ -1,0 +1,1 @@
+"""Nightly pipelines: config, transcript sources, once-per-night runs, beat schedule."""
