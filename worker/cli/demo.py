@@ -49,6 +49,8 @@ def demo(workdir: str, count: int, concurrency: int, timeout_s: float) -> None:
     from worker.emulator.server import EmulatorProcess
 
     console = Console()
+    if not console.is_terminal:
+        console = Console(width=150)  # logs and CI: no terminal to measure
     out = Path(workdir).resolve()
     out.mkdir(parents=True, exist_ok=True)
     for stale in ("tbatch.sqlite3", "tbatch.sqlite3-wal", "tbatch.sqlite3-shm"):
@@ -208,20 +210,21 @@ def _report(batch_id: int, status: dict[str, Any], out: Path, console: Console) 
     with db() as session:
         records = list(iter_results(session, batch_id))
     table = Table(title=f"batch {batch_id}: first 15 of {len(records)} results")
-    for name in ("job", "transcript", "status", "sentiment", "resolution", "topics", "fixed",
-                 "request_id / error"):  # fmt: skip
-        table.add_column(name, no_wrap=True, overflow="ellipsis", max_width=28)
+    widths = {"job": 5, "transcript": 13, "status": 9, "sentiment": 9, "resolution": 10,
+              "topics": 26, "fixed": 8, "request_id / error": 36}  # fmt: skip
+    for name, width in widths.items():
+        table.add_column(name, no_wrap=True, overflow="ellipsis", min_width=width)
     for rec in records[:15]:
         data = rec["result"] or {}
         table.add_row(
             str(rec["job_id"]),
-            rec["transcript_id"][:8],
+            rec["transcript_id"][:13],
             rec["status"],
             str(data.get("sentiment", "")),
             str(data.get("resolution", "")),
             ", ".join(data.get("topics", [])[:2]),
             "repaired" if rec["repaired"] else "",
-            (rec["request_id"] or rec["error"] or "")[:28],
+            (rec["request_id"] or rec["error"] or "")[:36],
         )
     console.print(table)
     c = status["counts"]
