@@ -22,7 +22,7 @@ _FIELDS: tuple[tuple[str, int, int, tuple[str, ...]], ...] = (
     ("month", 1, 12, _MONTHS),
     ("day of week", 0, 7, _DAYS),
 )
-_SEARCH_DAYS = 5 * 366  # long enough for "0 0 29 2 *"; impossible specs raise instead
+_SEARCH_DAYS = 8 * 366 + 1  # leap days can be 8 years apart; impossible specs raise on parse
 
 
 @dataclass(frozen=True)
