@@ -55,7 +55,9 @@ async def _worker(url: str, body: dict[str, Any], stop_at: float,
         while time.perf_counter() < stop_at:
             started = time.perf_counter()
             try:
-                response = await client.post("/v1/chat/completions", content=payload, headers=headers)
+                response = await client.post(
+                    "/v1/chat/completions", content=payload, headers=headers
+                )
                 ok = response.status_code == 200
             except httpx.HTTPError:
                 ok = False

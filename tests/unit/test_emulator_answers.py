@@ -235,7 +235,9 @@ def test_same_seed_same_instance(name: str) -> None:
 
 
 def test_seeds_vary_the_answer() -> None:
-    answers = {json.dumps(instance_for(CALL_ANALYTICS, random.Random(s), SOURCES[0])) for s in range(8)}
+    answers = {
+        json.dumps(instance_for(CALL_ANALYTICS, random.Random(s), SOURCES[0])) for s in range(8)
+    }
     assert len(answers) > 4
 
 

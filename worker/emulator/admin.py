@@ -5,6 +5,8 @@
 - ``POST /_emulator/reset``     clear log, stats, windows and fault counts; body
   ``{"config": true}`` also restores the start-up config
 - ``GET/POST /_emulator/config`` read, or partially update, the runtime config
+- ``GET  /_emulator/transcripts`` every transcript's metadata incl. ``deleted`` (so tests can
+  find a deleted, errored or long one without guessing)
 """
 
 from __future__ import annotations
@@ -75,6 +77,22 @@ async def config(request: Request) -> Response:
     return _json(_public(state))
 
 
+async def transcripts(request: Request) -> Response:
+    rows = [
+        {
+            "id": m.id,
+            "status": m.status,
+            "deleted": m.deleted,
+            "created": m.created.isoformat(),
+            "scenario": m.scenario,
+            "minutes": m.minutes,
+            "speakers": m.speakers,
+        }
+        for m in _state(request).store.newest_first()
+    ]
+    return _json({"transcripts": rows})
+
+
 def _public(state: EmulatorState) -> dict[str, Any]:
     data = state.config.model_dump(mode="json")
     if data.get("api_key"):
@@ -88,4 +106,5 @@ def routes() -> list[Route]:
         Route("/_emulator/requests", requests_log, methods=["GET"]),
         Route("/_emulator/reset", reset, methods=["POST"]),
         Route("/_emulator/config", config, methods=["GET", "POST"]),
+        Route("/_emulator/transcripts", transcripts, methods=["GET"]),
     ]

@@ -150,6 +150,11 @@ class EmulatorProcess:
         result: list[dict[str, Any]] = self._call("GET", "/_emulator/requests")["requests"]
         return result
 
+    def transcripts(self) -> list[dict[str, Any]]:
+        """Metadata of every transcript (id, status, deleted, created, scenario, minutes)."""
+        result: list[dict[str, Any]] = self._call("GET", "/_emulator/transcripts")["transcripts"]
+        return result
+
     def reset(self, config: bool = False) -> None:
         """Clear log, stats, windows and fault counts (and the runtime config if ``config``)."""
         self._call("POST", "/_emulator/reset", {"config": config})
