@@ -60,7 +60,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_hijack_root_logger": False,
         "worker_send_task_events": False,
         "task_send_sent_event": False,
-        "include": ["worker.tasks"],
+        "include": ["worker.tasks", "worker.nightly.tasks"],
     }
 
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 
 from worker.errors import ConfigError
-from worker.nightly.config import AssemblyAISource, FileSource, load_config
+from worker.nightly.config import AssemblyAISource, FileSource, ReportKind, load_config
 from worker.nightly.cron import parse_cron
 
 GOOD = """
@@ -172,8 +172,15 @@ def test_bad_name_priority_and_max_tokens(folder: Path) -> None:
 
 
 def test_report_fields_are_checked(folder: Path) -> None:
-    message = error_of(folder, pipeline(report='{ fields = [{ path = "sentiment" }] }'))
+    fields = '[{ path = "sentiment" }, { path = "topics", kind = "histogram" }]'
+    message = error_of(folder, pipeline(report=f"{{ fields = {fields} }}"))
     assert "field 'report.fields.0.kind': required" in message
+    assert "field 'report.fields.1.kind': Input should be 'enum', 'number'" in message
+
+
+def test_report_kinds_are_the_report_builders_kinds() -> None:
+    spec = pytest.importorskip("worker.reports.spec")
+    assert set(get_args(ReportKind)) == set(spec.KINDS)
 
 
 def test_every_problem_of_every_pipeline_is_reported_at_once(folder: Path) -> None:

@@ -28,9 +28,15 @@ def main() -> None:
 
 
 def _register() -> None:
-    from worker.cli import demo, jobs, ops, recovery
+    from worker.cli import demo, jobs, nightly, ops, recovery
 
-    for command in (*jobs.COMMANDS, *ops.COMMANDS, *recovery.COMMANDS, demo.demo):
+    for command in (
+        *jobs.COMMANDS,
+        *ops.COMMANDS,
+        *recovery.COMMANDS,
+        *nightly.COMMANDS,
+        demo.demo,
+    ):
         main.add_command(command)
     try:
         from worker.emulator.cli import emulator_command

@@ -13,7 +13,7 @@
     global_routing = true                   # send model_region "global" (cheaper)
     max_tokens = 4000
     variables = { team = "the support team" }
-    report = { out_dir = "reports", fields = [{ path = "sentiment", kind = "category" }] }
+    report = { out_dir = "reports", fields = [{ path = "sentiment", kind = "enum" }] }
 
 Every error comes back as one ``ConfigError`` listing each problem as
 ``pipelines.toml: pipeline 'support-nightly': field 'schedule': ...``.
@@ -86,11 +86,21 @@ class FileSource(_Strict):
 Source = Annotated[AssemblyAISource | FileSource, Field(discriminator="type")]
 
 
+# The kinds worker.reports.spec.FieldSpec aggregates (a unit test keeps the two lists equal).
+ReportKind = Literal["enum", "number", "array_items", "boolean", "count"]
+
+
 class FieldSpec(_Strict):
-    """One field of the answers to aggregate in the report: a dotted path and how."""
+    """One field of the answers to aggregate in the report: a dotted path (``[]`` opens an
+    array, as in ``action_items[].owner``) and how to aggregate it."""
 
     path: str = Field(min_length=1)
-    kind: str = Field(min_length=1)
+    kind: ReportKind
+    label: str | None = None
+    top: int = Field(default=10, ge=1)  # most frequent values shown (array_items)
+    bins: int = Field(default=10, ge=1)  # histogram bins (number, count)
+    minimum: float | None = None
+    maximum: float | None = None
 
 
 class ReportConfig(_Strict):

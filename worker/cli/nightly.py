@@ -1,0 +1,176 @@
+"""`tbatch beat` and `tbatch nightly run | list | finalize | check`."""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from worker.cli.common import db, print_json
+from worker.nightly.config import FileSource, NightlyConfig, load_config
+from worker.nightly.queries import RunView, list_runs
+from worker.nightly.runs import RunOutcome, RunStatus
+from worker.settings import get_settings
+
+DEFAULT_CONFIG = "pipelines.toml"
+
+config_option = click.option(
+    "--config",
+    "config_path",
+    default=DEFAULT_CONFIG,
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="the pipelines file (TOML)",
+)
+
+
+@click.command("beat")
+@config_option
+@click.option("--schedule-file", default=None, help="beat's state file [.tbatch/beat-schedule]")
+@click.option("--loglevel", default=None)
+def beat_command(config_path: str, schedule_file: str | None, loglevel: str | None) -> None:
+    """Run the pipelines' schedule (Celery beat). Workers run the nights it sends; running two
+    beats is safe: the database lets one run per pipeline and night through."""
+    from worker.celery_app import get_app
+    from worker.logs import configure_logging
+    from worker.nightly.schedule import beat_schedule
+
+    config = load_config(config_path)
+    settings = get_settings()
+    level = loglevel or settings.log_level
+    configure_logging(level, settings.log_format)  # type: ignore[arg-type]
+    app = get_app()
+    app.conf.update(timezone="UTC", enable_utc=True, beat_schedule=beat_schedule(config))
+    state = Path(schedule_file or Path(settings.broker_folder).parent / "beat-schedule")
+    state.parent.mkdir(parents=True, exist_ok=True)
+    click.echo(f"tbatch beat: {len(config.pipelines)} pipeline(s) from {config.path}", err=True)
+    app.Beat(schedule=str(state), loglevel=level).run()
+
+
+@click.group("nightly")
+def nightly_group() -> None:
+    """Nightly pipelines: run a night now, list past nights, build finished reports."""
+
+
+@nightly_group.command("run")
+@click.argument("name")
+@click.option(
+    "--date",
+    "run_date",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    default=None,
+    help="the night to process, YYYY-MM-DD [yesterday, UTC]",
+)
+@config_option
+@click.option("--json", "as_json", is_flag=True)
+def run_command(name: str, run_date: datetime | None, config_path: str, as_json: bool) -> None:
+    """Run one pipeline for one night now (at most once per night, whoever asks)."""
+    from worker.nightly.wiring import run_pipeline, yesterday_utc
+
+    pipeline = load_config(config_path).get(name)
+    outcome = run_pipeline(pipeline, run_date.date() if run_date else yesterday_utc())
+    if as_json:
+        print_json(outcome.__dict__)
+    else:
+        click.echo(_describe(outcome))
+    if outcome.status == RunStatus.FAILED:
+        sys.exit(1)
+
+
+def _describe(o: RunOutcome) -> str:
+    night = f"{o.pipeline} {o.run_date.isoformat()}"
+    if o.status == RunStatus.STARTED:
+        return f"{night}: batch {o.batch_id}, {o.transcripts} transcripts"
+    if o.status == RunStatus.EMPTY:
+        return f"{night}: no transcripts; nothing to process"
+    if o.status == RunStatus.ALREADY_RAN:
+        batch = f", batch {o.batch_id}" if o.batch_id is not None else ""
+        return f"{night}: already ran (state {o.state}{batch}); nothing enqueued"
+    return f"{night}: failed: {o.error}"
+
+
+@nightly_group.command("list")
+@click.option("--pipeline", default=None)
+@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def list_command(pipeline: str | None, limit: int, as_json: bool) -> None:
+    """Past nights, newest first, with their state, jobs, cost and report."""
+    with db() as session:
+        runs = list_runs(session, pipeline, limit=limit)
+    if as_json:
+        print_json([run.as_dict() for run in runs])
+    else:
+        _render(runs)
+
+
+def _render(runs: list[RunView]) -> None:
+    table = Table("pipeline", "date", "state", "batch", "transcripts", "jobs", "cost $", "report")
+    for r in runs:
+        jobs = " ".join(f"{k}={v}" for k, v in sorted(r.jobs.items())) or "-"
+        table.add_row(
+            r.pipeline,
+            r.run_date.isoformat(),
+            r.state,
+            "-" if r.batch_id is None else str(r.batch_id),
+            str(r.transcripts),
+            jobs,
+            f"{r.cost_usd:.4f}",
+            r.report_dir or (f"error: {r.error}" if r.error else "-"),
+        )
+    Console().print(table)
+
+
+@nightly_group.command("finalize")
+@config_option
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def finalize_command(ctx: click.Context, config_path: str, as_json: bool) -> None:
+    """Build the reports of nights whose batch is final (beat does this every minute)."""
+    from worker.nightly.wiring import finalize
+
+    config = _optional_config(ctx, config_path)
+    done = finalize(config)
+    if as_json:
+        print_json([run.__dict__ for run in done])
+        return
+    for run in done:
+        where = run.report_dir if run.report_dir else f"report failed: {run.error}"
+        click.echo(f"{run.pipeline} {run.run_date.isoformat()}: {where}")
+    if not done:
+        click.echo("no finished nights waiting for a report")
+
+
+def _optional_config(ctx: click.Context, config_path: str) -> NightlyConfig | None:
+    """The config, unless the default file is absent (reports then use their defaults)."""
+    source = ctx.get_parameter_source("config_path")
+    if source == click.core.ParameterSource.DEFAULT and not Path(config_path).exists():
+        click.echo(f"note: no {config_path}; reports go to ./reports with default fields", err=True)
+        return None
+    return load_config(config_path)
+
+
+@nightly_group.command("check")
+@config_option
+@click.option("--count", type=click.IntRange(min=1), default=3, show_default=True)
+def check_command(config_path: str, count: int) -> None:
+    """Validate the pipelines file; show each pipeline and its next runs (UTC)."""
+    config = load_config(config_path)
+    now = datetime.now(UTC)
+    click.echo(f"{config.path}: {len(config.pipelines)} pipeline(s) OK")
+    for p in config.pipelines.values():
+        source = f"file {p.source.path}" if isinstance(p.source, FileSource) else p.source.type
+        click.echo(
+            f"\n{p.name}: {p.schedule!r} (UTC)  source {source}  model {p.model}"
+            f"{' + ' + ', '.join(p.fallbacks) if p.fallbacks else ''}  region {p.region}"
+            f"{' (global routing)' if p.global_routing else ''}  priority {p.priority}"
+        )
+        for moment in p.cron.next_times(now, count):
+            night = moment.date() - timedelta(days=1)
+            click.echo(f"  {moment:%Y-%m-%d %H:%M} UTC  processes {night.isoformat()}")
+
+
+COMMANDS = [beat_command, nightly_group]
