@@ -132,7 +132,8 @@ COMBINATORS = {
                  "properties": {"type": {"const": "refusal"}, "reason": {"type": "string"}}},
             ]
         },
-        "either": {"anyOf": [{"type": "integer", "minimum": 5}, {"type": "string", "maxLength": 3}]},
+        "either": {"anyOf": [{"type": "integer", "minimum": 5},
+                             {"type": "string", "maxLength": 3}]},
         "merged": {
             "allOf": [
                 {"type": "object", "properties": {"x": {"type": "integer"}}, "required": ["x"]},
@@ -140,7 +141,8 @@ COMBINATORS = {
                 {"properties": {"x": {"maximum": 3, "minimum": 1}}},
             ]
         },
-        "overlap": {"oneOf": [{"type": "integer", "multipleOf": 3}, {"type": "integer", "multipleOf": 5}]},
+        "overlap": {"oneOf": [{"type": "integer", "multipleOf": 3},
+                              {"type": "integer", "multipleOf": 5}]},
         "not_empty": {"type": "string", "not": {"const": ""}},
     },
 }  # fmt: skip
@@ -167,7 +169,8 @@ MISC = {
         "maybe": {"type": ["null", "integer"]},
         "mixed": {"enum": [1, "two", None, True, {"k": 3}]},
         "bag": {"type": "object", "additionalProperties": {"type": "integer"}, "minProperties": 2},
-        "card": {"type": "object", "properties": {"number": {"type": "string"}, "cvv": {"type": "string"}},
+        "card": {"type": "object",
+                 "properties": {"number": {"type": "string"}, "cvv": {"type": "string"}},
                  "dependentRequired": {"number": ["cvv"]}},
         "short": {"type": "string", "maxLength": 4},
         "long": {"type": "string", "minLength": 300},

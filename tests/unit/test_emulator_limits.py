@@ -1,0 +1,38 @@
+"""The emulator's fixed-window limiter and window statistics, with time passed in."""
+
+from __future__ import annotations
+
+from worker.emulator.limits import FixedWindowLimiter
+
+
+def test_window_counts_down_goes_negative_and_reopens() -> None:
+    limiter = FixedWindowLimiter()
+    decisions = [limiter.hit("k", "m", 2, 10.0, now) for now in (100.0, 101.0, 102.0, 103.0)]
+    assert [d.allowed for d in decisions] == [True, True, False, False]
+    assert [d.remaining for d in decisions] == [1, 0, -1, -2]
+    assert decisions[2].reset_s == 8.0  # the window opened at the first request
+    headers = decisions[2].headers()
+    assert headers["Retry-After"] == "8" and headers["X-RateLimit-Reset"] == "8"
+    assert headers["X-RateLimit-Service"] == "llmgw"
+    assert "Retry-After" not in decisions[0].headers()
+    reopened = limiter.hit("k", "m", 2, 10.0, 110.0)
+    assert reopened.allowed and reopened.remaining == 1 and reopened.reset_s == 10.0
+
+
+def test_keys_and_models_have_their_own_windows() -> None:
+    limiter = FixedWindowLimiter()
+    assert limiter.hit("k", "a", 1, 60, 0).allowed
+    assert not limiter.hit("k", "a", 1, 60, 1).allowed
+    assert limiter.hit("k", "b", 1, 60, 1).allowed
+    assert limiter.hit("other", "a", 1, 60, 1).allowed
+
+
+def test_sliding_maximum_is_half_open() -> None:
+    limiter = FixedWindowLimiter()
+    # fixed windows [0, 10) and [10, 20) hold 3 each; the busiest sliding window [5, 15)
+    # holds 5, 6, 10, 11 but not 15 (half-open), so 4, where a closed window would count 5
+    for now in (0.0, 5.0, 6.0, 10.0, 11.0, 15.0):
+        limiter.hit("k", "m", 100, 10.0, now)
+    sliding, fixed = limiter.max_for("m")
+    assert fixed == 3
+    assert sliding == 4
