@@ -28,13 +28,14 @@ def main() -> None:
 
 
 def _register() -> None:
-    from worker.cli import demo, jobs, nightly, ops, recovery
+    from worker.cli import demo, jobs, nightly, ops, recovery, report
 
     for command in (
         *jobs.COMMANDS,
         *ops.COMMANDS,
         *recovery.COMMANDS,
         *nightly.COMMANDS,
+        report.report_command,
         demo.demo,
     ):
         main.add_command(command)
