@@ -237,3 +237,16 @@ def test_cli_options_reach_the_server(eu_emulator: EmulatorProcess) -> None:
     assert limited.headers["x-ratelimit-limit"] == "1"
     failing = post(eu_emulator.url, {"model": "gemini-2.5-pro", "prompt": "hi"}, key="eu-key")
     assert failing.status_code in (500, 502, 503)
+
+
+def test_serve_in_thread_runs_an_in_process_emulator() -> None:
+    from worker.emulator.config import EmulatorConfig
+    from worker.emulator.server import serve_in_thread
+
+    config = EmulatorConfig(port=0, seed=3, transcripts=4, rate_limit=1, window_s=30)
+    with serve_in_thread(config) as url:
+        assert post(url, PING).status_code == 200
+        assert post(url, PING).status_code == 429
+        assert len(httpx.get(f"{url}/_emulator/transcripts").json()["transcripts"]) == 4
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"{url}/v1/models", timeout=2)
