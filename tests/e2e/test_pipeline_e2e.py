@@ -25,8 +25,21 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def emulator() -> Iterator[EmulatorProcess]:
-    args = ["--transcripts", "420", "--seed", "11", "--no-rate-limit", "--api-key", E2E_KEY,
-            "--latency-ms", "20", "--latency-jitter-ms", "10", "--hang-s", "3"]  # fmt: skip
+    args = [
+        "--transcripts",
+        "420",
+        "--seed",
+        "11",
+        "--no-rate-limit",
+        "--api-key",
+        E2E_KEY,
+        "--latency-ms",
+        "20",
+        "--latency-jitter-ms",
+        "10",
+        "--hang-s",
+        "3",
+    ]
     with EmulatorProcess(*args) as emu:
         yield emu
 
@@ -110,13 +123,17 @@ def test_each_outcome_ends_in_its_state_with_its_evidence(
     ids = live_ids(emulator, 6)
     repaired, reasked, refused, truncated, flaky, healthy = ids
     unknown = "00000000-dead-4bad-8bad-000000000000"
-    emulator.configure({"faults": [
-        {"kind": "trailing_comma", "transcript_ids": [repaired], "times": 1},
-        {"kind": "schema_violation", "transcript_ids": [reasked], "times": 1},
-        {"kind": "refusal", "transcript_ids": [refused]},
-        {"kind": "truncation", "transcript_ids": [truncated]},
-        {"kind": "5xx", "transcript_ids": [flaky], "times": 2},
-    ]})  # fmt: skip
+    emulator.configure(
+        {
+            "faults": [
+                {"kind": "trailing_comma", "transcript_ids": [repaired], "times": 1},
+                {"kind": "schema_violation", "transcript_ids": [reasked], "times": 1},
+                {"kind": "refusal", "transcript_ids": [refused]},
+                {"kind": "truncation", "transcript_ids": [truncated]},
+                {"kind": "5xx", "transcript_ids": [flaky], "times": 2},
+            ]
+        }
+    )
     env = tbatch_env(fresh_database_url, redis_url, emulator.url)
     out = enqueue_cli(env, tmp_path, [*ids, unknown], "--model", "claude-sonnet-4-6")
     worker = workers(env, concurrency=8)
@@ -162,7 +179,18 @@ def test_cli_errors_are_one_line_and_non_zero(
     assert proc.returncode == 2 and proc.stderr.strip() == "tbatch: error: unknown batch 987654"
     bad = tmp_path / "bad.txt"
     bad.write_text("5f0e7a1c-1111-4222-8333-444455556666\nnot an id\n")
-    proc = run_cli(env, "enqueue", "--transcripts", str(bad), "--template", "/nonexistent.j2",
-                   "--schema", "/nonexistent.json", "--model", "claude-sonnet-4-6", check=False)  # fmt: skip
+    proc = run_cli(
+        env,
+        "enqueue",
+        "--transcripts",
+        str(bad),
+        "--template",
+        "/nonexistent.j2",
+        "--schema",
+        "/nonexistent.json",
+        "--model",
+        "claude-sonnet-4-6",
+        check=False,
+    )
     assert proc.returncode == 2 and "/nonexistent.j2: cannot read template" in proc.stderr
     assert "Traceback" not in proc.stderr

@@ -210,8 +210,16 @@ def _report(batch_id: int, status: dict[str, Any], out: Path, console: Console) 
     with db() as session:
         records = list(iter_results(session, batch_id))
     table = Table(title=f"batch {batch_id}: first 15 of {len(records)} results")
-    widths = {"job": 5, "transcript": 13, "status": 9, "sentiment": 9, "resolution": 10,
-              "topics": 26, "fixed": 8, "request_id / error": 36}  # fmt: skip
+    widths = {
+        "job": 5,
+        "transcript": 13,
+        "status": 9,
+        "sentiment": 9,
+        "resolution": 10,
+        "topics": 26,
+        "fixed": 8,
+        "request_id / error": 36,
+    }
     for name, width in widths.items():
         table.add_column(name, no_wrap=True, overflow="ellipsis", min_width=width)
     for rec in records[:15]:
