@@ -12,6 +12,7 @@ from rich.table import Table
 
 from worker.cli.common import db, print_json
 from worker.nightly.config import FileSource, NightlyConfig, load_config
+from worker.nightly.finalize import FINALIZE_EVERY_S
 from worker.nightly.queries import RunView, list_runs
 from worker.nightly.runs import RunOutcome, RunStatus
 from worker.settings import get_settings
@@ -31,8 +32,17 @@ config_option = click.option(
 @click.command("beat")
 @config_option
 @click.option("--schedule-file", default=None, help="beat's state file [.tbatch/beat-schedule]")
+@click.option(
+    "--finalize-every-s",
+    type=click.FloatRange(min=1),
+    default=FINALIZE_EVERY_S,
+    show_default=True,
+    help="how often finished nights are looked for and reported",
+)
 @click.option("--loglevel", default=None)
-def beat_command(config_path: str, schedule_file: str | None, loglevel: str | None) -> None:
+def beat_command(
+    config_path: str, schedule_file: str | None, finalize_every_s: float, loglevel: str | None
+) -> None:
     """Run the pipelines' schedule (Celery beat). Workers run the nights it sends; running two
     beats is safe: the database lets one run per pipeline and night through."""
     from worker.celery_app import get_app
@@ -44,7 +54,8 @@ def beat_command(config_path: str, schedule_file: str | None, loglevel: str | No
     level = loglevel or settings.log_level
     configure_logging(level, settings.log_format)  # type: ignore[arg-type]
     app = get_app()
-    app.conf.update(timezone="UTC", enable_utc=True, beat_schedule=beat_schedule(config))
+    schedule = beat_schedule(config, finalize_every_s=finalize_every_s)
+    app.conf.update(timezone="UTC", enable_utc=True, beat_schedule=schedule)
     state = Path(schedule_file or Path(settings.broker_folder).parent / "beat-schedule")
     state.parent.mkdir(parents=True, exist_ok=True)
     click.echo(f"tbatch beat: {len(config.pipelines)} pipeline(s) from {config.path}", err=True)

@@ -27,6 +27,7 @@ log = logging.getLogger("tbatch.nightly")
 REPORT_JSON = "report.json"
 TREND_NIGHTS = 30  # previous reports handed to the builder for trends
 MAX_ERROR_CHARS = 4000
+FINALIZE_EVERY_S = 60.0  # how often beat looks for finished nights
 
 
 class ReportFilesLike(Protocol):

@@ -14,10 +14,10 @@ from celery.schedules import crontab
 
 from worker.nightly.config import NightlyConfig
 from worker.nightly.cron import Cron
+from worker.nightly.finalize import FINALIZE_EVERY_S
 
 RUN_TASK = "nightly.run"
 FINALIZE_TASK = "nightly.finalize"
-FINALIZE_EVERY_S = 60.0
 MIN_EXPIRES_S = 60.0
 DAY_S = 86400.0
 

@@ -3,6 +3,7 @@ report builder. The Celery tasks and the CLI call these; the services stay free 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -11,12 +12,15 @@ from typing import Any, cast
 from sqlalchemy.orm import Session
 
 from models.db import session_scope
+from worker.errors import InputError
 from worker.gateway.transcripts import TranscriptLister
 from worker.gateway.types import Region
 from worker.nightly.config import FieldSpec, NightlyConfig, Pipeline
 from worker.nightly.finalize import FinalizedRun, ReportFilesLike, finalize_runs
 from worker.nightly.runs import RunOutcome, start_run
 from worker.runtime import get_runtime
+
+log = logging.getLogger("tbatch.nightly")
 
 
 def yesterday_utc(now: datetime | None = None) -> date:
@@ -62,7 +66,23 @@ def build_nightly_report(
         batch_id,
         out_dir,
         specs=report_specs,
-        previous_reports=previous_reports,
+        previous_reports=_readable(previous_reports or []),
         title=title,
     )
     return files
+
+
+def _readable(paths: list[Path]) -> list[Path]:
+    """Previous reports the builder can read: one damaged file must not block every later night
+    (it only costs that night's point in the trend)."""
+    from worker.reports.build import load_report
+
+    readable = []
+    for path in paths:
+        try:
+            load_report(path)
+        except InputError as exc:
+            log.warning("nightly.previous_report_skipped", extra={"error": str(exc)})
+            continue
+        readable.append(path)
+    return readable
