@@ -216,14 +216,24 @@ def _resolve(root: dict[str, Any], node: Any, depth: int) -> Any:
                     break
         else:
             if isinstance(node.get("allOf"), list):
-                merged: dict[str, Any] = {}
-                for branch in node["allOf"]:
-                    resolved = _resolve(root, branch, depth + 1)
-                    if isinstance(resolved, dict):
-                        merged.update(resolved)
-                node = {**merged, **{k: v for k, v in node.items() if k != "allOf"}}
+                rest = {k: v for k, v in node.items() if k != "allOf"}
+                branches = [_resolve(root, b, depth + 1) for b in node["allOf"]]
+                node = _merge([b for b in branches if isinstance(b, dict)] + [rest])
             return node
     return node
+
+
+def _merge(nodes: list[dict[str, Any]]) -> dict[str, Any]:
+    """``allOf`` as one schema: later keywords win, ``properties`` are combined."""
+    merged: dict[str, Any] = {}
+    properties: dict[str, Any] = {}
+    for node in nodes:
+        merged.update(node)
+        if isinstance(node.get("properties"), dict):
+            properties.update(node["properties"])
+    if properties:
+        merged["properties"] = properties
+    return merged
 
 
 def _is_null(node: Any) -> bool:
