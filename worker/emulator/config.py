@@ -12,7 +12,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 FaultKind = Literal[
     "5xx",
@@ -177,10 +177,14 @@ def parse_model_latency(text: str) -> tuple[str, Latency]:
 def parse_fault(text: str) -> FaultRule:
     """``"5xx=0.1"``, ``"claude-sonnet-4-6:malformed=0.2"``, or a JSON rule object."""
     text = text.strip()
-    if text.startswith("{"):
-        return FaultRule.model_validate(json.loads(text))
-    head, _, rate = text.rpartition("=")
-    if not head:
-        head, rate = rate, "1"
-    model, _, kind = head.rpartition(":")
-    return FaultRule.model_validate({"kind": kind, "model": model or "*", "rate": float(rate)})
+    try:
+        if text.startswith("{"):
+            return FaultRule.model_validate(json.loads(text))
+        head, _, rate = text.rpartition("=")
+        if not head:
+            head, rate = rate, "1"
+        model, _, kind = head.rpartition(":")
+        return FaultRule.model_validate({"kind": kind, "model": model or "*", "rate": float(rate)})
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise ValueError(f"bad fault {text!r}: {problems}") from exc
