@@ -2,7 +2,9 @@
 
 Starts the emulator as a subprocess, drives it from ``--procs`` client processes, each running
 ``--concurrency`` async httpx clients for ``--duration-s`` seconds, and prints ONE JSON line:
-``{"rps", "p50_ms", "p95_ms", "p99_ms", "requests", "errors", ...}``.
+``{"rps", "p50_ms", "p95_ms", "p99_ms", "requests", "errors", "server_cpu_ms_per_req", ...}``.
+On a small machine the httpx client usually saturates first; ``server_capacity_rps`` (1 / server
+CPU per request) says what the emulator alone could sustain on one core.
 
     .venv/bin/python scripts/bench_emulator.py --duration-s 10 --concurrency 64
 """
@@ -13,6 +15,7 @@ import argparse
 import asyncio
 import json
 import multiprocessing
+import os
 import statistics
 import time
 from typing import Any
@@ -79,6 +82,16 @@ def _client_proc(url: str, concurrency: int, duration_s: float, schema: bool, ou
     out.put(asyncio.run(_drive(url, concurrency, duration_s, schema)))
 
 
+def _cpu_s(pid: int | None) -> float | None:
+    """User + system CPU seconds of ``pid`` (Linux /proc), or None elsewhere."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration-s", type=float, default=10.0)
@@ -95,6 +108,7 @@ def main() -> None:
             )
             for _ in range(args.procs)
         ]
+        cpu_before = _cpu_s(emulator.pid)
         started = time.perf_counter()
         for proc in procs:
             proc.start()
@@ -102,8 +116,12 @@ def main() -> None:
         elapsed = time.perf_counter() - started
         for proc in procs:
             proc.join()
+        cpu_after = _cpu_s(emulator.pid)
         seen = emulator.stats()["requests"]
     lat = sorted(x for r in results for x in r["lat"])
+    server_cpu_ms = None
+    if cpu_before is not None and cpu_after is not None and lat:
+        server_cpu_ms = (cpu_after - cpu_before) * 1000 / len(lat)
     quantiles = statistics.quantiles(lat, n=100) if len(lat) > 1 else [0.0] * 99
     print(
         json.dumps(
@@ -115,6 +133,9 @@ def main() -> None:
                 "requests": len(lat),
                 "server_saw": seen,
                 "errors": sum(r["errors"] for r in results),
+                # what one server core could do if the client were free
+                "server_cpu_ms_per_req": round(server_cpu_ms, 3) if server_cpu_ms else None,
+                "server_capacity_rps": round(1000 / server_cpu_ms) if server_cpu_ms else None,
                 "concurrency": args.concurrency * args.procs,
                 "procs": args.procs,
                 "duration_s": round(elapsed, 2),

@@ -105,12 +105,13 @@ class EmulatorConfig(BaseModel):
     no_access_models: list[str] = Field(default_factory=list)
 
     def limit_for(self, model: str) -> ModelLimit:
-        return self.model_limits.get(model) or ModelLimit(
+        # model_construct: the values were validated with this config; this is the hot path
+        return self.model_limits.get(model) or ModelLimit.model_construct(
             limit=self.rate_limit, window_s=self.window_s
         )
 
     def latency_for(self, model: str) -> Latency:
-        return self.model_latency.get(model) or Latency(
+        return self.model_latency.get(model) or Latency.model_construct(
             ms=self.latency_ms, jitter_ms=self.latency_jitter_ms
         )
 

@@ -106,6 +106,10 @@ class EmulatorProcess:
         self._client = httpx.Client(base_url=self.url, timeout=10.0)
         return self
 
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
     def _wait_ready(self, proc: subprocess.Popen[str]) -> str:
         lines: queue.Queue[str | None] = queue.Queue()
         stdout = proc.stdout
