@@ -166,11 +166,12 @@ _KPI_TRENDS = {
 
 def _kpis(report: dict[str, Any], trends: dict[str, Any] | None) -> list[dict[str, Any]]:
     jobs, cost = report["jobs"], report["cost"]
+    success, failure = fmt.pct(jobs["success_rate"]), fmt.pct(jobs["failure_rate"])
     progress = "all finished" if jobs["complete"] else f"{fmt.count(jobs['active'])} in progress"
     values = {
         "jobs.total": (jobs["total"], progress),
-        "jobs.succeeded": (jobs["by_status"]["succeeded"], f"{fmt.pct(jobs['success_rate'])} rate"),
-        "jobs.failed": (jobs["by_status"]["failed"], f"{fmt.pct(jobs['failure_rate'])} rate"),
+        "jobs.succeeded": (jobs["by_status"]["succeeded"], f"{success} success rate"),
+        "jobs.failed": (jobs["by_status"]["failed"], f"{failure} failure rate"),
         "jobs.repaired": (jobs["repaired"], f"{fmt.pct(jobs['repaired_rate'])} of results"),
         "jobs.reasks": (jobs["reasks"], f"in {fmt.plural(jobs['jobs_with_reasks'], 'call')}"),
         "cost.total_usd": (cost["total_usd"], f"{fmt.usd(cost['per_job_usd'])} per call"),
