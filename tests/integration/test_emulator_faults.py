@@ -12,6 +12,9 @@ from jsonschema import Draft202012Validator
 
 from worker.emulator.server import EmulatorProcess
 
+#: One shared client: a new httpx client per call costs ~40 ms (it builds an SSL context).
+HTTP = httpx.Client(timeout=10)
+
 KEY = {"Authorization": "test-key"}
 SCHEMA = {
     "type": "object",
@@ -43,7 +46,7 @@ def ask(
     }
     if tid is not None:
         body["transcript_id"] = tid
-    return httpx.post(f"{gateway.url}/v1/chat/completions", json=body, headers=KEY, timeout=10)
+    return HTTP.post(f"{gateway.url}/v1/chat/completions", json=body, headers=KEY, timeout=10)
 
 
 def outcome(response: httpx.Response) -> str:
@@ -140,8 +143,8 @@ def test_hang_outlasts_the_client_timeout(gateway: EmulatorProcess) -> None:
     gateway.configure({"hang_s": 1.5, "faults": [{"kind": "hang", "times": 1}]})
     body = {"model": "gpt-5", "prompt": "Ping."}
     with pytest.raises(httpx.ReadTimeout):
-        httpx.post(f"{gateway.url}/v1/chat/completions", json=body, headers=KEY, timeout=0.3)
-    response = httpx.post(f"{gateway.url}/v1/chat/completions", json=body, headers=KEY)
+        HTTP.post(f"{gateway.url}/v1/chat/completions", json=body, headers=KEY, timeout=0.3)
+    response = HTTP.post(f"{gateway.url}/v1/chat/completions", json=body, headers=KEY)
     assert response.status_code == 200
     # the hung request still completes server-side; wait for it so it cannot leak into the
     # next test's log
@@ -154,8 +157,53 @@ def test_hang_outlasts_the_client_timeout(gateway: EmulatorProcess) -> None:
 
 
 def test_bad_config_update_is_rejected(gateway: EmulatorProcess) -> None:
-    response = httpx.post(f"{gateway.url}/_emulator/config", json={"faults": [{"kind": "nope"}]})
+    response = HTTP.post(f"{gateway.url}/_emulator/config", json={"faults": [{"kind": "nope"}]})
     assert response.status_code == 400
-    response = httpx.post(f"{gateway.url}/_emulator/config", json={"seed": 3})
+    response = HTTP.post(f"{gateway.url}/_emulator/config", json={"seed": 3})
     assert response.status_code == 400
     assert "seed" in response.json()["error"]
+
+
+def _run_scenario(seed: int) -> tuple[list[str], list[str]]:
+    """Transcript ids and the outcomes of a fixed scenario on a fresh in-process emulator."""
+    from worker.emulator.config import EmulatorConfig, parse_fault
+    from worker.emulator.server import serve_in_thread
+
+    config = EmulatorConfig(
+        port=0, seed=seed, transcripts=12, rate_limit_enabled=False,
+        faults=[parse_fault("gpt-5:malformed=0.4"), parse_fault("5xx=0.2")],
+    )  # fmt: skip
+    with serve_in_thread(config) as url:
+        rows = HTTP.get(f"{url}/_emulator/transcripts").json()["transcripts"]
+        usable = [t["id"] for t in rows if t["status"] == "completed" and not t["deleted"]]
+        body = {
+            "model": "gpt-5",
+            "messages": [{"role": "user", "content": "Analyse: {{ transcript }}"}],
+            "response_format": {
+                "type": "json_schema",
+                "json_schema": {"name": "a", "schema": SCHEMA},
+            },
+            "fallback_config": {"retry": False},
+        }
+        outcomes = [
+            outcome(
+                HTTP.post(
+                    f"{url}/v1/chat/completions",
+                    json={**body, "transcript_id": t},
+                    headers=KEY,
+                    timeout=10,
+                )
+            )
+            for t in usable
+            for _ in range(2)
+        ]
+    return usable, outcomes
+
+
+def test_same_seed_same_scenario_across_processes_and_other_seed_differs() -> None:
+    ids_a, first = _run_scenario(11)
+    ids_b, second = _run_scenario(11)
+    assert (ids_a, first) == (ids_b, second)
+    ids_c, third = _run_scenario(12)
+    assert set(ids_c).isdisjoint(ids_a)
+    assert third != first
