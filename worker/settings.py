@@ -57,7 +57,8 @@ class Settings(BaseSettings):
     default_max_tokens: int = 4000
 
     # Reliability
-    lease_s: float = 150.0
+    # A dead worker's job runs again within lease_s + reconcile_interval_s (< 2 minutes).
+    lease_s: float = 90.0
     max_deliveries: int = 6
     reconcile_interval_s: float = 15.0
     requeue_after_s: float = 90.0

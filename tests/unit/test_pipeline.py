@@ -193,3 +193,30 @@ def test_poison_job_fails_after_delivery_cap(world) -> None:
     job, _, _ = _job(world)
     assert outcome == "poison" and job.status == JobStatus.FAILED and job.error_kind == "poison"
     assert deps.gateway.requests == []  # type: ignore[attr-defined]
+
+
+def test_content_cache_is_safe_under_concurrent_first_loads(world) -> None:
+    """Regression: a thread that found the schema cached by another mid-load stored None."""
+    import threading
+
+    from worker.services.content_cache import ContentCache
+
+    sessions, job_id = world
+    with sessions() as s:
+        job = s.get(Job, job_id)
+        assert job is not None
+        template_id, schema_id = job.template_id, job.schema_id
+    for _ in range(20):
+        cache = ContentCache()
+        got: list[object] = []
+
+        def load() -> None:
+            with sessions() as s:
+                got.append(cache.load(s, template_id, schema_id)[1])
+
+        threads = [threading.Thread(target=load) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert all(isinstance(schema, dict) for schema in got)

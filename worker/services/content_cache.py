@@ -32,10 +32,11 @@ class ContentCache:
             row = session.get(Template, template_id)
             assert row is not None, f"template {template_id} missing"
             tpl = compile_template(row.body, source=f"template #{template_id}")
-        if schema_id not in self._schemas:
+        if schema is None:
             srow = session.get(Schema, schema_id)
             assert srow is not None, f"schema {schema_id} missing"
             schema = srow.body
+        # Rows are immutable, so two threads loading the same id at once store equal values.
         with self._lock:
             if len(self._templates) >= self._max:
                 self._templates.clear()
