@@ -119,7 +119,10 @@ def list_command(pipeline: str | None, limit: int, as_json: bool) -> None:
 
 
 def _render(runs: list[RunView]) -> None:
-    table = Table("pipeline", "date", "state", "batch", "transcripts", "jobs", "cost $", "report")
+    table = Table(header_style="bold")
+    for name in ("pipeline", "date", "state", "batch", "transcripts", "jobs", "cost $"):
+        table.add_column(name, no_wrap=True)
+    table.add_column("report", overflow="fold")
     for r in runs:
         jobs = " ".join(f"{k}={v}" for k, v in sorted(r.jobs.items())) or "-"
         table.add_row(
