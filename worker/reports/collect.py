@@ -95,7 +95,8 @@ def _job_rows(session: Session, batch_id: int) -> Iterator[Row[Any]]:
     while True:
         rows = session.execute(
             select(*_JOB_COLUMNS)
-            .outerjoin(Result, Result.job_id == Job.id)
+            # The bound on results too lets Postgres start both index scans at the chunk.
+            .outerjoin(Result, and_(Result.job_id == Job.id, Result.job_id > last_id))
             .where(Job.batch_id == batch_id, Job.id > last_id)
             .order_by(Job.id)
             .limit(CHUNK_JOBS)

@@ -71,11 +71,24 @@ def parse_path(path: str) -> tuple[tuple[str, int], ...]:
 
 def values_at(data: Any, steps: tuple[tuple[str, int], ...]) -> list[Any]:
     """Every value found at a parsed path (none when a key is missing or a type is unexpected)."""
-    found = [data]
-    for name, opens in steps:
+    value = data
+    for index, (name, opens) in enumerate(steps):  # one value until the first "[]"
+        if name:
+            if not isinstance(value, dict) or name not in value:
+                return []
+            value = value[name]
+        if opens:
+            return _spread([value], opens, steps[index + 1 :])
+    return [value]
+
+
+def _spread(found: list[Any], opens: int, rest: tuple[tuple[str, int], ...]) -> list[Any]:
+    for _ in range(opens):
+        found = [item for v in found if isinstance(v, list) for item in v]
+    for name, more in rest:
         if name:
             found = [v[name] for v in found if isinstance(v, dict) and name in v]
-        for _ in range(opens):
+        for _ in range(more):
             found = [item for v in found if isinstance(v, list) for item in v]
     return found
 
