@@ -148,13 +148,21 @@ def test_explicit_specs_and_previous_nights(
     previous.write_text(json.dumps(older))
     specs = [
         FieldSpec("sentiment", "enum", values=("positive", "negative")),
+        FieldSpec("sentiment_score", "number", bins=4),  # bounds come from the schema
+        FieldSpec("resolution", "enum"),  # values come from the schema
         FieldSpec("x", "number"),
     ]
     report = build(sessions, batch_id, tmp_path / "out", specs=specs, previous_reports=[previous],
                    title="Morning report")  # fmt: skip
-    assert list(report["fields"]) == ["sentiment", "x"]
-    assert report["fields"]["sentiment"]["counts"] == {"positive": 6, "negative": 5, "neutral": 4,
-                                                       "mixed": 1}  # fmt: skip
+    fields = report["fields"]
+    assert list(fields) == ["sentiment", "sentiment_score", "resolution", "x"]
+    assert fields["sentiment"]["counts"] == {"positive": 6, "negative": 5, "neutral": 4,
+                                             "mixed": 1}  # fmt: skip
+    score = fields["sentiment_score"]["histogram"]
+    assert (score["edges"], score["counts"]) == ([-1, -0.5, 0, 0.5, 1], [0, 5, 5, 6])
+    assert fields["resolution"]["counts"] == {
+        "resolved": 9, "unresolved": 3, "escalated": 3, "follow_up": 1,
+    }  # fmt: skip
     assert report["fields"]["x"]["n"] == 0 and report["title"] == "Morning report"
     trends = report["trends"]
     assert trends["nights"] == ["2026-11-24", "2026-11-25"]

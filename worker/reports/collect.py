@@ -4,6 +4,7 @@ attempts summed per model by SQL. Works the same on Postgres and SQLite."""
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -35,8 +36,8 @@ def collect_report(
     schema_ids = list(
         session.scalars(select(Job.schema_id).where(Job.batch_id == batch_id).distinct())
     )
-    if specs is None:
-        specs = default_specs(session, sorted(schema_ids))
+    defaults = default_specs(session, sorted(schema_ids))
+    specs = defaults if specs is None else with_schema_facts(specs, defaults)
     aggregator = Aggregator(specs)
     facts = JobFacts()
     for row in _job_rows(session, batch_id):
@@ -88,6 +89,26 @@ _JOB_COLUMNS = (
     Result.data,
     Result.repaired,
 )
+
+
+def with_schema_facts(specs: Sequence[FieldSpec], defaults: Sequence[FieldSpec]) -> list[FieldSpec]:
+    """Explicit specs (a pipeline config) filled in from the schema where they say nothing:
+    enum values (so unchosen ones show as 0), number bounds and integer-ness."""
+    known = {(d.path, d.kind): d for d in defaults}
+    filled = []
+    for spec in specs:
+        schema = known.get((spec.path, spec.kind))
+        if schema is not None:
+            bounded = spec.minimum is not None or spec.maximum is not None
+            spec = replace(
+                spec,
+                values=spec.values or schema.values,
+                minimum=spec.minimum if bounded else schema.minimum,
+                maximum=spec.maximum if bounded else schema.maximum,
+                integer=spec.integer or schema.integer,
+            )
+        filled.append(spec)
+    return filled
 
 
 def _job_rows(session: Session, batch_id: int) -> Iterator[Row[Any]]:
