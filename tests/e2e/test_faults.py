@@ -171,9 +171,16 @@ def test_poison_job_fails_after_delivery_cap(world, emu, workers) -> None:  # ty
     crashes = 0
     while _count(url, Job.status.in_(JobStatus.ACTIVE)) and crashes < 6:
         proc: WorkerProcess = workers(env, concurrency=2)
+        delivered = crashes + 1
         try:
-            _poll(lambda: _count(url, Job.status == JobStatus.RUNNING) == 1
-                  or not _count(url, Job.status.in_(JobStatus.ACTIVE)), 30, "poison job never ran")  # fmt: skip
+            _poll(
+                lambda: (
+                    _count(url, Job.status == JobStatus.RUNNING, Job.deliveries == delivered) == 1
+                    or not _count(url, Job.status.in_(JobStatus.ACTIVE))
+                ),
+                30,
+                "poison job never ran",
+            )
         finally:
             proc.kill()  # the job takes its worker down with it, every time
         crashes += 1
@@ -241,11 +248,11 @@ def test_reprocess_by_request_id_after_garbage(world, emu, workers) -> None:  # 
 
 def test_cancel_stops_the_rest_and_keeps_results(world, emu, workers) -> None:  # type: ignore[no-untyped-def]
     url, rurl, tmp, ids = world
-    env = tbatch_env(url, rurl, emu.url, **fast(TBATCH_DEFAULT_RATE_LIMIT="5/1s"))
+    env = tbatch_env(url, rurl, emu.url, **fast(TBATCH_DEFAULT_RATE_LIMIT="2/1s"))
     out = enqueue_cli(env, tmp, ids[:60], "--model", "claude-sonnet-4-6")
     workers(env, concurrency=4)
-    _poll(lambda: _count(url, Job.status == JobStatus.SUCCEEDED) >= 5, 60, "nothing succeeded")
+    _poll(lambda: _count(url, Job.status == JobStatus.SUCCEEDED) >= 3, 60, "nothing succeeded")
     run_cli(env, "cancel", str(out["batch_id"]))
     wait_final(url, out["batch_id"], 30)
     ev = invariants.check(url, out["batch_id"], emu, env)
-    assert ev.counts.get("cancelled", 0) >= 30 and ev.counts.get("succeeded", 0) >= 5
+    assert ev.counts.get("cancelled", 0) >= 30 and ev.counts.get("succeeded", 0) >= 3

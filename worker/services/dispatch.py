@@ -106,25 +106,29 @@ class Dispatcher:
                 if lane.pending > 0:
                     sleep_s = min(sleep_s, lane.next_try_s - now_s)
                 continue
-            wait_s = self._serve(key, lane)
-            lane.next_try_s = self._clock() + wait_s
-            sleep_s = min(sleep_s, wait_s) if lane.pending > 0 else sleep_s
+            lane.next_try_s = self._serve(key, lane)
+            if lane.pending > 0:
+                sleep_s = min(sleep_s, lane.next_try_s - self._clock())
         return max(0.0, sleep_s)
 
     def _serve(self, key: ModelKey, lane: _Lane) -> float:
+        """Release what the lane's budget allows; returns when to try the lane again. The time
+        counts from the token grant, not from after the release, so the work of releasing does
+        not stretch the spacing between calls (at 10 calls/s, 10 ms would cost 10%)."""
         model, region = key
         want = min(lane.pending, self._max_per_tick)
         if self._limiter.limit(model, region) is None:
             want = min(want, self._release_ahead - self._in_flight(key))
             if want <= 0:
-                return self._refresh_s / 5
+                return self._clock() + self._refresh_s / 5
+        asked_at = self._clock()
         grant = self._limiter.acquire(model, region, want)
         if grant.granted:
             released = self._release(key, lane, grant.granted)
             lane.pending -= len(released)
             if len(released) < grant.granted:
                 lane.pending = 0  # drained (or held by not_before): refresh will tell
-        return grant.wait_s if grant.granted < want else 0.0
+        return asked_at + (grant.wait_s if grant.granted < want else 0.0)
 
     def _in_flight(self, key: ModelKey) -> int:
         with self._sessions() as session:
@@ -183,6 +187,8 @@ def _release_batch(
     session: Session, key: ModelKey, batch: int, count: int, now: datetime
 ) -> list[int]:
     model, region = key
+    # A CTE, not ``WHERE id IN (subquery)``: Postgres may re-run a LIMIT ... SKIP LOCKED
+    # subquery per candidate row, releasing far more jobs than tokens. A CTE runs once.
     chosen = (
         select(Job.id)
         .where(
@@ -195,13 +201,14 @@ def _release_batch(
         .order_by(Job.id)
         .limit(count)
         .with_for_update(skip_locked=True)
-        .scalar_subquery()
+        .cte("chosen")
     )
     rows = session.execute(
         update(Job)
-        .where(Job.id.in_(chosen), Job.status == JobStatus.PENDING)
+        .where(Job.id == chosen.c.id, Job.status == JobStatus.PENDING)
         .values(status=JobStatus.QUEUED, queued_at=now)
         .returning(Job.id)
         .execution_options(synchronize_session=False)
     ).all()
+    assert len(rows) <= count, "released more jobs than tokens"
     return sorted(int(r[0]) for r in rows)
