@@ -30,8 +30,14 @@ class Evidence:
     failures: dict[str, int]
 
 
-def check(database_url: str, batch_id: int, emu: EmulatorProcess, env: dict[str, str],
-          *, killed_calls_allowed: bool = False) -> Evidence:  # fmt: skip
+def check(
+    database_url: str,
+    batch_id: int,
+    emu: EmulatorProcess,
+    env: dict[str, str],
+    *,
+    killed_calls_allowed: bool = False,
+) -> Evidence:
     """Assert the invariants of issue 5 and return the numbers (for the README)."""
     engine = make_engine(database_url, pool_size=1)
     with make_session_factory(engine)() as s:

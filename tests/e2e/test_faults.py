@@ -45,8 +45,21 @@ def fast(**overrides: str) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def emu() -> Iterator[EmulatorProcess]:
-    args = ["--transcripts", "300", "--seed", "5", "--no-rate-limit", "--api-key", E2E_KEY,
-            "--latency-ms", "200", "--latency-jitter-ms", "100", "--hang-s", "4"]  # fmt: skip
+    args = [
+        "--transcripts",
+        "300",
+        "--seed",
+        "5",
+        "--no-rate-limit",
+        "--api-key",
+        E2E_KEY,
+        "--latency-ms",
+        "200",
+        "--latency-jitter-ms",
+        "100",
+        "--hang-s",
+        "4",
+    ]
     with EmulatorProcess(*args) as proc:
         yield proc
     Path("fault-suite-results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in RESULTS))
@@ -118,8 +131,11 @@ def test_postgres_restarts_mid_batch(world, emu, workers) -> None:  # type: igno
     cluster = subprocess.run(
         ["ls", "/etc/postgresql"], capture_output=True, text=True
     ).stdout.split()[0]
-    subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", cluster, "main", "restart", "-m", "fast"],
-                   check=True, timeout=120)  # fmt: skip
+    subprocess.run(
+        ["pg_ctlcluster", "--skip-systemctl-redirect", cluster, "main", "restart", "-m", "fast"],
+        check=True,
+        timeout=120,
+    )
     wait_final(url, out["batch_id"], 120)
     ev = invariants.check(url, out["batch_id"], emu, env, killed_calls_allowed=True)
     assert ev.counts == {"succeeded": 60}
@@ -128,13 +144,17 @@ def test_postgres_restarts_mid_batch(world, emu, workers) -> None:  # type: igno
 
 def test_gateway_storms_and_garbage(world, emu, workers) -> None:  # type: ignore[no-untyped-def]
     url, rurl, tmp, ids = world
-    emu.configure({"faults": [
-        {"kind": "5xx", "rate": 0.25},
-        {"kind": "hang", "rate": 0.05},
-        {"kind": "429", "rate": 0.1, "retry_after_s": 1},
-        {"kind": "malformed", "rate": 0.2},
-        {"kind": "unrepairable", "rate": 0.05},
-    ]})  # fmt: skip
+    emu.configure(
+        {
+            "faults": [
+                {"kind": "5xx", "rate": 0.25},
+                {"kind": "hang", "rate": 0.05},
+                {"kind": "429", "rate": 0.1, "retry_after_s": 1},
+                {"kind": "malformed", "rate": 0.2},
+                {"kind": "unrepairable", "rate": 0.05},
+            ]
+        }
+    )
     env = tbatch_env(url, rurl, emu.url, **fast(TBATCH_MAX_TRANSPORT_RETRIES="8"))
     out = enqueue_cli(env, tmp, ids[:80], "--model", "claude-sonnet-4-6")
     workers(env, concurrency=16)
@@ -174,8 +194,8 @@ def test_poison_job_fails_after_delivery_cap(world, emu, workers) -> None:  # ty
         delivered = crashes + 1
         try:
             _poll(
-                lambda: (
-                    _count(url, Job.status == JobStatus.RUNNING, Job.deliveries == delivered) == 1
+                lambda d=delivered: (
+                    _count(url, Job.status == JobStatus.RUNNING, Job.deliveries == d) == 1
                     or not _count(url, Job.status.in_(JobStatus.ACTIVE))
                 ),
                 30,

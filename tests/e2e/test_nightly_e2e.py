@@ -33,9 +33,23 @@ NAME = "support-nightly"
 
 
 def emulator_args(today: date, transcripts: int, days: int) -> list[str]:
-    return ["--transcripts", str(transcripts), "--transcript-days", str(days),
-            "--today", today.isoformat(), "--seed", "13", "--no-rate-limit",
-            "--api-key", E2E_KEY, "--latency-ms", "10", "--latency-jitter-ms", "5"]  # fmt: skip
+    return [
+        "--transcripts",
+        str(transcripts),
+        "--transcript-days",
+        str(days),
+        "--today",
+        today.isoformat(),
+        "--seed",
+        "13",
+        "--no-rate-limit",
+        "--api-key",
+        E2E_KEY,
+        "--latency-ms",
+        "10",
+        "--latency-jitter-ms",
+        "5",
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -119,8 +133,9 @@ def test_nightly_run_then_finalize_builds_the_reports(
 
     runs = cli_json(env, "nightly", "list")
     assert [(r["run_date"], r["state"]) for r in runs] == [
-        (str(NIGHT_2), RunState.FINAL), (str(NIGHT_1), RunState.FINAL),
-    ]  # fmt: skip
+        (str(NIGHT_2), RunState.FINAL),
+        (str(NIGHT_1), RunState.FINAL),
+    ]
     assert runs[1]["jobs"] == counts
     assert runs[1]["cost_usd"] > 0
     engine = make_engine(fresh_database_url, pool_size=1)
@@ -134,8 +149,18 @@ class BeatProcess:
     def __init__(self, env: dict[str, str], config: str, state: Path, log_path: Path) -> None:
         self.log_path = log_path
         self._log = log_path.open("ab")
-        cmd = [sys.executable, "-m", "worker", "beat", "--config", config,
-               "--schedule-file", str(state), "--finalize-every-s", "3"]  # fmt: skip
+        cmd = [
+            sys.executable,
+            "-m",
+            "worker",
+            "beat",
+            "--config",
+            config,
+            "--schedule-file",
+            str(state),
+            "--finalize-every-s",
+            "3",
+        ]
         self.proc = subprocess.Popen(
             cmd, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
         )

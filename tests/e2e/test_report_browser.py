@@ -41,12 +41,23 @@ def run_chromium(*args: str) -> subprocess.CompletedProcess[str]:
     with tempfile.TemporaryDirectory(prefix="tbatch-chromium-") as profile:
         return subprocess.run(
             [
-                chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                "--no-first-run", "--disable-background-networking", "--disable-component-update",
-                "--disable-sync", "--hide-scrollbars", f"--user-data-dir={profile}", *args,
+                chromium(),
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--hide-scrollbars",
+                f"--user-data-dir={profile}",
+                *args,
             ],
-            capture_output=True, text=True, timeout=120,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
 
 
 @dataclass
@@ -86,8 +97,11 @@ class Dom(HTMLParser):
             element.text.append(data)
 
     def find(self, **attrs: str) -> list[Element]:
-        return [e for e in self.elements if all(e.attrs.get(k.rstrip("_").replace("_", "-")) == v
-                                                for k, v in attrs.items())]  # fmt: skip
+        return [
+            e
+            for e in self.elements
+            if all(e.attrs.get(k.rstrip("_").replace("_", "-")) == v for k, v in attrs.items())
+        ]
 
     def metric(self, name: str) -> Element:
         found = self.find(data_metric=name)
@@ -113,8 +127,13 @@ def report_html(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> 
             previous.append(out / f"{day}.json")
             previous[-1].write_text(json.dumps(older))
         with sessions() as session:
-            files = build_report(session, batch_id, out / "tonight", previous_reports=previous,
-                                 now=datetime(2026, 11, 26, 7, 0, tzinfo=UTC))  # fmt: skip
+            files = build_report(
+                session,
+                batch_id,
+                out / "tonight",
+                previous_reports=previous,
+                now=datetime(2026, 11, 26, 7, 0, tzinfo=UTC),
+            )
     finally:
         engine.dispose()
     return files.html_path
@@ -130,8 +149,15 @@ def dom(report_html: Path) -> Dom:
 
 def test_headings_a_team_lead_understands(dom: Dom) -> None:
     headings = [e.content for e in dom.elements if e.tag in ("h1", "h2")]
-    for heading in ("Sentiment", "Top topics", "Resolution", "Failures by reason", "Cost",
-                    "Compared with previous nights", "Compliance flags"):  # fmt: skip
+    for heading in (
+        "Sentiment",
+        "Top topics",
+        "Resolution",
+        "Failures by reason",
+        "Cost",
+        "Compared with previous nights",
+        "Compliance flags",
+    ):
         assert heading in headings
     assert headings[0] == "Batch report: nightly 2026-11-25"
 
@@ -188,8 +214,9 @@ def test_charts_are_inline_svg_and_nothing_references_the_network(dom: Dom) -> N
 def test_screenshot_is_a_real_rendered_page(report_html: Path, tmp_path: Path) -> None:
     shot = tmp_path / "report.png"
     width, height = WINDOW
-    proc = run_chromium(f"--window-size={width},{height}", f"--screenshot={shot}",
-                        report_html.as_uri())  # fmt: skip
+    proc = run_chromium(
+        f"--window-size={width},{height}", f"--screenshot={shot}", report_html.as_uri()
+    )
     assert proc.returncode == 0 and shot.exists(), proc.stderr[-2000:]
     data = shot.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n"

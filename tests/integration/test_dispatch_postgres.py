@@ -22,9 +22,13 @@ from worker.services.enqueue import EnqueueRequest, enqueue
 
 def _enqueue(sessions, n: int) -> None:  # type: ignore[no-untyped-def]
     req = EnqueueRequest(
-        transcripts_source="ids", template_text=TEMPLATE, template_source="t", schema=SCHEMA,
-        schema_source="s", model="claude-sonnet-4-6",
-    )  # fmt: skip
+        transcripts_source="ids",
+        template_text=TEMPLATE,
+        template_source="t",
+        schema=SCHEMA,
+        schema_source="s",
+        model="claude-sonnet-4-6",
+    )
     lines = [json.dumps({"transcript_id": t, "variables": {"team": "x"}}) for t in ids(n)]
     with sessions.begin() as s:
         enqueue(s, req, lines, catalog)
