@@ -12,7 +12,6 @@ and a stale message still in the broker finds the job no longer ``queued`` and i
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-
 from typing import Any
 
 from sqlalchemy import CursorResult, update
