@@ -210,7 +210,7 @@ def test_content_cache_is_safe_under_concurrent_first_loads(world) -> None:
         cache = ContentCache()
         got: list[object] = []
 
-        def load() -> None:
+        def load(cache: ContentCache = cache, got: list[object] = got) -> None:
             with sessions() as s:
                 got.append(cache.load(s, template_id, schema_id)[1])
 
