@@ -77,7 +77,12 @@ class BackgroundStep(bootsteps.StartStopStep):
         from worker.background import BackgroundLoops
         from worker.runtime import get_runtime
 
-        if get_runtime().settings.run_background:
+        settings = get_runtime().settings
+        if settings.metrics_port:
+            from worker.metrics import serve
+
+            serve(settings.metrics_port)
+        if settings.run_background:
             self.loops = BackgroundLoops(get_runtime())
             self.loops.start()
 

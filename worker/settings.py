@@ -72,6 +72,9 @@ class Settings(BaseSettings):
     worker_concurrency: int = 64
     worker_pool: str = "threads"
 
+    # Prometheus metrics of the worker process (0: not served).
+    metrics_port: int = 0
+
     # Output
     log_level: str = "INFO"
     log_format: str = "json"

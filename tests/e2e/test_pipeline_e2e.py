@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -60,6 +61,12 @@ def live_ids(emu: EmulatorProcess, n: int) -> list[str]:
     return ids[:n]
 
 
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def _rows(database_url: str, batch_id: int) -> dict[str, Any]:
     engine = make_engine(database_url, pool_size=1)
     with make_session_factory(engine)() as s:
@@ -84,7 +91,8 @@ def test_a_batch_of_300_jobs_succeeds_with_evidence(
     emulator: EmulatorProcess, fresh_database_url: str, redis_url: str, workers, tmp_path: Path
 ) -> None:
     emulator.reset(config=True)
-    env = tbatch_env(fresh_database_url, redis_url, emulator.url)
+    port = _free_port()
+    env = tbatch_env(fresh_database_url, redis_url, emulator.url, TBATCH_METRICS_PORT=str(port))
     ids = live_ids(emulator, 300)
     out = enqueue_cli(env, tmp_path, ids, "--model", "claude-sonnet-4-6", "--name", "e2e-300")
     assert out["jobs"] == 300 and out["new"] == 300
@@ -104,6 +112,9 @@ def test_a_batch_of_300_jobs_succeeds_with_evidence(
 
     status = json.loads(run_cli(env, "status", str(out["batch_id"]), "--json").stdout)
     assert status["counts"]["succeeded"] == 300 and status["final"] is True
+    scraped = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+    assert 'tbatch_gateway_calls_total{model="claude-sonnet-4-6",status="200"} 300.0' in scraped
+    assert 'tbatch_jobs_released_total{model="claude-sonnet-4-6"} 300.0' in scraped
     exported = run_cli(env, "results", str(out["batch_id"]), "--format", "csv").stdout
     records = list(csv.DictReader(io.StringIO(exported)))
     assert len(records) == 300 and all(

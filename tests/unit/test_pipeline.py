@@ -220,3 +220,29 @@ def test_content_cache_is_safe_under_concurrent_first_loads(world) -> None:
         for t in threads:
             t.join()
         assert all(isinstance(schema, dict) for schema in got)
+
+
+def test_attempts_are_counted_in_prometheus_metrics(world) -> None:
+    from prometheus_client import REGISTRY
+
+    def value(name: str, **labels: str) -> float:
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    before_ok = value(
+        "tbatch_attempt_outcomes_total", model="claude-sonnet-4-6", outcome="repaired"
+    )
+    before_calls = value("tbatch_gateway_calls_total", model="claude-sonnet-4-6", status="200")
+    before_tokens = value("tbatch_tokens_total", model="claude-sonnet-4-6", direction="input")
+    _run(world, [answer("{'summary': 'Refund asked', 'sentiment': 'neutral',}")])
+    assert (
+        value("tbatch_attempt_outcomes_total", model="claude-sonnet-4-6", outcome="repaired")
+        == before_ok + 1
+    )
+    assert (
+        value("tbatch_gateway_calls_total", model="claude-sonnet-4-6", status="200")
+        == before_calls + 1
+    )
+    assert (
+        value("tbatch_tokens_total", model="claude-sonnet-4-6", direction="input")
+        == before_tokens + 100
+    )

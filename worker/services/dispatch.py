@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from models.base import utcnow
 from models.jobs import Job, JobStatus
+from worker import metrics
 from worker.ratelimit.backend import Grant
 
 log = logging.getLogger("tbatch.dispatch")
@@ -123,8 +124,11 @@ class Dispatcher:
                 return self._clock() + self._refresh_s / 5
         asked_at = self._clock()
         grant = self._limiter.acquire(model, region, want)
+        metrics.BUCKET_WAIT.labels(model).set(grant.wait_s)
+        metrics.QUEUE_DEPTH.labels(model).set(lane.pending)
         if grant.granted:
             released = self._release(key, lane, grant.granted)
+            metrics.RELEASED.labels(model).inc(len(released))
             lane.pending -= len(released)
             if len(released) < grant.granted:
                 lane.pending = 0  # drained (or held by not_before): refresh will tell

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from models.attempts import Attempt, Result
 from models.jobs import Job, JobStatus
+from worker import metrics
 from worker.errors import GatewayError
 from worker.gateway.types import CompletionResult, ModelInfo
 from worker.output import Valid
@@ -81,7 +82,32 @@ def estimate_cost(info: ModelInfo | None, result: CompletionResult) -> float | N
     return round(cost / 1_000_000, 8)
 
 
+def observe(rec: AttemptRecord) -> None:
+    """Count the attempt in the Prometheus metrics."""
+    model = rec.job.model
+    metrics.CALLS.labels(model, str(rec.http_status or rec.error_kind or "none")).inc()
+    metrics.OUTCOMES.labels(model, rec.outcome).inc()
+    if rec.http_status == 429:
+        metrics.RATE_LIMITED.labels(model).inc()
+    if rec.latency_ms is not None:
+        metrics.LATENCY.labels(model).observe(rec.latency_ms / 1000)
+    answered = rec.model_answered or model
+    for direction in ("input", "output"):
+        tokens = rec.usage.get(f"{direction}_tokens")
+        if tokens:
+            metrics.TOKENS.labels(answered, direction).inc(tokens)
+    if rec.cost_usd:
+        metrics.COST.labels(answered).inc(rec.cost_usd)
+    if rec.repairs:
+        metrics.REPAIRS.labels(model).inc()
+    if rec.validation_errors:
+        metrics.VALIDATION_FAILURES.labels(model).inc()
+    if rec.purpose == "reask":
+        metrics.REASKS.labels(model).inc()
+
+
 def record_attempt(session: Session, rec: AttemptRecord, *, now: datetime) -> int:
+    observe(rec)
     job = rec.job
     row = session.execute(
         insert(Attempt)

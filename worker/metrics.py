@@ -1,0 +1,46 @@
+"""Prometheus metrics of workers and dispatchers.
+
+Metric objects live in prometheus_client's default registry (defining them does no I/O);
+``serve(port)`` exposes them over HTTP from the worker process when ``TBATCH_METRICS_PORT`` is
+set. Workers run a threads pool, so one process holds every count (no multiprocess mode needed).
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
+
+CALLS = Counter(
+    "tbatch_gateway_calls_total",
+    "Gateway calls by model asked and result (HTTP status, or error kind without one)",
+    ["model", "status"],
+)
+RATE_LIMITED = Counter("tbatch_gateway_429_total", "Gateway 429 answers", ["model"])
+LATENCY = Histogram(
+    "tbatch_gateway_latency_seconds",
+    "Gateway call latency seen by the worker",
+    ["model"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64, 128),
+)
+TOKENS = Counter("tbatch_tokens_total", "Tokens used, by model answered", ["model", "direction"])
+COST = Counter("tbatch_cost_usd_total", "Estimated cost in USD, by model answered", ["model"])
+OUTCOMES = Counter(
+    "tbatch_attempt_outcomes_total",
+    "Attempts by outcome (ok, repaired, invalid, refused, truncated, transient, permanent)",
+    ["model", "outcome"],
+)
+REPAIRS = Counter("tbatch_repairs_total", "Answers repaired client-side", ["model"])
+REASKS = Counter("tbatch_reasks_total", "Re-asks sent after validation failures", ["model"])
+VALIDATION_FAILURES = Counter(
+    "tbatch_validation_failures_total", "Answers that failed schema validation", ["model"]
+)
+BUCKET_WAIT = Gauge(
+    "tbatch_bucket_wait_seconds", "Time until the model's next rate-limit token", ["model"]
+)
+QUEUE_DEPTH = Gauge(
+    "tbatch_queue_depth", "Jobs waiting for their model's budget (pending)", ["model"]
+)
+RELEASED = Counter("tbatch_jobs_released_total", "Jobs released to workers", ["model"])
+
+
+def serve(port: int, addr: str = "0.0.0.0") -> None:
+    start_http_server(port, addr=addr)
