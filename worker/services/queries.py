@@ -81,9 +81,11 @@ def _rate(finished: int, first: datetime | None, last: datetime | None) -> float
 
 
 def models_in_use(session: Session, batch_id: int | None) -> list[tuple[str, str]]:
-    where: list[ColumnElement[bool]] = [Job.status.in_(JobStatus.ACTIVE)]
+    """The (model, region) pairs of a batch, or of every active job when no batch is named."""
     if batch_id is not None:
-        where.append(Job.batch_id == batch_id)
+        where: list[ColumnElement[bool]] = [Job.batch_id == batch_id]
+    else:
+        where = [Job.status.in_(JobStatus.ACTIVE)]
     return [
         (m, r) for m, r in session.execute(select(Job.model, Job.region).where(*where).distinct())
     ]

@@ -1,0 +1,79 @@
+"""Shared rate limits with real worker processes: together they never exceed a model's limit,
+a 429 pauses the model in every process, and a lower real limit is learned from the headers."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from tests.fixtures.pipeline import E2E_KEY, enqueue_cli, run_cli, tbatch_env, wait_final
+from worker.emulator.server import EmulatorProcess
+
+pytestmark = pytest.mark.slow
+MODEL = "claude-sonnet-4-6"
+
+
+@pytest.fixture(scope="module")
+def emu() -> Iterator[EmulatorProcess]:
+    args = ["--transcripts", "200", "--seed", "9", "--api-key", E2E_KEY, "--latency-ms", "150",
+            "--latency-jitter-ms", "100", "--rate-limit", "1000", "--window-s", "60"]  # fmt: skip
+    with EmulatorProcess(*args) as proc:
+        yield proc
+
+
+@pytest.fixture()
+def world(emu: EmulatorProcess, fresh_database_url: str, redis_url: str, tmp_path: Path):  # type: ignore[no-untyped-def]
+    emu.reset(config=True)
+    redis.Redis.from_url(redis_url).flushdb()
+    ids = [t["id"] for t in emu.transcripts() if t["status"] == "completed" and not t["deleted"]]
+    return fresh_database_url, redis_url, tmp_path, ids
+
+
+def test_two_worker_processes_never_exceed_the_limit(world, emu, workers) -> None:  # type: ignore[no-untyped-def]
+    url, rurl, tmp, ids = world
+    emu.configure({"model_limits": {MODEL: "10/2"}})
+    env = tbatch_env(url, rurl, emu.url, TBATCH_RATE_LIMITS=f"{MODEL}=10/2s")
+    out = enqueue_cli(env, tmp, ids[:45], "--model", MODEL)
+    workers(env, concurrency=8)
+    workers(env, concurrency=8)  # a second machine: its own dispatcher, the same Redis buckets
+    counts = wait_final(url, out["batch_id"], 90)
+    stats = emu.stats()["models"][MODEL]
+    assert counts == {"succeeded": 45}
+    assert stats["http_429"] == 0 and stats["max_in_any_window"] <= 10, stats
+
+
+def test_a_429_pauses_the_model_in_every_process(world, emu, workers) -> None:  # type: ignore[no-untyped-def]
+    url, rurl, tmp, ids = world
+    victim = ids[5]
+    emu.configure(
+        {"faults": [{"kind": "429", "transcript_ids": [victim], "times": 1, "retry_after_s": 3}]}
+    )
+    env = tbatch_env(url, rurl, emu.url, TBATCH_RATE_LIMITS=f"{MODEL}=20/1s")
+    out = enqueue_cli(env, tmp, ids[:40], "--model", MODEL)
+    workers(env, concurrency=8)
+    workers(env, concurrency=8)
+    assert wait_final(url, out["batch_id"], 90) == {"succeeded": 40}
+    log = [e for e in emu.requests() if e["model"] == MODEL]
+    hit = next(e for e in log if e["status"] == 429)
+    paused = [e for e in log if hit["ts"] + 0.3 < e["ts"] < hit["ts"] + 2.7]
+    assert paused == [], f"{len(paused)} calls during the pause"
+    assert any(e["ts"] >= hit["ts"] + 2.7 for e in log)  # and work resumed afterwards
+    job = json.loads(run_cli(env, "show", "--request-id", hit["request_id"]).stdout)
+    assert job["job"]["status"] == "succeeded" and job["job"]["transport_retries"] == 0
+
+
+def test_a_lower_real_limit_is_learned_from_the_headers(world, emu, workers) -> None:  # type: ignore[no-untyped-def]
+    url, rurl, tmp, ids = world
+    emu.configure({"model_limits": {MODEL: "5/2"}})
+    env = tbatch_env(url, rurl, emu.url, TBATCH_RATE_LIMITS=f"{MODEL}=20/2s")
+    out = enqueue_cli(env, tmp, ids[:25], "--model", MODEL)
+    workers(env, concurrency=8)
+    assert wait_final(url, out["batch_id"], 120) == {"succeeded": 25}
+    stats = emu.stats()["models"][MODEL]
+    assert stats["http_429"] <= 3, stats
+    status = json.loads(run_cli(env, "status", str(out["batch_id"]), "--json").stdout)
+    assert status["models"][0]["learned_limit"] == 5
