@@ -62,7 +62,6 @@ class Settings(BaseSettings):
     max_deliveries: int = 6
     reconcile_interval_s: float = 15.0
     requeue_after_s: float = 90.0
-    dispatch_interval_s: float = 0.05
     # Jobs released to the broker but not yet running, per model, when the model has no limit.
     unlimited_release_ahead: int = 512
 
