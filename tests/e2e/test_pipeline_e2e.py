@@ -174,6 +174,13 @@ def test_each_outcome_ends_in_its_state_with_its_evidence(
     assert flaky_tries[0].outcome == "transient" and flaky_tries[0].http_status >= 500
     assert flaky_tries[0].request_id and flaky_tries[-1].outcome == "ok"
 
+    # The API key reaches no log line and no stored row (errors included).
+    assert E2E_KEY not in worker.log_path.read_text()
+    stored = [vars(a) for tries in attempts.values() for a in tries] + [
+        vars(j) for j in jobs.values()
+    ]
+    assert E2E_KEY not in json.dumps(stored, default=str)
+
     assert state(unknown) == ("failed", "transcript_not_found")
     assert (
         attempts[jobs[unknown].id][0].http_status == 404
