@@ -4,14 +4,22 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from sqlalchemy import Engine, Pool, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from models import attempts, content, jobs, nightly  # noqa: F401  (register every table on Base)
 from models.base import Base
 
-__all__ = ["Base", "make_engine", "make_session_factory", "session_scope"]
+__all__ = [
+    "Base",
+    "insert_ignoring_conflicts",
+    "make_engine",
+    "make_session_factory",
+    "session_scope",
+]
 
 
 def make_engine(url: str, *, pool_size: int = 10, poolclass: type[Pool] | None = None) -> Engine:
@@ -55,3 +63,11 @@ def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+def insert_ignoring_conflicts(session: Session, table: Any, **conflict: Any) -> Any:
+    """``INSERT ... ON CONFLICT DO NOTHING`` in the session's dialect (Postgres or SQLite): the
+    database's uniqueness, not a check-then-insert, decides who wins a race."""
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return insert(table).on_conflict_do_nothing(**conflict)

@@ -18,11 +18,10 @@ from datetime import date
 from pathlib import Path
 
 from sqlalchemy import select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from models.base import utcnow
-from models.db import session_scope
+from models.db import insert_ignoring_conflicts, session_scope
 from models.nightly import NightlyRun, RunState
 from worker.errors import InputError, TbatchError
 from worker.nightly.config import Pipeline
@@ -156,13 +155,10 @@ def _claim_and_enqueue(
 def _claim(session: Session, name: str, run_date: date) -> int | None:
     """The run id if this transaction now owns the night, else None (someone else does)."""
     now = utcnow()
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     claimed = session.scalar(
-        insert(NightlyRun)
+        insert_ignoring_conflicts(session, NightlyRun, index_elements=["pipeline", "run_date"])
         .values(pipeline=name, run_date=run_date, state=RunState.ENQUEUING, transcripts=0,
                 created_at=now)
-        .on_conflict_do_nothing(index_elements=["pipeline", "run_date"])
         .returning(NightlyRun.id)
     )  # fmt: skip
     if claimed is not None:

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from models.content import Schema, Template
+from models.db import insert_ignoring_conflicts
 from models.jobs import Batch, Job, JobStatus
 from worker.errors import InputError, NotFoundError
 from worker.output import check_schema, schema_hash
@@ -215,9 +215,7 @@ class _JobWriter:
 
     def flush(self) -> int:
         if self._rows:
-            dialect = self._session.get_bind().dialect.name
-            insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-            stmt = insert(Job).on_conflict_do_nothing()
+            stmt = insert_ignoring_conflicts(self._session, Job)
             result = self._session.execute(stmt.returning(Job.id), self._rows)
             self.inserted += len(result.all())
             self._rows = []

@@ -193,19 +193,17 @@ def _reask_or_fail(
             kind="invalid_output",
             message=f"output still invalid after {job.reasks} re-ask(s): " + "; ".join(errors[:3]),
         )
-    with deps.sessions.begin() as session:
-        record_attempt(session, record, now=deps.clock())
-        claims.finish(
-            session,
-            job,
-            now=deps.clock(),
-            status=JobStatus.PENDING,
-            not_before=None,
-            reasks=job.reasks + 1,
-            reask_context={"answer": answer[:20000], "errors": errors},
-            error_kind="invalid_output",
-            error_message="; ".join(errors[:3]),
-        )
+    _settle(
+        job,
+        record,
+        deps,
+        status=JobStatus.PENDING,
+        not_before=None,
+        reasks=job.reasks + 1,
+        reask_context={"answer": answer[:20000], "errors": errors},
+        error_kind="invalid_output",
+        error_message="; ".join(errors[:3]),
+    )
     return "reask"
 
 
@@ -249,34 +247,34 @@ def _back_to_pending(
     job: Job, record: AttemptRecord, deps: PipelineDeps, *, delay_s: float, count_retry: bool
 ) -> str:
     now = deps.clock()
-    with deps.sessions.begin() as session:
-        record_attempt(session, record, now=now)
-        claims.finish(
-            session,
-            job,
-            now=now,
-            status=JobStatus.PENDING,
-            not_before=now + timedelta(seconds=delay_s) if delay_s else None,
-            transport_retries=job.transport_retries + (1 if count_retry else 0),
-            error_kind=record.error_kind,
-            error_message=record.error_message,
-        )
+    _settle(
+        job,
+        record,
+        deps,
+        status=JobStatus.PENDING,
+        not_before=now + timedelta(seconds=delay_s) if delay_s else None,
+        transport_retries=job.transport_retries + (1 if count_retry else 0),
+        error_kind=record.error_kind,
+        error_message=record.error_message,
+    )
     return "retry" if count_retry else "rate_limited"
 
 
 def _fail(job: Job, record: AttemptRecord, deps: PipelineDeps, *, kind: str, message: str) -> str:
     if record.error_kind is None:
         record.error_kind, record.error_message = kind, message
+    _settle(
+        job, record, deps, status=JobStatus.FAILED, error_kind=kind, error_message=message[:4000]
+    )
+    log.info("job.failed", extra={"job_id": job.id, "error_kind": kind})
+    return "failed"
+
+
+def _settle(
+    job: Job, record: AttemptRecord, deps: PipelineDeps, *, status: str, **values: Any
+) -> None:
+    """Record the attempt and move the job out of ``running``, in one transaction."""
     now = deps.clock()
     with deps.sessions.begin() as session:
         record_attempt(session, record, now=now)
-        claims.finish(
-            session,
-            job,
-            now=now,
-            status=JobStatus.FAILED,
-            error_kind=kind,
-            error_message=message[:4000],
-        )
-    log.info("job.failed", extra={"job_id": job.id, "error_kind": kind})
-    return "failed"
+        claims.finish(session, job, now=now, status=status, **values)

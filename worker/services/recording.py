@@ -12,10 +12,10 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import insert, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from models.attempts import Attempt, Result
+from models.db import insert_ignoring_conflicts
 from models.jobs import Job, JobStatus
 from worker import metrics
 from worker.errors import GatewayError
@@ -161,11 +161,8 @@ def store_result(
         "output_tokens": result.usage.output_tokens,
         "created_at": now,
     }
-    dialect = session.get_bind().dialect.name
-    stmt = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(Result)
-    inserted = session.execute(
-        stmt.values(**values).on_conflict_do_nothing(index_elements=["job_id"]).returning(Result.id)
-    ).first()
+    stmt = insert_ignoring_conflicts(session, Result, index_elements=["job_id"])
+    inserted = session.execute(stmt.values(**values).returning(Result.id)).first()
     if inserted is None:
         return False
     session.execute(
