@@ -1,0 +1,2 @@
+"""Pieces of ``scripts/bench.py``: services and processes (``infra``, ``procs``), what is measured
+(``measure``) and the scenarios (``limited``, ``others``)."""

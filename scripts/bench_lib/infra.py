@@ -1,0 +1,250 @@
+"""One benchmark run's services: a fresh Postgres database, a claimed Redis db, the emulator,
+worker processes, a scratch folder. ``Run`` is a context manager and undoes everything on exit,
+whether the scenario finished, failed, timed out or was interrupted.
+
+Only 127.0.0.1 is ever contacted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import redis
+
+from bench_lib import measure
+from bench_lib.procs import WorkerProcess, run_measured
+from models.migrate import upgrade
+from worker.emulator.server import EmulatorProcess
+
+PG_ADMIN = "postgresql://127.0.0.1:5432/postgres"
+REDIS_BASE = "redis://127.0.0.1:6379"
+API_KEY = "bench-key"
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = ROOT / "worker" / "assets" / "call_analytics.j2"
+SCHEMA = ROOT / "worker" / "assets" / "call_analytics.schema.json"
+# The key the test fixtures use to claim a Redis db index (tests/fixtures/services.py).
+REDIS_CLAIM_KEY = "tbatch:testdb:{index}"
+
+
+def progress(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+class Run(contextlib.ExitStack):
+    """Everything one scenario uses; ``keep`` leaves the database and scratch folder behind."""
+
+    def __init__(self, scenario: str, redis_db: int, keep: bool = False) -> None:
+        super().__init__()
+        self.scenario = scenario
+        self.keep = keep
+        self.redis_db = redis_db
+        self.redis_url = f"{REDIS_BASE}/{redis_db}"
+        self.db_name = f"tbatch_bench_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+        self.database_url = f"postgresql+psycopg://127.0.0.1:5432/{self.db_name}"
+        self.pg_url = f"postgresql://127.0.0.1:5432/{self.db_name}"
+        self.tmp = Path(tempfile.mkdtemp(prefix=f"tbatch-bench-{scenario}-"))
+        self.workers: list[WorkerProcess] = []
+        self.emulator: EmulatorProcess | None = None
+
+    def __enter__(self) -> Run:
+        super().__enter__()
+        try:
+            self.callback(self._remove_tmp)
+            self._claim_redis()
+            self._create_database()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    # -- services ---------------------------------------------------------------------------
+
+    def _claim_redis(self) -> None:
+        admin = redis.Redis.from_url(f"{REDIS_BASE}/0")
+        key = REDIS_CLAIM_KEY.format(index=self.redis_db)
+        if not admin.set(key, f"bench-{os.getpid()}", nx=True, ex=3600):
+            holder = admin.get(key)
+            raise RuntimeError(f"Redis db {self.redis_db} is claimed by {holder!r}; use --redis-db")
+        self.callback(admin.delete, key)
+        client = redis.Redis.from_url(self.redis_url)
+        client.flushdb()
+        if not self.keep:
+            self.callback(client.flushdb)
+
+    def _create_database(self) -> None:
+        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{self.db_name}"')
+        if not self.keep:
+            self.callback(self._drop_database)
+        upgrade(self.database_url)
+
+    def _drop_database(self) -> None:
+        # Retried: the shared Postgres may be restarting (other suites run fault tests).
+        for attempt in range(10):
+            try:
+                with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+                    conn.execute(f'DROP DATABASE IF EXISTS "{self.db_name}" WITH (FORCE)')
+                return
+            except psycopg.OperationalError:
+                if attempt == 9:
+                    raise
+                time.sleep(3)
+
+    def _remove_tmp(self) -> None:
+        if self.keep:
+            progress(f"kept {self.tmp} and database {self.db_name}")
+        else:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def start_emulator(self, *args: str) -> EmulatorProcess:
+        emulator = EmulatorProcess("--api-key", API_KEY, "--host", "127.0.0.1", *args)
+        self.enter_context(emulator)
+        self.emulator = emulator
+        return emulator
+
+    def env(self, **extra: str) -> dict[str, str]:
+        """The worker/CLI environment: this run's Postgres, Redis and emulator."""
+        assert self.emulator is not None, "start the emulator first"
+        url = self.emulator.url
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TBATCH_")}
+        env.update(
+            {
+                "PYTHONPATH": str(ROOT),
+                "TBATCH_DATABASE_URL": self.database_url,
+                "TBATCH_BROKER_URL": self.redis_url,
+                "TBATCH_REDIS_URL": self.redis_url,
+                "TBATCH_GATEWAY_URL": f"{url}/v1",
+                "TBATCH_GATEWAY_EU_URL": f"{url}/v1",
+                "TBATCH_TRANSCRIPT_API_URL": url,
+                "TBATCH_TRANSCRIPT_API_EU_URL": url,
+                "ASSEMBLYAI_API_KEY": API_KEY,
+                "TBATCH_LOG_LEVEL": "WARNING",
+                **extra,
+            }
+        )
+        return env
+
+    def start_worker(self, env: dict[str, str], concurrency: int) -> WorkerProcess:
+        log_path = self.tmp / f"worker-{len(self.workers)}.log"
+        worker = WorkerProcess(env, log_path, concurrency)
+        self.workers.append(worker)
+        self.callback(worker.stop)
+        return worker
+
+    def wait_consuming(self, count: int = 1, timeout_s: float = 60.0) -> None:
+        """Until ``count`` Celery consumers block on this db's queue (BRPOP): workers are up."""
+        client = redis.Redis.from_url(self.redis_url)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            for worker in self.workers:
+                if not worker.alive():
+                    raise RuntimeError(f"worker {worker.pid} exited:\n{worker.tail()}")
+            waiting = [
+                c for c in client.client_list() if c.get("db") == str(self.redis_db)
+                and c.get("cmd") == "brpop"
+            ]  # fmt: skip
+            if len(waiting) >= count:
+                return
+            time.sleep(0.1)
+        raise TimeoutError(f"workers not consuming after {timeout_s:.0f}s")
+
+    def stop_workers(self) -> float:
+        """Stop every worker; returns their CPU seconds (read just before each stop)."""
+        total = 0.0
+        for worker in self.workers:
+            worker.stop()
+            total += worker.cpu_s_at_stop or 0.0
+        return total
+
+    def wait_all_final(self, jobs: int, timeout_s: float) -> None:
+        """Poll Postgres until ``jobs`` jobs are final; workers must stay alive meanwhile."""
+        deadline = time.monotonic() + timeout_s
+        noted_at = time.monotonic()
+        while True:
+            counts = measure.status_counts(self.pg_url)
+            for worker in self.workers:
+                worker.sample()
+                if not worker.alive():
+                    raise RuntimeError(f"worker {worker.pid} died:\n{worker.tail()}")
+            if measure.all_final(counts, jobs):
+                return
+            if time.monotonic() > deadline:
+                tails = self.worker_tails()
+                raise TimeoutError(f"{jobs} jobs not final in time: {counts}\n{tails}")
+            if time.monotonic() - noted_at > 15:
+                progress(f"{self.scenario}: {counts}")
+                noted_at = time.monotonic()
+            time.sleep(0.5)
+
+    def worker_cpu_cores(self) -> float:
+        """Mean CPU use of the stopped workers, in cores (1.0 = one core busy all along: a
+        threads-pool worker is GIL-bound near there)."""
+        loads = [(w.cpu_s_at_stop or 0.0) / w.lifetime_s for w in self.workers if w.lifetime_s]
+        return round(sum(loads) / len(loads), 3) if loads else 0.0
+
+    def worker_tails(self) -> str:
+        return "\n".join(f"--- worker {w.pid}\n{w.tail()}" for w in self.workers)
+
+    # -- jobs -------------------------------------------------------------------------------
+
+    def live_transcript_ids(self) -> list[str]:
+        assert self.emulator is not None
+        return [
+            t["id"]
+            for t in self.emulator.transcripts()
+            if t["status"] == "completed" and not t["deleted"]
+        ]
+
+    def write_ids(self, ids: list[str]) -> Path:
+        path = self.tmp / f"ids-{uuid.uuid4().hex[:8]}.txt"
+        path.write_text("\n".join(ids) + "\n")
+        return path
+
+    def enqueue(
+        self, env: dict[str, str], ids_file: Path, model: str, name: str, timeout_s: float = 300
+    ) -> dict[str, Any]:
+        """`tbatch enqueue ... --json` as a child process; adds its wall time, peak RSS, CPU."""
+        args = [
+            sys.executable, "-m", "worker", "enqueue", "--transcripts", str(ids_file),
+            "--template", str(TEMPLATE), "--schema", str(SCHEMA), "--model", model,
+            "--name", name, "--json",
+        ]  # fmt: skip
+        child = run_measured(args, env, timeout_s)
+        if child.returncode != 0:
+            raise RuntimeError(f"tbatch enqueue failed ({child.returncode}):\n{child.stderr}")
+        out: dict[str, Any] = json.loads(child.stdout.strip().splitlines()[-1])
+        out.update(wall_s=child.wall_s, maxrss_mb=child.maxrss_mb, cpu_s=child.cpu_s)
+        return out
+
+
+def source_version() -> str:
+    """The commit the run measured, ``+dirty`` if worker/, models/ or migrations/ differ."""
+
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True)
+        return done.stdout.strip()
+
+    dirty = git("status", "--porcelain", "--", "worker", "models", "migrations")
+    return git("rev-parse", "--short", "HEAD") + ("+dirty" if dirty else "")
+
+
+def wait_until(
+    check: Callable[[], bool], timeout_s: float, what: str, every_s: float = 0.25
+) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what}: not done after {timeout_s:.0f}s")
+        time.sleep(every_s)
