@@ -1,5 +1,11 @@
-"""The loops each worker process runs beside its task threads: dispatcher, reconciler, lease
-heartbeat. They are plain threads over the service layer; any number of processes may run them.
+"""The loops beside the task threads: dispatcher, reconciler, lease heartbeat.
+
+They are plain threads over the service layer; any number of processes may run them. The
+heartbeat must live in the worker process (it renews that process's leases). The dispatcher and
+reconciler run in a separate `tbatch dispatch` process whenever the limiter is shared (Redis):
+a dispatcher thread inside a busy worker waits for the GIL on every database and Redis round
+trip, and at 10 calls/s per model those waits cost a fifth of the gateway's budget (measured
+with scripts/bench.py). The embedded mode's in-memory limiter keeps them in-process.
 """
 
 from __future__ import annotations
@@ -29,11 +35,21 @@ class BackgroundLoops:
             release_ahead=settings.unlimited_release_ahead,
         )
 
-    def start(self) -> None:
+    def start(self, *, dispatch: bool = True, heartbeat: bool = True) -> None:
         settings = self._rt.settings
-        self._spawn("tbatch-dispatch", self.dispatcher.tick)
-        self._spawn("tbatch-reconcile", self._reconcile_once, every_s=settings.reconcile_interval_s)
-        self._spawn("tbatch-heartbeat", self._heartbeat_once, every_s=settings.lease_s / 4)
+        if dispatch:
+            self._spawn("tbatch-dispatch", self.dispatcher.tick)
+            self._spawn(
+                "tbatch-reconcile", self._reconcile_once, every_s=settings.reconcile_interval_s
+            )
+        if heartbeat:
+            self._spawn("tbatch-heartbeat", self._heartbeat_once, every_s=settings.lease_s / 4)
+
+    def wait(self, alive: Callable[[], bool], poll_s: float = 1.0) -> None:
+        """Block until stopped or until ``alive()`` turns false (e.g. the parent worker died)."""
+        while not self._stop.wait(poll_s):
+            if not alive():
+                self.stop()
 
     def stop(self, timeout_s: float = 5.0) -> None:
         self._stop.set()

@@ -10,6 +10,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -66,29 +69,42 @@ def celery_config(settings: Settings) -> dict[str, Any]:
 
 
 class BackgroundStep(bootsteps.StartStopStep):
-    """Runs the dispatcher, reconciler and lease heartbeat in the worker's main process."""
+    """Runs the lease heartbeat in the worker's main process, and the dispatcher and reconciler
+    in-process (embedded mode) or as a `tbatch dispatch` child process (shared Redis limiter;
+    see worker/background.py for why)."""
 
     requires = {"celery.worker.components:Pool"}
 
     def __init__(self, worker: Any, **kwargs: Any) -> None:
         self.loops: Any = None
+        self.child: subprocess.Popen[bytes] | None = None
 
     def start(self, worker: Any) -> None:
         from worker.background import BackgroundLoops
-        from worker.runtime import get_runtime
+        from worker.runtime import get_runtime, shared_limiter_url
 
         settings = get_runtime().settings
         if settings.metrics_port:
             from worker.metrics import serve
 
             serve(settings.metrics_port)
-        if settings.run_background:
-            self.loops = BackgroundLoops(get_runtime())
-            self.loops.start()
+        separate = bool(shared_limiter_url(settings))
+        if settings.run_background and separate:
+            self.child = subprocess.Popen(
+                [sys.executable, "-m", "worker", "dispatch", "--parent-pid", str(os.getpid())]
+            )
+        self.loops = BackgroundLoops(get_runtime())
+        self.loops.start(dispatch=settings.run_background and not separate, heartbeat=True)
 
     def stop(self, worker: Any) -> None:
         if self.loops is not None:
             self.loops.stop()
+        if self.child is not None and self.child.poll() is None:
+            self.child.terminate()
+            try:
+                self.child.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.child.kill()
 
 
 def create_app(settings: Settings | None = None) -> Celery:

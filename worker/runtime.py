@@ -75,10 +75,15 @@ class Runtime:
             self.engine.dispose()
 
 
+def shared_limiter_url(settings: Settings) -> str:
+    """The Redis URL of the shared limiter, or "" for the embedded in-memory one."""
+    if settings.redis_url:
+        return settings.redis_url
+    return settings.broker_url if settings.broker_url.startswith(("redis://", "rediss://")) else ""
+
+
 def _limiter_backend(settings: Settings) -> Any:
-    url = settings.redis_url or (
-        settings.broker_url if settings.broker_url.startswith(("redis://", "rediss://")) else ""
-    )
+    url = shared_limiter_url(settings)
     if not url:
         return MemoryBackend()
     import redis

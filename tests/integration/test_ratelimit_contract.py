@@ -18,11 +18,13 @@ import pytest
 import redis
 
 from worker.ratelimit.backend import RateLimitBackend
-from worker.ratelimit.bucket import params_for_limit
+from worker.ratelimit.bucket import BucketParams
 from worker.ratelimit.memory_backend import MemoryBackend
 from worker.ratelimit.redis_backend import KEY_PREFIX, RedisBackend
 
-P = params_for_limit(11, 1.0)  # 10 tokens/s, capacity 1, max debt 11
+# The backend contract is about the arithmetic, not the chosen parameters: capacity 1 makes
+# every expected count exact.
+P = BucketParams(rate_per_s=10.0, capacity=1.0, max_debt=11.0)
 SPACING_S = 1 / P.rate_per_s
 
 
@@ -133,7 +135,7 @@ def test_keys_are_independent(h: Harness) -> None:
 
 
 def test_new_params_apply_at_once(h: Harness) -> None:
-    slow = params_for_limit(2, 10.0)  # 0.1 token/s
+    slow = BucketParams(rate_per_s=0.1, capacity=1.0, max_debt=2.0)  # 0.1 token/s
     assert h.backend.acquire(h.key, P, 1).granted == 1
     assert h.backend.acquire(h.key, slow, 1).wait_s == pytest.approx(10.0, abs=h.tol_s)
 

@@ -8,6 +8,7 @@ import random
 import pytest
 
 from worker.ratelimit.bucket import (
+    CAPACITY,
     BucketParams,
     BucketState,
     debit,
@@ -80,7 +81,7 @@ def test_debit_is_floored_at_max_debt() -> None:
 )
 def test_params_for_limit(limit: int, window_s: float, rate_per_s: float) -> None:
     params = params_for_limit(limit, window_s)
-    assert params.capacity == 1.0
+    assert params.capacity == (1.0 if limit == 1 else CAPACITY) and 1 <= params.capacity < 2
     assert params.rate_per_s == pytest.approx(rate_per_s)
     assert params.max_debt == limit
 
@@ -161,11 +162,12 @@ def test_the_bound_fails_for_a_naive_bucket() -> None:
 
 
 @pytest.mark.parametrize(("limit", "window_s"), CASES)
-def test_jitter_up_to_one_spacing_keeps_the_gateway_window(limit: int, window_s: float) -> None:
-    # Grants reach the gateway late by up to (just under) one spacing, in any order; for a
-    # limit of 1, by up to the 5% margin.
+def test_jitter_below_the_margin_keeps_the_gateway_window(limit: int, window_s: float) -> None:
+    # Grants reach the gateway late by up to (just under) (2 - capacity) spacings, in any order;
+    # for a limit of 1, by up to the 5% margin.
     params = params_for_limit(limit, window_s)
-    max_jitter_s = 1.0 / params.rate_per_s if limit >= 2 else 0.05 * window_s
+    margin = 2 - params.capacity
+    max_jitter_s = margin / params.rate_per_s if limit >= 2 else 0.05 * window_s
     rng = random.Random(limit)
     grants = _greedy_grants(params, duration_s=window_s * 40, rng=None, want=1)
     arrivals = sorted(t + rng.random() * max_jitter_s * 0.999 for t in grants)

@@ -5,9 +5,13 @@ from __future__ import annotations
 import pytest
 
 from worker.ratelimit.backend import Grant
+from worker.ratelimit.bucket import CAPACITY
 from worker.ratelimit.config import Limit, RateLimitConfig
 from worker.ratelimit.limiter import ModelLimiter, bucket_key
 from worker.ratelimit.memory_backend import MemoryBackend
+
+# After one grant from a full bucket, the next whole token is (2 - CAPACITY) spacings away.
+HALF = 2 - CAPACITY
 
 
 class FakeClock:
@@ -36,7 +40,7 @@ def limiter(backend: MemoryBackend) -> ModelLimiter:
 
 def test_limited_model_gets_one_token_then_the_spacing(limiter: ModelLimiter) -> None:
     grant = limiter.acquire("fast", None, 4)
-    assert (grant.granted, grant.wait_s) == (1, pytest.approx(0.1))
+    assert (grant.granted, grant.wait_s) == (1, pytest.approx(0.1 * HALF))
     assert limiter.acquire("fast", "us", 4).granted == 0
 
 
@@ -44,7 +48,7 @@ def test_regions_have_separate_buckets_and_limits(limiter: ModelLimiter) -> None
     assert limiter.acquire("fast", "us", 1).granted == 1
     eu = limiter.acquire("fast", "eu", 2)
     assert eu.granted == 1
-    assert eu.wait_s == pytest.approx(0.5)  # 3/1s -> 2 tokens/s
+    assert eu.wait_s == pytest.approx(0.5 * HALF)  # 3/1s -> 2 tokens/s
     assert bucket_key("fast", None) == "us:fast"
 
 
@@ -63,7 +67,7 @@ def test_learns_a_lower_limit_from_headers_in_the_configured_window(
 ) -> None:
     limiter.on_response("fast", None, {"X-RateLimit-Limit": "6", "X-RateLimit-Remaining": "2"})
     assert limiter.limit("fast", None) == Limit(6, 1.0)
-    assert limiter.acquire("fast", None, 2).wait_s == pytest.approx(0.2)  # 5 tokens/s
+    assert limiter.acquire("fast", None, 2).wait_s == pytest.approx(0.2 * HALF)  # 5 tokens/s
     assert limiter.limit("fast", "eu") == Limit(3, 1.0)  # another region's bucket
 
 
@@ -99,7 +103,7 @@ def test_debit_fallback_charges_the_model_that_answered(limiter: ModelLimiter) -
     limiter.debit_fallback("fast", None)
     grant = limiter.acquire("fast", None, 1)
     assert grant.granted == 0
-    assert grant.wait_s == pytest.approx(0.1)
+    assert grant.wait_s == pytest.approx(0.1 * HALF)
     limiter.debit_fallback("free", None)  # unlimited: nothing to charge
     assert limiter.acquire("free", None, 3) == Grant(3, 0.0)
 
@@ -114,7 +118,7 @@ def test_status_rows(limiter: ModelLimiter) -> None:
         "region": "us",
         "limit": 8,
         "window_s": 1.0,
-        "tokens": pytest.approx(0.0),
+        "tokens": pytest.approx(CAPACITY - 1),
         "paused_for_s": 0.0,
         "learned_limit": 8,
         "granted_total": 1,

@@ -55,4 +55,29 @@ def worker_command(
     )
 
 
-COMMANDS = [migrate_command, worker_command]
+@click.command("dispatch")
+@click.option("--parent-pid", type=int, default=None, help="exit when this process is gone")
+def dispatch_command(parent_pid: int | None) -> None:
+    """Run the dispatcher and reconciler alone (one per machine, or as a worker's child)."""
+    import os
+    import signal
+    import sys
+
+    from worker.background import BackgroundLoops
+    from worker.logs import configure_logging
+    from worker.runtime import get_runtime
+
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_format)  # type: ignore[arg-type]
+    loops = BackgroundLoops(get_runtime())
+    signal.signal(signal.SIGTERM, lambda *_: loops.stop())
+    loops.start(dispatch=True, heartbeat=False)
+
+    def alive() -> bool:
+        return parent_pid is None or os.getppid() == parent_pid
+
+    loops.wait(alive)
+    sys.exit(0)
+
+
+COMMANDS = [migrate_command, worker_command, dispatch_command]

@@ -4,14 +4,16 @@ The backends (``memory_backend``, and ``acquire.lua`` for Redis) apply exactly t
 contract suite checks that they agree.
 
 Window guarantee (``params_for_limit``): the gateway allows ``limit`` requests per fixed window of
-``window_s`` starting at the first request. We use capacity 1 and rate ``(limit - 1) / window_s``.
-Proof: a closed interval of length W starts with at most ``capacity`` = 1 stored token and refills
-at most ``rate * W = limit - 1`` more, and grants are whole tokens, so it holds at most
-``1 + floor(rate * W) = limit`` grants. A sliding-window bound implies the fixed-window bound for
-every window start. Consecutive grants are at least ``W / (limit - 1)`` apart, so ``limit + 1``
-grants span at least ``W + W / (limit - 1)``: arrival jitter at the gateway of less than one
-spacing cannot squeeze them into one window. The price is the utilisation: ``(limit - 1) / limit``
-of the gateway's limit (29 of 30 per minute). For ``limit == 1`` the rate is
+``window_s`` starting at the first request. We use capacity C = 1.5 and rate
+``(limit - 1) / window_s``. Proof: a closed interval of length W starts with at most C stored
+tokens and refills at most ``rate * W = limit - 1`` more, and grants are whole tokens, so it holds
+at most ``floor(C + limit - 1) = limit`` grants (any C below 2 keeps this). A sliding-window bound
+implies the fixed-window bound for every window start. ``limit + 1`` grants need
+``limit + 1 - C`` refilled tokens, so they span at least ``W + (2 - C) * W / (limit - 1)``:
+arrival jitter at the gateway below half a spacing cannot squeeze them into one window. C above 1
+lets a dispatcher that takes a token up to half a spacing late keep that time instead of losing
+it. The price is the utilisation: ``(limit - 1) / limit`` of the gateway's limit (59 of 60 per
+window, 29 of 30 per minute). For ``limit == 1`` the capacity is 1 and the rate
 ``1 / (1.05 * window_s)``: grants 1.05 windows apart, tolerating jitter of 5% of a window.
 """
 
@@ -109,6 +111,12 @@ def debit(state: BucketState, now_s: float, params: BucketParams, n: int) -> Buc
     return BucketState(tokens=tokens, updated_at_s=state.updated_at_s)
 
 
+# Below 2, so a closed window of W still holds at most floor(CAPACITY + (limit - 1)) = limit
+# grants; above 1, so a dispatcher that takes a token a little late (up to half a spacing) does
+# not lose the time: the half token it carries lets the next grant come that much sooner.
+CAPACITY = 1.5
+
+
 def params_for_limit(limit: int, window_s: float) -> BucketParams:
     """Bucket parameters that never put more than ``limit`` grants in any ``window_s`` interval.
 
@@ -119,10 +127,10 @@ def params_for_limit(limit: int, window_s: float) -> BucketParams:
     if not (window_s > 0 and math.isfinite(window_s)):
         raise ValueError(f"window_s must be positive and finite, got {window_s}")
     if limit == 1:
-        rate_per_s = 1.0 / (window_s * SINGLE_REQUEST_WINDOW_MARGIN)
-    else:
-        rate_per_s = (limit - 1) / window_s
-    return BucketParams(rate_per_s=rate_per_s, capacity=1.0, max_debt=float(limit))
+        rate_s = 1.0 / (window_s * SINGLE_REQUEST_WINDOW_MARGIN)
+        return BucketParams(rate_per_s=rate_s, capacity=1.0, max_debt=1.0)
+    rate_per_s = (limit - 1) / window_s
+    return BucketParams(rate_per_s=rate_per_s, capacity=CAPACITY, max_debt=float(limit))
 
 
 def utilisation(limit: int) -> float:

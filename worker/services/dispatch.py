@@ -96,43 +96,64 @@ class Dispatcher:
         self.released_total = 0
 
     def tick(self) -> float:
-        """Release what the budgets allow now; return seconds until the next useful tick."""
+        """Release what the budgets allow now; return seconds until the next useful tick.
+
+        Tokens of every due lane are taken first (a Redis round trip each), then all the
+        releases share one transaction and one publish, and the pending-jobs refresh comes last:
+        database work never delays the moment a token is taken. A lane's next try counts from
+        its grant, so the work of releasing does not stretch the spacing between calls.
+        """
         now_s = self._clock()
-        if now_s - self._refreshed_at >= self._refresh_s:
-            self._refresh()
-            now_s = self._clock()
-        sleep_s = max(0.0, self._refreshed_at + self._refresh_s - now_s)
+        grants: list[tuple[ModelKey, _Lane, int]] = []
         for key, lane in list(self._lanes.items()):
-            if lane.pending <= 0 or lane.next_try_s > now_s:
-                if lane.pending > 0:
-                    sleep_s = min(sleep_s, lane.next_try_s - now_s)
-                continue
-            lane.next_try_s = self._serve(key, lane)
+            if lane.pending > 0 and lane.next_try_s <= now_s:
+                granted, lane.next_try_s = self._take(key, lane)
+                if granted:
+                    grants.append((key, lane, granted))
+        if grants:
+            self._release_all(grants)
+        if self._clock() - self._refreshed_at >= self._refresh_s:
+            self._refresh()
+        now_s = self._clock()
+        sleep_s = self._refreshed_at + self._refresh_s - now_s
+        for lane in self._lanes.values():
             if lane.pending > 0:
-                sleep_s = min(sleep_s, lane.next_try_s - self._clock())
+                sleep_s = min(sleep_s, lane.next_try_s - now_s)
         return max(0.0, sleep_s)
 
-    def _serve(self, key: ModelKey, lane: _Lane) -> float:
-        """Release what the lane's budget allows; returns when to try the lane again. The time
-        counts from the token grant, not from after the release, so the work of releasing does
-        not stretch the spacing between calls (at 10 calls/s, 10 ms would cost 10%)."""
+    def _take(self, key: ModelKey, lane: _Lane) -> tuple[int, float]:
+        """Tokens granted for the lane now, and when to try it again."""
         model, region = key
         want = min(lane.pending, self._max_per_tick)
         if self._limiter.limit(model, region) is None:
             want = min(want, self._release_ahead - self._in_flight(key))
             if want <= 0:
-                return self._clock() + self._refresh_s / 5
+                return 0, self._clock() + self._refresh_s / 5
         asked_at = self._clock()
         grant = self._limiter.acquire(model, region, want)
         metrics.BUCKET_WAIT.labels(model).set(grant.wait_s)
         metrics.QUEUE_DEPTH.labels(model).set(lane.pending)
-        if grant.granted:
-            released = self._release(key, lane, grant.granted)
-            metrics.RELEASED.labels(model).inc(len(released))
-            lane.pending -= len(released)
-            if len(released) < grant.granted:
-                lane.pending = 0  # drained (or held by not_before): refresh will tell
-        return asked_at + (grant.wait_s if grant.granted < want else 0.0)
+        return grant.granted, asked_at + (grant.wait_s if grant.granted < want else 0.0)
+
+    def _release_all(self, grants: list[tuple[ModelKey, _Lane, int]]) -> None:
+        ids: list[int] = []
+        now = self._now()
+        with self._sessions.begin() as session:
+            for key, lane, tokens in grants:
+                got: list[int] = []
+                for batch, count in lane.plan(tokens):
+                    released = _release_batch(session, key, batch, count, now)
+                    if len(released) < count:
+                        lane.drop(batch)
+                    got.extend(released)
+                metrics.RELEASED.labels(key[0]).inc(len(got))
+                lane.pending -= len(got)
+                if len(got) < tokens:
+                    lane.pending = 0  # drained (or held by not_before): the refresh will tell
+                ids.extend(got)
+        if ids:
+            self._publish(ids)  # only after the commit made the queued rows visible
+            self.released_total += len(ids)
 
     def _in_flight(self, key: ModelKey) -> int:
         with self._sessions() as session:
@@ -146,20 +167,6 @@ class Dispatcher:
                 )
                 or 0
             )
-
-    def _release(self, key: ModelKey, lane: _Lane, tokens: int) -> list[int]:
-        ids: list[int] = []
-        now = self._now()
-        with self._sessions.begin() as session:
-            for batch, count in lane.plan(tokens):
-                got = _release_batch(session, key, batch, count, now)
-                if len(got) < count:
-                    lane.drop(batch)
-                ids.extend(got)
-        if ids:
-            self._publish(ids)  # only after the commit made the queued rows visible
-            self.released_total += len(ids)
-        return ids
 
     def _refresh(self) -> None:
         now = self._now()
