@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from celery import Celery, bootsteps
+from celery.signals import worker_ready
 
 from worker.settings import Settings, get_settings
 
@@ -81,20 +82,31 @@ class BackgroundStep(bootsteps.StartStopStep):
 
     def start(self, worker: Any) -> None:
         from worker.background import BackgroundLoops
-        from worker.runtime import get_runtime, shared_limiter_url
+        from worker.runtime import get_runtime
 
         settings = get_runtime().settings
         if settings.metrics_port:
             from worker.metrics import serve
 
             serve(settings.metrics_port)
-        separate = bool(shared_limiter_url(settings))
-        if settings.run_background and separate:
+        self.loops = BackgroundLoops(get_runtime())
+        self.loops.start(dispatch=False, heartbeat=True)
+        # Release jobs only once this worker consumes: messages published before that would
+        # reach the gateway in one burst when the consumer starts.
+        worker_ready.connect(self._start_dispatch, weak=False)
+
+    def _start_dispatch(self, **_: Any) -> None:
+        from worker.runtime import get_runtime, shared_limiter_url
+
+        settings = get_runtime().settings
+        if not settings.run_background or self.loops is None:
+            return
+        if shared_limiter_url(settings):
             self.child = subprocess.Popen(
                 [sys.executable, "-m", "worker", "dispatch", "--parent-pid", str(os.getpid())]
             )
-        self.loops = BackgroundLoops(get_runtime())
-        self.loops.start(dispatch=settings.run_background and not separate, heartbeat=True)
+        else:
+            self.loops.start(dispatch=True, heartbeat=False)
 
     def stop(self, worker: Any) -> None:
         if self.loops is not None:
