@@ -12,8 +12,8 @@ implies the fixed-window bound for every window start. ``limit + 1`` grants need
 ``limit + 1 - C`` refilled tokens, so they span at least ``W + (2 - C) * W / (limit - 1)``:
 arrival jitter at the gateway below (2 - C) spacings cannot squeeze them into one window. A C
 above 1 would let a late dispatcher keep the time it lost, but shrinks that jitter margin: see
-``CAPACITY``. The price is the utilisation: ``(limit - 1) / limit`` of the gateway's limit (59 of 60 per
-window, 29 of 30 per minute). For ``limit == 1`` the capacity is 1 and the rate
+``CAPACITY``. The price is the utilisation: ``(limit - 1) / limit`` of the gateway's limit
+(59 of 60 per window, 29 of 30 per minute). For ``limit == 1`` the capacity is 1 and the rate
 ``1 / (1.05 * window_s)``: grants 1.05 windows apart, tolerating jitter of 5% of a window.
 """
 
