@@ -246,3 +246,17 @@ def test_attempts_are_counted_in_prometheus_metrics(world) -> None:
         value("tbatch_tokens_total", model="claude-sonnet-4-6", direction="input")
         == before_tokens + 100
     )
+
+
+def test_rate_limits_and_reasks_never_make_a_job_poison(world) -> None:
+    """Regression: every 429 used to count as a delivery, so 6 of them failed a job as poison."""
+    sessions, job_id = world
+    deps = PipelineDeps(sessions=sessions, gateway=FakeGateway(), limiter=FakeLimiter(),
+                        settings=settings(max_deliveries=3))  # fmt: skip
+    for _ in range(8):
+        _queue(sessions, job_id)
+        deps.gateway.script.append(RateLimited("slow down", status=429, retry_after_s=1.0))  # type: ignore[attr-defined]
+        assert process_job(job_id, deps) == "rate_limited"
+    _queue(sessions, job_id)
+    deps.gateway.script.append(answer(GOOD))  # type: ignore[attr-defined]
+    assert process_job(job_id, deps) == "succeeded"

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from models.base import utcnow
 from models.content import Schema, Template
 from models.db import insert_ignoring_conflicts
 from models.jobs import Batch, Job, JobStatus
@@ -179,13 +180,16 @@ def _batch(session: Session, req: EnqueueRequest) -> int:
 
 
 def _stored_id(session: Session, model: type[Template] | type[Schema], sha: str, body: Any) -> int:
+    """The row id for this content, inserting it if new. ON CONFLICT, not check-then-insert:
+    two enqueues of a new template at once must both succeed."""
+    session.execute(
+        insert_ignoring_conflicts(session, model, index_elements=["sha256"]).values(
+            sha256=sha, body=body, created_at=utcnow()
+        )
+    )
     found = session.scalar(select(model.id).where(model.sha256 == sha))
-    if found is not None:
-        return int(found)
-    row = model(sha256=sha, body=body)
-    session.add(row)
-    session.flush()
-    return row.id
+    assert found is not None
+    return int(found)
 
 
 class _JobWriter:

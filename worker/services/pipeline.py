@@ -273,7 +273,14 @@ def _fail(job: Job, record: AttemptRecord, deps: PipelineDeps, *, kind: str, mes
 def _settle(
     job: Job, record: AttemptRecord, deps: PipelineDeps, *, status: str, **values: Any
 ) -> None:
-    """Record the attempt and move the job out of ``running``, in one transaction."""
+    """Record the attempt and move the job out of ``running``, in one transaction.
+
+    A job sent back to ``pending`` on purpose (retry, re-ask, 429) gives back its delivery:
+    ``deliveries`` counts only deliveries that never finished (a crash, a lost lease), which is
+    what the poison cap is about. The attempts table keeps the full history.
+    """
+    if status == JobStatus.PENDING:
+        values["deliveries"] = max(0, job.deliveries - 1)
     now = deps.clock()
     with deps.sessions.begin() as session:
         record_attempt(session, record, now=now)
