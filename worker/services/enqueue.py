@@ -10,11 +10,12 @@ makes re-enqueueing the same (transcript, template, schema, model) into a batch 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from models.base import utcnow
@@ -55,7 +56,7 @@ class EnqueueRequest:
 @dataclass(frozen=True)
 class EnqueueOutcome:
     batch_id: int
-    jobs: int  # distinct jobs the input describes
+    jobs: int  # jobs in the batch after this enqueue
     new: int  # of those, how many were not already in the batch
 
 
@@ -99,7 +100,15 @@ def enqueue(
     batch_id = _batch(session, req)
     template_id = _stored_id(session, Template, template_hash(req.template_text), req.template_text)
     schema_id = _stored_id(session, Schema, schema_hash(req.schema), req.schema)
-    writer = _JobWriter(session, batch_id=batch_id, template_id=template_id, schema_id=schema_id)
+    writer = _JobWriter(
+        session,
+        batch_id=batch_id,
+        template_id=template_id,
+        schema_id=schema_id,
+        region=req.region,
+        model_region_global=req.model_region_global,
+        priority=req.priority,
+    )
 
     errors: list[InputError] = []
     checked_variables: set[str] = set()
@@ -122,7 +131,7 @@ def enqueue(
         raise InputError("no transcript ids in the input", source=req.transcripts_source)
     new = writer.flush()
     jobs = session.scalar(select(func.count()).select_from(Job).where(Job.batch_id == batch_id))
-    return EnqueueOutcome(batch_id=batch_id, jobs=min(writer.distinct, int(jobs or 0)), new=new)
+    return EnqueueOutcome(batch_id=batch_id, jobs=int(jobs or 0), new=new)
 
 
 def _raise_if(problem: str | None, source: str) -> None:
@@ -158,12 +167,9 @@ def _row(item: JobInput, req: EnqueueRequest) -> dict[str, Any]:
         "transcript_id": item.transcript_id,
         "model": item.model or req.model,
         "fallbacks": list(fallbacks),
-        "region": req.region,
-        "model_region_global": req.model_region_global,
         "max_tokens": item.max_tokens if item.max_tokens is not None else req.max_tokens,
         "temperature": item.temperature if item.temperature is not None else req.temperature,
         "variables": item.variables or None,
-        "priority": req.priority,
     }
 
 
@@ -193,37 +199,62 @@ def _stored_id(session: Session, model: type[Template] | type[Schema], sha: str,
 
 
 class _JobWriter:
-    """Buffers job rows and inserts them in chunks, skipping ones the batch already has."""
+    """Buffers job rows and inserts them in chunks; the database skips jobs the batch already
+    has (ON CONFLICT), so memory stays flat however long the input is."""
 
     def __init__(self, session: Session, **fixed: Any) -> None:
         self._session = session
         self._fixed = fixed
         self._rows: list[dict[str, Any]] = []
-        self._keys: set[tuple[str, str]] = set()
+        self._postgres = session.get_bind().dialect.name == "postgresql"
         self.seen = 0
         self.inserted = 0
 
-    @property
-    def distinct(self) -> int:
-        return len(self._keys)
-
     def add(self, row: dict[str, Any]) -> None:
         self.seen += 1
-        key = (row["transcript_id"], row["model"])
-        if key in self._keys:
-            return
-        self._keys.add(key)
-        self._rows.append({**self._fixed, **row, "status": JobStatus.PENDING})
+        self._rows.append(row)
         if len(self._rows) >= CHUNK_ROWS:
             self.flush()
 
     def flush(self) -> int:
         if self._rows:
-            stmt = insert_ignoring_conflicts(self._session, Job)
-            result = self._session.execute(stmt.returning(Job.id), self._rows)
-            self.inserted += len(result.all())
+            inserted = self._flush_postgres() if self._postgres else self._flush_generic()
+            self.inserted += inserted
             self._rows = []
         return self.inserted
+
+    def _flush_generic(self) -> int:
+        rows = [{**self._fixed, **row, "status": JobStatus.PENDING} for row in self._rows]
+        stmt = insert_ignoring_conflicts(self._session, Job)
+        return len(self._session.execute(stmt.returning(Job.id), rows).all())
+
+    def _flush_postgres(self) -> int:
+        """One short statement with the varying columns as arrays: psycopg parses a 5,000-row
+        multi-VALUES INSERT anew every time, which made enqueue 3x slower (profiled)."""
+        columns = ("transcript_id", "model", "fallbacks", "max_tokens", "temperature", "variables")
+        arrays = {c: [row[c] for row in self._rows] for c in columns}
+        for c in ("fallbacks", "variables"):
+            arrays[c] = [None if v is None else json.dumps(v) for v in arrays[c]]
+        result = self._session.execute(_UNNEST_INSERT, {**self._fixed, **arrays})
+        return len(result.all())
+
+
+_UNNEST_INSERT = text(
+    """
+    INSERT INTO jobs (batch_id, template_id, schema_id, region, model_region_global, priority,
+                      transcript_id, model, fallbacks, max_tokens, temperature, variables,
+                      status, deliveries, transport_retries, reasks, created_at)
+    SELECT :batch_id, :template_id, :schema_id, :region, :model_region_global, :priority,
+           t.transcript_id, t.model, t.fallbacks::jsonb, t.max_tokens, t.temperature,
+           t.variables::jsonb, 'pending', 0, 0, 0, now()
+    FROM unnest(CAST(:transcript_id AS text[]), CAST(:model AS text[]),
+                CAST(:fallbacks AS text[]), CAST(:max_tokens AS int[]),
+                CAST(:temperature AS float8[]), CAST(:variables AS text[]))
+         AS t(transcript_id, model, fallbacks, max_tokens, temperature, variables)
+    ON CONFLICT DO NOTHING
+    RETURNING id
+    """
+)
 
 
 def load_schema_text(text: str, *, source: str) -> Mapping[str, Any] | bool:
