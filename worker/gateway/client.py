@@ -81,6 +81,7 @@ class GatewayClient:
         self._clock = clock
         self._catalogs: dict[Region, tuple[float, dict[str, ModelInfo]]] = {}
         self._catalog_lock = threading.Lock()
+        self._refreshing: set[Region] = set()
 
     def __repr__(self) -> str:
         s = self._settings
@@ -112,27 +113,40 @@ class GatewayClient:
 
     def list_models(self, region: Region = "us") -> dict[str, ModelInfo]:
         """The catalog of ``region``'s host (``GET {base}/models``, no auth), cached for
-        ``catalog_ttl_s``. If a refresh fails, a stale catalog is used rather than none."""
+        ``catalog_ttl_s``. If a refresh fails, a stale catalog is used rather than none.
+
+        Only one thread refreshes; the others keep using the stale copy meanwhile. Blocking them
+        all on the refresh would release them together afterwards: a burst of gateway calls
+        that the rate limiter had carefully spaced.
+        """
         with self._catalog_lock:
             cached = self._catalogs.get(region)
             now = self._clock()
             if cached is not None and now - cached[0] < self._catalog_ttl_s:
                 return cached[1]
-            try:
-                catalog = self._fetch_catalog(region)
-            except GatewayError as exc:
-                if cached is None:
-                    raise
+            if cached is not None and region in self._refreshing:
+                return cached[1]
+            self._refreshing.add(region)
+        try:
+            catalog = self._fetch_catalog(region)
+        except GatewayError as exc:
+            if cached is None:
+                raise
+            with self._catalog_lock:
                 # Serve the stale copy and try again after a short pause, not on every call.
                 pause_s = min(CATALOG_RETRY_S, self._catalog_ttl_s)
                 self._catalogs[region] = (now - self._catalog_ttl_s + pause_s, cached[1])
-                log.warning(
-                    "gateway.models stale",
-                    extra={"event": "gateway.models", "region": region, "error_kind": exc.kind},
-                )
-                return cached[1]
+            log.warning(
+                "gateway.models stale",
+                extra={"event": "gateway.models", "region": region, "error_kind": exc.kind},
+            )
+            return cached[1]
+        finally:
+            with self._catalog_lock:
+                self._refreshing.discard(region)
+        with self._catalog_lock:
             self._catalogs[region] = (now, catalog)
-            return catalog
+        return catalog
 
     def _fetch_catalog(self, region: Region) -> dict[str, ModelInfo]:
         try:
