@@ -62,9 +62,17 @@ def live_ids(emu: EmulatorProcess, n: int) -> list[str]:
 
 
 def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A free port whose successor is free too (the dispatcher serves metrics on port + 1)."""
+    for _ in range(50):
+        with socket.socket() as a, socket.socket() as b:
+            a.bind(("127.0.0.1", 0))
+            port = int(a.getsockname()[1])
+            try:
+                b.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no pair of free ports")
 
 
 def _rows(database_url: str, batch_id: int) -> dict[str, Any]:
@@ -114,7 +122,8 @@ def test_a_batch_of_300_jobs_succeeds_with_evidence(
     assert status["counts"]["succeeded"] == 300 and status["final"] is True
     scraped = httpx.get(f"http://127.0.0.1:{port}/metrics").text
     assert 'tbatch_gateway_calls_total{model="claude-sonnet-4-6",status="200"} 300.0' in scraped
-    assert 'tbatch_jobs_released_total{model="claude-sonnet-4-6"} 300.0' in scraped
+    dispatcher = httpx.get(f"http://127.0.0.1:{port + 1}/metrics").text  # its own process
+    assert 'tbatch_jobs_released_total{model="claude-sonnet-4-6"} 300.0' in dispatcher
     exported = run_cli(env, "results", str(out["batch_id"]), "--format", "csv").stdout
     records = list(csv.DictReader(io.StringIO(exported)))
     assert len(records) == 300 and all(

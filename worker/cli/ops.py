@@ -69,6 +69,10 @@ def dispatch_command(parent_pid: int | None) -> None:
 
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_format)  # type: ignore[arg-type]
+    if settings.metrics_port:
+        from worker.metrics import serve
+
+        serve(settings.metrics_port + 1)  # the worker beside it serves the port itself
     loops = BackgroundLoops(get_runtime())
     signal.signal(signal.SIGTERM, lambda *_: loops.stop())
     loops.start(dispatch=True, heartbeat=False)
