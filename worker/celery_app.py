@@ -35,7 +35,12 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         + settings.gateway_pool_timeout_s
     )
     transport: dict[str, Any] = {"visibility_timeout": max(7200.0, 4 * longest_task_s)}
-    if settings.broker_url.startswith("filesystem"):
+    broker_url = settings.broker_url
+    if broker_url.startswith("filesystem"):
+        from worker import broker_fs
+
+        broker_fs.register()
+        broker_url = broker_url.replace("filesystem", broker_fs.ALIAS, 1)
         folder = Path(settings.broker_folder).resolve()
         for sub in ("queue", "processed", "control"):
             (folder / sub).mkdir(parents=True, exist_ok=True)
@@ -48,7 +53,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             "polling_interval": 0.05,
         }
     return {
-        "broker_url": settings.broker_url,
+        "broker_url": broker_url,
         "broker_transport_options": transport,
         "broker_connection_retry_on_startup": True,
         "task_serializer": "json",
