@@ -42,3 +42,4 @@ def test_concurrent_publish_and_consume_never_reads_a_partial_message(tmp_path: 
     consumer.join(30)
     assert errors == [] and sorted(received) == list(range(sent))
     assert not [f for f in os.listdir(tmp_path) if f.endswith(".part")]
+    assert not Path("control").exists()  # nothing written outside tmp_path
