@@ -17,6 +17,7 @@ def test_concurrent_publish_and_consume_never_reads_a_partial_message(tmp_path: 
         "data_folder_in": str(tmp_path),
         "data_folder_out": str(tmp_path),
         "store_processed": False,
+        "control_folder": str(tmp_path / "control"),
     }
     sent = 300
     received: list[int] = []
