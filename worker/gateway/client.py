@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 import httpx
 
@@ -66,7 +66,27 @@ def _safe_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
     return {(f"field_{k}" if k in RESERVED_ATTRS else k): v for k, v in fields.items()}
 
 
-class GatewayClient:
+class PooledHttp:
+    """One pooled ``httpx.Client`` owned by an API client; closed with it (a context manager)."""
+
+    _http: httpx.Client
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+
+class GatewayClient(PooledHttp):
     def __init__(
         self,
         settings: Settings,
@@ -86,20 +106,6 @@ class GatewayClient:
     def __repr__(self) -> str:
         s = self._settings
         return f"GatewayClient(us={s.gateway_url!r}, eu={s.gateway_eu_url!r})"
-
-    def __enter__(self) -> GatewayClient:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self._http.close()
 
     def base_url(self, region: Region) -> str:
         url = self._settings.gateway_eu_url if region == "eu" else self._settings.gateway_url

@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from datetime import date
-from types import TracebackType
 from typing import Any
 from urllib.parse import quote, urljoin, urlsplit, urlunsplit
 
@@ -17,7 +16,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from worker.errors import GatewayError, ServerError
-from worker.gateway.client import make_http_client, require_api_key
+from worker.gateway.client import PooledHttp, make_http_client, require_api_key
 from worker.gateway.errors_parse import error_from_response, error_from_transport
 from worker.gateway.types import Region
 from worker.settings import Settings
@@ -42,27 +41,13 @@ class Transcript(TranscriptSummary):
     text: str | None = None
 
 
-class TranscriptLister:
+class TranscriptLister(PooledHttp):
     def __init__(self, settings: Settings, transport: httpx.BaseTransport | None = None) -> None:
         self._settings = settings
         self._http = make_http_client(settings, transport)
 
     def __repr__(self) -> str:
         return f"TranscriptLister(us={self._settings.transcript_api_url!r})"
-
-    def __enter__(self) -> TranscriptLister:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self._http.close()
 
     def base_url(self, region: Region) -> str:
         s = self._settings
