@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, Pool, create_engine, event
+from sqlalchemy import CursorResult, Engine, Pool, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -18,6 +18,7 @@ __all__ = [
     "insert_ignoring_conflicts",
     "make_engine",
     "make_session_factory",
+    "rowcount",
     "session_scope",
 ]
 
@@ -71,3 +72,9 @@ def insert_ignoring_conflicts(session: Session, table: Any, **conflict: Any) -> 
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     return insert(table).on_conflict_do_nothing(**conflict)
+
+
+def rowcount(result: Any) -> int:
+    """Rows an UPDATE matched (``Session.execute`` is typed as returning a plain Result)."""
+    assert isinstance(result, CursorResult)
+    return int(result.rowcount)

@@ -93,7 +93,6 @@ class Dispatcher:
         self._now = now
         self._lanes: dict[ModelKey, _Lane] = {}
         self._refreshed_at = -1e9
-        self.released_total = 0
 
     def tick(self) -> float:
         """Release what the budgets allow now; return seconds until the next useful tick.
@@ -153,7 +152,6 @@ class Dispatcher:
                 ids.extend(got)
         if ids:
             self._publish(ids)  # only after the commit made the queued rows visible
-            self.released_total += len(ids)
 
     def _in_flight(self, key: ModelKey) -> int:
         with self._sessions() as session:
@@ -185,9 +183,6 @@ class Dispatcher:
         for key, batches in grouped.items():
             self._lanes.setdefault(key, _Lane()).set_batches(batches)
         self._refreshed_at = self._clock()
-
-    def lanes(self) -> dict[ModelKey, int]:
-        return {k: lane.pending for k, lane in self._lanes.items()}
 
 
 def _due(now: datetime):  # type: ignore[no-untyped-def]

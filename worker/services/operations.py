@@ -11,10 +11,10 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from models.attempts import Attempt, Result, ResultHistory
+from models.db import rowcount
 from models.jobs import Batch, Job, JobStatus
 from worker.errors import InputError, NotFoundError
 from worker.services.queries import require_batch
-from worker.services.reconcile import _rowcount
 
 Catalog = Callable[[str], Iterable[str]]
 
@@ -139,7 +139,7 @@ def cancel_batch(session: Session, batch_id: int, *, now: datetime) -> int:
     a call already in flight finishes and is recorded."""
     batch = require_batch(session, batch_id)
     session.execute(update(Batch).where(Batch.id == batch.id).values(cancelled=True))
-    return _rowcount(
+    return rowcount(
         session.execute(
             update(Job)
             .where(Job.batch_id == batch_id, Job.status.in_((JobStatus.PENDING, JobStatus.QUEUED)))
