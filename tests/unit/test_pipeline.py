@@ -260,3 +260,25 @@ def test_rate_limits_and_reasks_never_make_a_job_poison(world) -> None:
     _queue(sessions, job_id)
     deps.gateway.script.append(answer(GOOD))  # type: ignore[attr-defined]
     assert process_job(job_id, deps) == "succeeded"
+
+
+def test_heartbeat_renews_only_the_leases_this_process_holds(world) -> None:
+    from datetime import timedelta
+
+    from models.base import utcnow
+    from worker.services.reconcile import renew_leases
+
+    sessions, job_id = world
+    now = utcnow()
+    with sessions.begin() as s:
+        s.execute(
+            update(Job)
+            .where(Job.id == job_id)
+            .values(status=JobStatus.RUNNING, lease_token="mine", lease_expires_at=now)
+        )
+    with sessions.begin() as s:
+        assert renew_leases(s, {job_id: "not-mine"}, now=now, lease_s=60) == 0
+        assert renew_leases(s, {job_id: "mine", 999: "x"}, now=now, lease_s=60) == 1
+    with sessions() as s:
+        job = s.get(Job, job_id)
+        assert job is not None and job.lease_expires_at == now + timedelta(seconds=60)
