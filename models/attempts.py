@@ -42,6 +42,8 @@ class Attempt(Base):
     cached_tokens: Mapped[int | None] = mapped_column(Integer)
     cost_usd: Mapped[float | None] = mapped_column(Float)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The send permit's time on the rate limiter's clock: the moment the limit is held on.
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

@@ -5,6 +5,7 @@
     ├── InputError                  user input rejected at the boundary (names file/line/field)
     ├── NotFoundError               an unknown batch, job or request_id asked for by a person
     ├── RequestRejected             the client refused to send a request (e.g. no transcript tag)
+    ├── SendDeferred                no send permit opened within the bound; sent back unsent
     └── GatewayError                a gateway call failed; carries request_id, status, model
         ├── TransientGatewayError   worth retrying later with backoff
         │   ├── RateLimited         429; carries retry_after_s and the limit the gateway reported
@@ -51,6 +52,19 @@ class NotFoundError(TbatchError):
 
 class RequestRejected(TbatchError):
     """The client refused to build or send a request that the gateway would mishandle."""
+
+
+class SendDeferred(TbatchError):
+    """The model's send gate had no permit within ``permit_max_wait_s``: the request was not
+    sent, and the job goes back to ``pending`` without spending a retry."""
+
+    def __init__(self, model: str, region: str, wait_s: float) -> None:
+        super().__init__(
+            f"no send permit for {region}:{model} within the bound (next in {wait_s:.3f} s)"
+        )
+        self.model = model
+        self.region = region
+        self.wait_s = wait_s
 
 
 class GatewayError(TbatchError):
@@ -101,12 +115,15 @@ class RateLimited(TransientGatewayError):
         retry_after_s: float | None = None,
         limit: int | None = None,
         window_s: float | None = None,
+        limit_model: str | None = None,
         **kw: object,
     ) -> None:
         super().__init__(message, **kw)  # type: ignore[arg-type]
         self.retry_after_s = retry_after_s
         self.limit = limit
         self.window_s = window_s
+        # The model the gateway says the limit belongs to (X-RateLimit-Model), when it names one.
+        self.limit_model = limit_model
 
 
 class ServerError(TransientGatewayError):

@@ -34,7 +34,12 @@ VALIDATION_FAILURES = Counter(
     "tbatch_validation_failures_total", "Answers that failed schema validation", ["model"]
 )
 BUCKET_WAIT = Gauge(
-    "tbatch_bucket_wait_seconds", "Time until the model's next rate-limit token", ["model"]
+    "tbatch_bucket_wait_seconds", "Time until the model's next release slot opens", ["model"]
+)
+DEFERRED = Counter(
+    "tbatch_sends_deferred_total",
+    "Jobs sent back to pending unsent: no send permit within the bound",
+    ["model"],
 )
 QUEUE_DEPTH = Gauge(
     "tbatch_queue_depth", "Jobs waiting for their model's budget (pending)", ["model"]

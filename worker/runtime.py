@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from models.db import make_engine, make_session_factory
 from worker.gateway.client import GatewayClient
 from worker.ratelimit.config import RateLimitConfig
-from worker.ratelimit.limiter import ModelLimiter
+from worker.ratelimit.limiter import GateTiming, ModelLimiter
 from worker.ratelimit.memory_backend import MemoryBackend
 from worker.services.pipeline import PipelineDeps
 from worker.settings import Settings, get_settings
@@ -48,7 +48,9 @@ class Runtime:
     @cached_property
     def limiter(self) -> ModelLimiter:
         return ModelLimiter(
-            _limiter_backend(self.settings), RateLimitConfig.from_settings(self.settings)
+            _limiter_backend(self.settings),
+            RateLimitConfig.from_settings(self.settings),
+            timing=GateTiming.from_settings(self.settings),
         )
 
     @cached_property

@@ -47,6 +47,14 @@ class Settings(BaseSettings):
     rate_limits: str = ""
     default_rate_limit: str = "30/60s"
     rate_limit_pause_cap_s: float = 120.0
+    # The send gate (worker/ratelimit/window.py): a permit needs fewer than N sends in the last
+    # window + margin; the margin covers the send-to-arrival spread (measured by bench.py).
+    send_margin_ms: float = Field(default=50.0, ge=0, le=5000)
+    # The dispatcher releases the slots that open within this lead, so a worker has a job in
+    # hand when a permit opens; a worker waits at most permit_max_wait_s for one, else the job
+    # goes back to pending unsent (no call, no retry spent).
+    permit_lead_s: float = Field(default=0.5, ge=0, le=10)
+    permit_max_wait_s: float = Field(default=1.0, gt=0, le=10)
 
     # Retry policy (transport retries and re-asks are separate budgets)
     max_transport_retries: int = 5

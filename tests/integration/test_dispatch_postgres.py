@@ -1,5 +1,5 @@
-"""The dispatcher on Postgres: exactly as many jobs released as tokens granted, even with two
-dispatchers racing (SKIP LOCKED), and never a job released twice."""
+"""The dispatcher on Postgres: exactly as many jobs released as the budget grants, even with two
+dispatchers racing (SKIP LOCKED), never a job released twice, and the sends within the limit."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from models.db import make_engine, make_session_factory
 from models.jobs import Job, JobStatus
 from tests.unit.fakes import SCHEMA, TEMPLATE, catalog, ids
 from tests.unit.test_dispatch import Clock, _run_for
+from worker.gateway.types import RateLimitInfo
 from worker.ratelimit.config import RateLimitConfig
 from worker.ratelimit.limiter import ModelLimiter
 from worker.ratelimit.memory_backend import MemoryBackend
@@ -38,15 +39,27 @@ def test_postgres_release_matches_tokens_with_racing_dispatchers(fresh_database_
     sessions = make_session_factory(make_engine(fresh_database_url))
     _enqueue(sessions, 300)
     clock = Clock()
+
+    def sleep(seconds: float) -> None:
+        clock.t += seconds
+
     limiter = ModelLimiter(
-        MemoryBackend(clock=clock), RateLimitConfig.parse("claude-sonnet-4-6=10/1s")
+        MemoryBackend(clock=clock),
+        RateLimitConfig.parse("claude-sonnet-4-6=10/1s"),
+        sleep=sleep,
+        clock=clock,
     )
     published: list[int] = []
+    sends: list[float] = []
     lock = threading.Lock()
 
-    def publish(job_ids: Sequence[int]) -> None:
+    def publish(job_ids: Sequence[int]) -> None:  # a worker that sends each job at once
         with lock:
-            published.extend(job_ids)
+            for job_id in job_ids:
+                sent_at = limiter.permit("claude-sonnet-4-6", "us")
+                limiter.observe("claude-sonnet-4-6", "us", sent_at, RateLimitInfo())
+                published.append(job_id)
+                sends.append(clock.t)
 
     one = Dispatcher(sessions, limiter, publish, clock=clock, refresh_s=0.0)
     two = Dispatcher(sessions, limiter, publish, clock=clock, refresh_s=0.0)
@@ -57,6 +70,7 @@ def test_postgres_release_matches_tokens_with_racing_dispatchers(fresh_database_
             s.scalar(select(func.count()).select_from(Job).where(Job.status == JobStatus.QUEUED))
             or 0
         )
-    # 1 token up front, then 9 per second, over 4 s: 37 tokens, shared by both dispatchers.
-    assert 36 <= len(published) <= 38
+    # 10 sends per 1.05 s, shared by both dispatchers; every release was sent, once.
+    assert 38 <= sum(1 for t in sends if t < 1004.0) <= 40
+    assert max(sum(1 for t in sends if s <= t < s + 1.0) for s in sends) <= 10
     assert queued == len(published) == len(set(published))

@@ -13,6 +13,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from models.db import make_engine, make_session_factory
 from models.migrate import upgrade
+from worker.errors import RateLimited, SendDeferred
+from worker.gateway.client import SendGate
 from worker.gateway.types import (
     CompletionRequest,
     CompletionResult,
@@ -72,12 +74,21 @@ class FakeGateway:
     requests: list[CompletionRequest] = field(default_factory=list)
 
     def complete(
-        self, req: CompletionRequest, log_fields: Mapping[str, Any] | None = None
+        self,
+        req: CompletionRequest,
+        log_fields: Mapping[str, Any] | None = None,
+        gate: SendGate | None = None,
     ) -> CompletionResult:
+        if gate is not None:
+            gate.before_send()  # may raise SendDeferred: then nothing is sent
         self.requests.append(req)
         item = self.script.pop(0)
         if isinstance(item, BaseException):
+            if gate is not None and isinstance(item, RateLimited):
+                gate.answered(RateLimitInfo(limit=item.limit, model=item.limit_model))
             raise item
+        if gate is not None:
+            gate.answered(item.rate_limit)
         return item  # type: ignore[no-any-return]
 
     def list_models(self, region: Any = "us") -> dict[str, ModelInfo]:
@@ -92,9 +103,26 @@ class FakeLimiter:
     paused: dict[str, float] = field(default_factory=dict)
     debits: list[str] = field(default_factory=list)
     learned: dict[str, int] = field(default_factory=dict)
+    # Permits to refuse (each refusal raises SendDeferred once), and the permits granted.
+    refuse_permits: int = 0
+    permits: list[str] = field(default_factory=list)
+    observed: list[tuple[str, float | None, RateLimitInfo]] = field(default_factory=list)
+    clock_s: float = 1_700_000_000.0
 
-    def on_response(self, model: str, region: str | None, headers: Mapping[str, str]) -> None:
-        self.learned[model] = int(headers["x-ratelimit-limit"])
+    def permit(self, model: str, region: str | None) -> float | None:
+        if self.refuse_permits > 0:
+            self.refuse_permits -= 1
+            raise SendDeferred(model, region or "us", 2.0)
+        self.permits.append(model)
+        self.clock_s += 1.0
+        return self.clock_s
+
+    def observe(
+        self, model: str, region: str | None, sent_at_s: float | None, info: RateLimitInfo
+    ) -> None:
+        self.observed.append((info.model or model, sent_at_s, info))
+        if info.limit is not None:
+            self.learned[info.model or model] = info.limit
 
     def on_429(
         self, model: str, region: str | None, retry_after_s: float | None, cap_s: float

@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from models.jobs import Job, JobStatus
 from tests.unit.fakes import enqueue_lines, ids, sqlite_sessions
+from worker.gateway.types import RateLimitInfo
 from worker.ratelimit.config import RateLimitConfig
 from worker.ratelimit.limiter import ModelLimiter
 from worker.ratelimit.memory_backend import MemoryBackend
@@ -34,15 +35,31 @@ def _lines(n: int, offset: int = 0) -> list[str]:
 
 
 def _setup(tmp_path: Path, limits: str):  # type: ignore[no-untyped-def]
+    """A dispatcher and a fake worker that takes each job's send permit when it is published
+    (waiting on the fake clock for its slot: at most the lead) and gets answers without
+    rate-limit headers; ``published`` collects the jobs sent."""
     sessions = sqlite_sessions(tmp_path)
     clock = Clock()
-    limiter = ModelLimiter(MemoryBackend(clock=clock), RateLimitConfig.parse(limits))
+
+    def sleep(seconds: float) -> None:
+        clock.t += seconds
+
+    limiter = ModelLimiter(
+        MemoryBackend(clock=clock), RateLimitConfig.parse(limits), sleep=sleep, clock=clock
+    )
     published: list[int] = []
+    MODEL = "claude-sonnet-4-6"
 
     def publish(job_ids: Sequence[int]) -> None:
-        published.extend(job_ids)
+        for job_id in job_ids:
+            sent_at = limiter.permit(MODEL, "us")
+            limiter.observe(MODEL, "us", sent_at, RateLimitInfo())
+            published.append(job_id)
+            sends.append(clock.t)
 
+    sends: list[float] = []
     dispatcher = Dispatcher(sessions, limiter, publish, clock=clock, refresh_s=0.0)
+    dispatcher.sends = sends  # type: ignore[attr-defined]
     return sessions, clock, dispatcher, published
 
 
@@ -57,8 +74,11 @@ def test_releases_at_the_limit_and_publishes_after_commit(tmp_path: Path) -> Non
     sessions, clock, dispatcher, published = _setup(tmp_path, "claude-sonnet-4-6=10/1s")
     enqueue_lines(sessions, _lines(100))
     _run_for(dispatcher, clock, 3.0)
-    # 1 token up front, then 9 per second: no 1-second window ever sees more than 10.
-    assert 26 <= len(published) <= 28
+    # The store's history is empty: it probes (headerless answers: one at a time) until its log
+    # is a window old, then releases each slot as it opens: 10 sends per 1.05 s.
+    sends: list[float] = dispatcher.sends  # type: ignore[attr-defined]
+    assert 28 <= sum(1 for t in sends if t < 1003.0) <= 30
+    assert max(sum(1 for t in sends if s <= t < s + 1.0) for s in sends) <= 10
     with sessions() as s:
         queued = set(s.scalars(select(Job.id).where(Job.status == JobStatus.QUEUED)))
     assert queued == set(published) and len(set(published)) == len(published)
@@ -70,7 +90,7 @@ def test_small_batch_enqueued_later_gets_an_equal_share(tmp_path: Path) -> None:
     _run_for(dispatcher, clock, 2.0)
     small = enqueue_lines(sessions, _lines(100, offset=5000))
     before = len(published)
-    _run_for(dispatcher, clock, 4.0)
+    _run_for(dispatcher, clock, 5.0)
     with sessions() as s:
         batch_of = dict(s.execute(select(Job.id, Job.batch_id)).all())
     share = Counter(batch_of[j] for j in published[before:])

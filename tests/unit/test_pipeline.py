@@ -282,3 +282,37 @@ def test_heartbeat_renews_only_the_leases_this_process_holds(world) -> None:
     with sessions() as s:
         job = s.get(Job, job_id)
         assert job is not None and job.lease_expires_at == now + timedelta(seconds=60)
+
+
+def test_no_permit_in_time_sends_nothing_and_spends_nothing(world) -> None:
+    sessions, job_id = world
+    _queue(sessions, job_id)
+    limiter = FakeLimiter(refuse_permits=1)
+    gateway = FakeGateway([answer(GOOD)])
+    deps = PipelineDeps(sessions=sessions, gateway=gateway, limiter=limiter, settings=settings())
+    assert process_job(job_id, deps) == "deferred"
+    job, attempts, _ = _job(world)
+    assert gateway.requests == [] and attempts == []
+    assert job.status == JobStatus.PENDING and job.transport_retries == 0 and job.reasks == 0
+    assert job.deliveries == 0 and job.lease_token is None
+    _queue(sessions, job_id)
+    assert process_job(job_id, deps) == "succeeded"  # released again, it runs
+
+
+def test_every_answer_reports_its_headers_with_the_send_time(world) -> None:
+    outcome, deps = _run(world, [answer(GOOD)])
+    _, attempts, _ = _job(world)
+    limiter = deps.limiter
+    assert isinstance(limiter, FakeLimiter)
+    assert outcome == "succeeded" and limiter.permits == ["claude-sonnet-4-6"]
+    [(model, sent_at_s, info)] = limiter.observed
+    assert (model, info.limit) == ("claude-sonnet-4-6", 30)
+    assert sent_at_s is not None and attempts[0].sent_at is not None
+    assert attempts[0].sent_at.timestamp() == pytest.approx(sent_at_s)
+
+
+def test_a_429_pauses_the_model_the_gateway_names(world) -> None:
+    limited = RateLimited("slow down", status=429, retry_after_s=5.0, limit_model="gpt-5")
+    outcome, deps = _run(world, [limited])
+    assert outcome == "rate_limited"
+    assert deps.limiter.paused == {"gpt-5": 5.0}  # type: ignore[union-attr]

@@ -1,25 +1,31 @@
-"""The dispatcher's facade over a backend: limits per model and region, learning, pauses."""
+"""The facade over a backend: limits per model and region, the send permit and its bounded
+wait, learning from headers, pauses, fallback debits and status rows (fake clock)."""
 
 from __future__ import annotations
 
 import pytest
 
+from worker.errors import SendDeferred
+from worker.gateway.types import RateLimitInfo
 from worker.ratelimit.backend import Grant
-from worker.ratelimit.bucket import CAPACITY
 from worker.ratelimit.config import Limit, RateLimitConfig
-from worker.ratelimit.limiter import ModelLimiter, bucket_key
+from worker.ratelimit.limiter import GateTiming, ModelLimiter, bucket_key
 from worker.ratelimit.memory_backend import MemoryBackend
 
-# After one grant from a full bucket, the next whole token is (2 - CAPACITY) spacings away.
-HALF = 2 - CAPACITY
+TIMING = GateTiming(margin_s=0.05, lead_s=0.5, max_wait_s=1.0)
 
 
 class FakeClock:
     def __init__(self) -> None:
-        self.now_s = 500.0
+        self.now_s = 1_700_000_000.0
+        self.slept: list[float] = []
 
     def __call__(self) -> float:
         return self.now_s
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now_s += seconds
 
 
 @pytest.fixture()
@@ -33,22 +39,70 @@ def backend(clock: FakeClock) -> MemoryBackend:
 
 
 @pytest.fixture()
-def limiter(backend: MemoryBackend) -> ModelLimiter:
-    config = RateLimitConfig.parse("fast=11/1s,eu:fast=3/1s,free=off", default="30/60s")
-    return ModelLimiter(backend, config, learned_ttl_s=100)
+def limiter(backend: MemoryBackend, clock: FakeClock) -> ModelLimiter:
+    config = RateLimitConfig.parse("fast=10/1s,eu:fast=3/1s,free=off", default="30/60s")
+    return ModelLimiter(
+        backend, config, timing=TIMING, learned_ttl_s=100, sleep=clock.sleep, clock=clock
+    )
 
 
-def test_limited_model_gets_one_token_then_the_spacing(limiter: ModelLimiter) -> None:
-    grant = limiter.acquire("fast", None, 4)
-    assert (grant.granted, grant.wait_s) == (1, pytest.approx(0.1 * HALF))
-    assert limiter.acquire("fast", "us", 4).granted == 0
+def _trust(limiter: ModelLimiter, model: str, region: str | None = None) -> None:
+    """The probe and its report: the gateway says its window is empty."""
+    sent = limiter.permit(model, region)
+    limiter.observe(model, region, sent, RateLimitInfo(limit=None, remaining=None))
+    limiter.observe(model, region, sent, RateLimitInfo(limit=10, remaining=9, reset_s=1))
 
 
-def test_regions_have_separate_buckets_and_limits(limiter: ModelLimiter) -> None:
-    assert limiter.acquire("fast", "us", 1).granted == 1
-    eu = limiter.acquire("fast", "eu", 2)
-    assert eu.granted == 1
-    assert eu.wait_s == pytest.approx(0.5 * HALF)  # 3/1s -> 2 tokens/s
+def test_a_fresh_lane_sends_one_probe_then_what_the_gateway_reports(
+    limiter: ModelLimiter, clock: FakeClock
+) -> None:
+    assert limiter.acquire("fast", None, 10) == Grant(1, pytest.approx(0.05))
+    assert limiter.acquire("fast", None, 10).granted == 0  # the probe is still out
+    sent = limiter.permit("fast", None)
+    assert sent == clock.now_s
+    # The answer: the gateway counts 4 (3 from elsewhere): 6 more fit in its window.
+    limiter.observe("fast", None, sent, RateLimitInfo(limit=10, remaining=6, reset_s=1))
+    assert limiter.acquire("fast", None, 10).granted == 6
+
+
+def test_permit_waits_for_the_exact_slot_within_the_bound(
+    limiter: ModelLimiter, clock: FakeClock
+) -> None:
+    _trust(limiter, "fast")
+    first = clock.now_s
+    for _ in range(9):
+        limiter.permit("fast", None)
+    clock.now_s += 0.3
+    sent = limiter.permit("fast", None)  # the window is full: wait for the probe to leave
+    assert sent == pytest.approx(first + 1.05)
+    assert clock.slept == [pytest.approx(0.75)]
+
+
+def test_permit_past_the_bound_defers_and_gives_the_reservation_back(
+    backend: MemoryBackend, clock: FakeClock
+) -> None:
+    impatient = GateTiming(margin_s=0.05, lead_s=0.5, max_wait_s=0.1)
+    limiter = ModelLimiter(
+        backend, RateLimitConfig.parse("fast=10/1s"), timing=impatient, sleep=clock.sleep,
+        clock=clock,
+    )  # fmt: skip
+    _trust(limiter, "fast")
+    for _ in range(9):
+        limiter.permit("fast", None)
+    clock.now_s += 0.6  # every slot opens within the lead (at +1.05 s)
+    assert limiter.acquire("fast", None, 5).granted == 5
+    with pytest.raises(SendDeferred, match=r"us:fast"):
+        limiter.permit("fast", None)  # 0.45 s to wait, the bound is 0.1 s
+    assert clock.slept == []
+    params = limiter.params("fast", None)
+    assert params is not None
+    assert backend.snapshot("us:fast", params).reserved == 4
+
+
+def test_regions_have_separate_lanes_and_limits(limiter: ModelLimiter) -> None:
+    _trust(limiter, "fast", "us")
+    assert limiter.limit("fast", "eu") == Limit(3, 1.0)
+    assert limiter.acquire("fast", "eu", 5).granted == 1  # its own probe
     assert bucket_key("fast", None) == "us:fast"
 
 
@@ -56,36 +110,29 @@ def test_unlimited_model_gets_everything_unless_paused(
     limiter: ModelLimiter, clock: FakeClock
 ) -> None:
     assert limiter.acquire("free", None, 500) == Grant(500, 0.0)
+    assert limiter.permit("free", None) is None
     limiter.on_429("free", None, retry_after_s=7, cap_s=120)
     assert limiter.acquire("free", None, 500) == Grant(0, 7.0)
+    with pytest.raises(SendDeferred):
+        limiter.permit("free", None)
     clock.now_s += 7
     assert limiter.acquire("free", None, 500) == Grant(500, 0.0)
 
 
-def test_learns_a_lower_limit_from_headers_in_the_configured_window(
-    limiter: ModelLimiter, backend: MemoryBackend
-) -> None:
-    limiter.on_response("fast", None, {"X-RateLimit-Limit": "6", "X-RateLimit-Remaining": "2"})
+def test_learns_a_lower_limit_for_the_model_the_headers_name(limiter: ModelLimiter) -> None:
+    limiter.observe("other", None, None, RateLimitInfo(limit=6, model="fast"))
     assert limiter.limit("fast", None) == Limit(6, 1.0)
-    assert limiter.acquire("fast", None, 2).wait_s == pytest.approx(0.2 * HALF)  # 5 tokens/s
-    assert limiter.limit("fast", "eu") == Limit(3, 1.0)  # another region's bucket
+    assert limiter.limit("other", None) == Limit(30, 60.0)
+    assert limiter.limit("fast", "eu") == Limit(3, 1.0)  # another region's lane
 
 
-@pytest.mark.parametrize(
-    "headers",
-    [{"x-ratelimit-limit": "20"}, {"X-RateLimit-Limit": "11"}, {"X-RateLimit-Limit": "abc"}, {}],
-)
+@pytest.mark.parametrize("reported", [20, 10, None, 0])
 def test_ignores_headers_that_do_not_lower_the_limit(
-    limiter: ModelLimiter, headers: dict[str, str]
+    limiter: ModelLimiter, reported: int | None
 ) -> None:
-    limiter.on_response("fast", None, headers)
-    assert limiter.limit("fast", None) == Limit(11, 1.0)
-
-
-def test_header_with_parameters_and_off_models(limiter: ModelLimiter) -> None:
-    limiter.on_response("fast", None, {"x-ratelimit-limit": "4;w=1"})
-    assert limiter.limit("fast", None) == Limit(4, 1.0)
-    limiter.on_response("free", None, {"x-ratelimit-limit": "4"})
+    limiter.observe("fast", None, None, RateLimitInfo(limit=reported))
+    limiter.observe("free", None, None, RateLimitInfo(limit=4))
+    assert limiter.limit("fast", None) == Limit(10, 1.0)
     assert limiter.limit("free", None) is None  # "off" stays off
 
 
@@ -99,28 +146,30 @@ def test_429_pauses_capped_and_defaults_to_one_window(
     assert limiter.on_429("free", None, retry_after_s=None, cap_s=90) == 90
 
 
-def test_debit_fallback_charges_the_model_that_answered(limiter: ModelLimiter) -> None:
-    limiter.debit_fallback("fast", None)
-    grant = limiter.acquire("fast", None, 1)
-    assert grant.granted == 0
-    assert grant.wait_s == pytest.approx(0.1 * HALF)
-    limiter.debit_fallback("free", None)  # unlimited: nothing to charge
+def test_debit_fallback_logs_a_send_on_the_model_that_answered(limiter: ModelLimiter) -> None:
+    _trust(limiter, "fast")
+    for _ in range(8):
+        limiter.debit_fallback("fast", None)
+    assert limiter.acquire("fast", None, 5).granted == 1  # 10 - probe - 8 fallbacks
+    limiter.debit_fallback("free", None)  # unlimited: nothing to log
     assert limiter.acquire("free", None, 3) == Grant(3, 0.0)
 
 
 def test_status_rows(limiter: ModelLimiter) -> None:
-    limiter.acquire("fast", None, 1)
-    limiter.on_response("fast", None, {"X-RateLimit-Limit": "8"})
+    _trust(limiter, "fast")
+    limiter.acquire("fast", None, 2)
     limiter.on_429("free", None, retry_after_s=5, cap_s=120)
     fast, free = limiter.status(["fast", "free"])
     assert fast == {
         "model": "fast",
         "region": "us",
-        "limit": 8,
+        "limit": 10,
         "window_s": 1.0,
-        "tokens": pytest.approx(CAPACITY - 1),
+        "in_window": 1,
+        "reserved": 2,
+        "trusted": True,
         "paused_for_s": 0.0,
-        "learned_limit": 8,
-        "granted_total": 1,
+        "learned_limit": None,
+        "permits_total": 1,
     }
-    assert (free["limit"], free["tokens"], free["paused_for_s"]) == (None, None, 5.0)
+    assert (free["limit"], free["in_window"], free["paused_for_s"]) == (None, None, 5.0)

@@ -32,15 +32,27 @@ def render_status(status: dict[str, Any], console: Console | None = None) -> Non
             fails.add_row(kind, str(n))
         console.print(fails)
     if status.get("models"):
-        budget = Table("model", "region", "limit", "tokens", "paused s", "learned", title="budgets")
+        budget = Table(
+            "model",
+            "region",
+            "limit",
+            "sent in window",
+            "released",
+            "paused s",
+            "learned",
+            title="budgets",
+        )
         for row in status["models"]:
             limit = "none" if row["limit"] is None else f"{row['limit']}/{row['window_s']:g}s"
-            tokens = "-" if row["tokens"] is None else f"{row['tokens']:.2f}"
+            sent = "-" if row["in_window"] is None else str(row["in_window"])
+            if row["trusted"] is False:
+                sent += " (probing)"
             budget.add_row(
                 row["model"],
                 row["region"],
                 limit,
-                tokens,
+                sent,
+                "-" if row["reserved"] is None else str(row["reserved"]),
                 f"{row['paused_for_s']:.1f}",
                 str(row["learned_limit"] or "-"),
             )

@@ -38,6 +38,14 @@ def _date(ctx: click.Context, param: click.Parameter, value: str | None) -> date
 @click.option("--rate-limit", default=30, show_default=True, type=int, help="Requests per window.")
 @click.option("--window-s", default=60.0, show_default=True, type=float)
 @click.option("--model-limit", multiple=True, help="MODEL=N/SECONDS, e.g. gpt-5=60/6.")
+@click.option(
+    "--window-kind",
+    type=click.Choice(["fixed", "sliding"]),
+    default="fixed",
+    show_default=True,
+    help="fixed: a window opens at the first request (as observed live); sliding: at most N "
+    "arrivals in any window.",
+)
 @click.option("--no-rate-limit", is_flag=True, help="Disable the limiter (stats still count).")
 @click.option("--latency-ms", default=0.0, show_default=True, type=float)
 @click.option("--latency-jitter-ms", default=0.0, show_default=True, type=float)
@@ -58,6 +66,7 @@ def emulator_command(
     rate_limit: int,
     window_s: float,
     model_limit: tuple[str, ...],
+    window_kind: str,
     no_rate_limit: bool,
     latency_ms: float,
     latency_jitter_ms: float,
@@ -80,6 +89,7 @@ def emulator_command(
             rate_limit=rate_limit,
             window_s=window_s,
             model_limits=dict(parse_model_limit(x) for x in model_limit),
+            window_kind=window_kind,  # type: ignore[arg-type]
             rate_limit_enabled=not no_rate_limit,
             latency_ms=latency_ms,
             latency_jitter_ms=latency_jitter_ms,

@@ -95,6 +95,9 @@ class EmulatorConfig(BaseModel):
     rate_limit: int = Field(default=30, ge=1)
     window_s: float = Field(default=60.0, gt=0)
     model_limits: dict[str, ModelLimit] = Field(default_factory=dict)
+    # "fixed": a window opens at the first request after the last closed (as observed live);
+    # "sliding": at most N arrivals in any window_s (a stricter gateway, for testing clients).
+    window_kind: Literal["fixed", "sliding"] = "fixed"
     rate_limit_enabled: bool = True
     latency_ms: float = Field(default=0.0, ge=0)
     latency_jitter_ms: float = Field(default=0.0, ge=0)
@@ -123,6 +126,7 @@ RUNTIME_FIELDS = frozenset(
         "rate_limit",
         "window_s",
         "model_limits",
+        "window_kind",
         "rate_limit_enabled",
         "latency_ms",
         "latency_jitter_ms",
@@ -133,7 +137,9 @@ RUNTIME_FIELDS = frozenset(
         "no_access_models",
     }
 )
-LIMIT_FIELDS = frozenset({"rate_limit", "window_s", "model_limits", "rate_limit_enabled"})
+LIMIT_FIELDS = frozenset(
+    {"rate_limit", "window_s", "model_limits", "window_kind", "rate_limit_enabled"}
+)
 
 
 def apply_update(config: EmulatorConfig, update: dict[str, Any]) -> EmulatorConfig:

@@ -151,7 +151,10 @@ def _count(call: _Call, model: str) -> Decision:
     stats.requests += 1
     limit = cfg.limit_for(model)
     allowed = limit.limit if cfg.rate_limit_enabled else _UNLIMITED
-    return call.state.limiter.hit(call.key, model, allowed, limit.window_s, time.time())
+    sliding = cfg.window_kind == "sliding"
+    return call.state.limiter.hit(
+        call.key, model, allowed, limit.window_s, time.time(), sliding=sliding
+    )
 
 
 def _limited(call: _Call, model: str, decision: Decision, fault: Fault | None) -> Reply:

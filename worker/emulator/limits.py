@@ -56,13 +56,32 @@ class FixedWindowLimiter:
     windows: dict[tuple[str, str], _Window] = field(default_factory=dict)
     arrivals: dict[tuple[str, str], _Arrivals] = field(default_factory=dict)
 
-    def hit(self, key: str, model: str, limit: int, window_s: float, now: float) -> Decision:
-        """Count one request for (key, model) at ``now`` and say whether it may proceed."""
+    def hit(
+        self,
+        key: str,
+        model: str,
+        limit: int,
+        window_s: float,
+        now: float,
+        *,
+        sliding: bool = False,
+    ) -> Decision:
+        """Count one request for (key, model) at ``now`` and say whether it may proceed.
+
+        ``sliding``: allowed while fewer than ``limit`` requests arrived in the last
+        ``window_s`` (a sliding log, the strictest reading of "N per window"); ``Reset`` is then
+        the time until every arrival counted now has left (``window_s``), and a 429's
+        ``Retry-After`` the time until the oldest leaves and a slot opens.
+        """
         window = self.windows.get((key, model))
         if window is None or now >= window.start + window_s:
             window = self.windows[(key, model)] = _Window(start=now)
         window.count += 1
-        self._observe(key, model, window.count, window_s, now)
+        seen = self._observe(key, model, window.count, window_s, now)
+        if sliding:
+            count = len(seen.times)
+            reset_s = window_s if count <= limit else seen.times[-limit] + window_s - now
+            return Decision(count <= limit, limit, limit - count, reset_s, model)
         return Decision(
             allowed=window.count <= limit,
             limit=limit,
@@ -71,7 +90,9 @@ class FixedWindowLimiter:
             model=model,
         )
 
-    def _observe(self, key: str, model: str, fixed_count: int, window_s: float, now: float) -> None:
+    def _observe(
+        self, key: str, model: str, fixed_count: int, window_s: float, now: float
+    ) -> _Arrivals:
         seen = self.arrivals.setdefault((key, model), _Arrivals())
         # The half-open window [t, t + W) ending at ``now`` holds arrivals with t > now - W.
         while seen.times and seen.times[0] <= now - window_s:
@@ -79,6 +100,7 @@ class FixedWindowLimiter:
         seen.times.append(now)
         seen.max_sliding = max(seen.max_sliding, len(seen.times))
         seen.max_fixed = max(seen.max_fixed, fixed_count)
+        return seen
 
     def max_for(self, model: str) -> tuple[int, int]:
         """(max in any sliding window, max in any fixed window) over all keys, for ``model``."""

@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Protocol, Self
 
 import httpx
 
@@ -29,13 +29,33 @@ from worker.gateway.errors_parse import (
 )
 from worker.gateway.request import build_body, check_request_shape, validate_request
 from worker.gateway.response import parse_catalog, parse_success
-from worker.gateway.types import CompletionRequest, CompletionResult, ModelInfo, Region
+from worker.gateway.types import (
+    CompletionRequest,
+    CompletionResult,
+    ModelInfo,
+    RateLimitInfo,
+    Region,
+)
 from worker.logs import RESERVED_ATTRS
 from worker.settings import Settings
 
-__all__ = ["GatewayClient", "build_body", "make_http_client", "require_api_key"]
+__all__ = ["GatewayClient", "SendGate", "build_body", "make_http_client", "require_api_key"]
 
 log = logging.getLogger("tbatch.gateway")
+
+
+class SendGate(Protocol):
+    """What a call asks right before its request leaves, and tells once an answer is in."""
+
+    def before_send(self) -> None:
+        """Take the send permit (may wait briefly, or raise ``SendDeferred``: nothing sent)."""
+        ...
+
+    def answered(self, info: RateLimitInfo) -> None:
+        """The answer's ``X-RateLimit-*`` headers (success or error)."""
+        ...
+
+
 DEFAULT_CATALOG_TTL_S = 300.0
 CATALOG_RETRY_S = 30.0
 
@@ -166,8 +186,14 @@ class GatewayClient(PooledHttp):
     # -- completions -----------------------------------------------------------------------
 
     def complete(
-        self, req: CompletionRequest, log_fields: Mapping[str, Any] | None = None
+        self,
+        req: CompletionRequest,
+        log_fields: Mapping[str, Any] | None = None,
+        gate: SendGate | None = None,
     ) -> CompletionResult:
+        """One call. Everything that can be done before the send (checks, the body, the
+        request object) is, so that ``gate.before_send`` is the last step before the bytes
+        leave: the permit's time is the send time the rate limit is held on."""
         key = require_api_key(self._settings)
         fields = _safe_fields(log_fields or {})
         try:
@@ -180,18 +206,25 @@ class GatewayClient(PooledHttp):
                        "region": req.region, "reason": str(exc)},
             )  # fmt: skip
             raise
+        request = self._http.build_request(
+            "POST",
+            f"{self.base_url(req.region)}/chat/completions",
+            json=build_body(req),
+            headers={"Authorization": key},
+        )
+        if gate is not None:
+            gate.before_send()
         started = time.perf_counter()
         try:
-            response = self._http.post(
-                f"{self.base_url(req.region)}/chat/completions",
-                json=build_body(req),
-                headers={"Authorization": key},
-            )
+            response = self._http.send(request)
         except httpx.TransportError as exc:
             error = error_from_transport(exc, model=req.model)
             self._log_call(req, fields, _ms_since(started), error=error)
             raise error from exc
         latency_ms = _ms_since(started)
+        info = rate_limit_info(response.headers)
+        if gate is not None:
+            gate.answered(info)
         try:
             if not response.is_success:
                 raise error_from_response(
@@ -206,7 +239,7 @@ class GatewayClient(PooledHttp):
                 region=req.region,
                 http_status=response.status_code,
                 latency_ms=latency_ms,
-                rate_limit=rate_limit_info(response.headers),
+                rate_limit=info,
                 secret=key,
             )
         except GatewayError as error:

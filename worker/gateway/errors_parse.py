@@ -164,6 +164,7 @@ def error_from_response(
             message,
             retry_after_s=retry_after if retry_after is not None else info.reset_s,
             limit=info.limit,
+            limit_model=info.model,
             **common,
         )
     if status >= 500 or status < 400:

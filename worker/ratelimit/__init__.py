@@ -1,23 +1,25 @@
-"""Per-model rate limiting of gateway calls, shared by every dispatcher.
+"""Per-model rate limiting of gateway calls, shared by every dispatcher and worker.
 
-``bucket`` is the pure token-bucket maths; ``backend`` the storage contract, met by
-``memory_backend`` (embedded mode) and ``redis_backend`` (shared, one Lua script per write);
-``config`` parses the limits from settings; ``limiter.ModelLimiter`` is what the dispatcher calls.
+``window`` is the pure send-gate arithmetic (a sliding log of sends, reservations, trust);
+``backend`` the storage contract, met by ``memory_backend`` (embedded mode) and ``redis_backend``
+(shared, one Lua script per operation); ``config`` parses the limits from settings;
+``limiter.ModelLimiter`` is what the dispatcher and the workers call.
 """
 
-from worker.ratelimit.backend import BucketSnapshot, Grant, RateLimitBackend
-from worker.ratelimit.bucket import BucketParams, BucketState, params_for_limit
+from worker.ratelimit.backend import GateSnapshot, Grant, Permit, RateLimitBackend
 from worker.ratelimit.config import Limit, RateLimitConfig
-from worker.ratelimit.limiter import ModelLimiter
+from worker.ratelimit.limiter import GateTiming, ModelLimiter
+from worker.ratelimit.window import GateParams, LaneState
 
 __all__ = [
-    "BucketParams",
-    "BucketSnapshot",
-    "BucketState",
+    "GateParams",
+    "GateSnapshot",
+    "GateTiming",
     "Grant",
+    "LaneState",
     "Limit",
     "ModelLimiter",
+    "Permit",
     "RateLimitBackend",
     "RateLimitConfig",
-    "params_for_limit",
 ]

@@ -1,9 +1,11 @@
 """The storage contract every rate-limit backend meets (Redis shared; in-memory embedded).
 
-A ``key`` names one bucket (one model in one region); the backend keeps, per key, the bucket
-state, a pause deadline and a learned limit. Callers pass ``BucketParams`` on every call, so a
-changed limit takes effect at once and no backend stores configuration. ``tests/integration/
-test_ratelimit_contract.py`` runs one suite against every backend.
+A ``key`` names one lane (one model in one region); the backend keeps, per key, the send gate's
+state (``window.LaneState``: the log of sends, reservations, trust), a pause deadline and a
+learned limit. Callers pass ``GateParams`` on every call, so a changed limit takes effect at once
+and no backend stores configuration. Times are the backend's clock (Redis: the server's ``TIME``),
+in seconds since the epoch. ``tests/integration/test_ratelimit_contract.py`` runs one suite
+against every backend.
 """
 
 from __future__ import annotations
@@ -11,33 +13,63 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from worker.ratelimit.bucket import BucketParams
+from worker.ratelimit.window import GateParams
 
 
 @dataclass(frozen=True, slots=True)
 class Grant:
-    """``granted`` tokens taken now; if fewer than wanted, ``wait_s`` until the next one (or the
-    rest of a pause)."""
+    """``granted`` jobs may be released now; if fewer than wanted, ask again in ``wait_s``."""
 
     granted: int
     wait_s: float
 
 
 @dataclass(frozen=True, slots=True)
-class BucketSnapshot:
-    tokens: float
+class Permit:
+    """A send permit: ``granted`` at ``at_s`` (the backend's clock), else ``wait_s`` to retry."""
+
+    granted: bool
+    wait_s: float
+    at_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class GateSnapshot:
+    in_window: int  # sends (and reported arrivals) inside the window now
+    reserved: int  # jobs released that have not taken their permit
+    trusted: bool
     paused_for_s: float
     learned_limit: tuple[int, float] | None
-    granted_total: int  # since the bucket's state was created (it expires once idle and full)
+    permits_total: int  # since the lane's state was created
 
 
 class RateLimitBackend(Protocol):
-    def acquire(self, key: str, params: BucketParams, want: int) -> Grant:
-        """Atomically take up to ``want`` tokens; grant nothing while the key is paused."""
+    def reserve(self, key: str, params: GateParams, want: int) -> Grant:
+        """Release budget: ``window.reserve``; nothing while the key is paused."""
         ...
 
-    def debit(self, key: str, params: BucketParams, n: int) -> None:
-        """Force-consume ``n`` tokens (into debt); see ``bucket.debit``."""
+    def give_back(self, key: str, params: GateParams, n: int) -> None:
+        """Drop ``n`` reservations (``window.give_back``)."""
+        ...
+
+    def permit(self, key: str, params: GateParams) -> Permit:
+        """The send permit (``window.permit``); none while the key is paused."""
+        ...
+
+    def record_send(self, key: str, params: GateParams) -> None:
+        """Log a send that took no permit (``window.record_send``)."""
+        ...
+
+    def observe(
+        self,
+        key: str,
+        params: GateParams,
+        *,
+        sent_at_s: float,
+        counted: int | None,
+        reset_s: float | None,
+    ) -> int:
+        """A gateway report (``window.observe``); returns the arrivals added to the log."""
         ...
 
     def pause(self, key: str, seconds: float) -> None:
@@ -57,8 +89,8 @@ class RateLimitBackend(Protocol):
         """``(limit, window_s)`` learned and not expired, else None."""
         ...
 
-    def snapshot(self, key: str, params: BucketParams) -> BucketSnapshot:
-        """Read-only view for ``tbatch status`` (tokens refilled to now, nothing taken)."""
+    def snapshot(self, key: str, params: GateParams) -> GateSnapshot:
+        """Read-only view for ``tbatch status``."""
         ...
 
 

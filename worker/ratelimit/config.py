@@ -18,7 +18,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from worker.errors import ConfigError
-from worker.ratelimit.bucket import BucketParams, params_for_limit
 from worker.settings import Settings
 
 KNOWN_REGIONS = ("us", "eu")
@@ -34,10 +33,6 @@ class Limit:
 
     requests: int
     window_s: float
-
-    @property
-    def params(self) -> BucketParams:
-        return params_for_limit(self.requests, self.window_s)
 
     def __str__(self) -> str:
         return f"{self.requests}/{self.window_s:g}s"

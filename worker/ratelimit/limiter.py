@@ -1,25 +1,55 @@
-"""The facade the dispatcher uses: per-model limits from config, learned limits, pauses.
+"""The facade the dispatcher and the workers use: per-model limits, learned limits, pauses, and
+the send gate (``window``) that holds each limit at the moment of the call.
 
-Dispatchers call ``acquire`` and release exactly ``granted`` jobs of that model; workers report
-what the gateway said through ``on_response``, ``on_429`` and ``debit_fallback``. Nothing here
-waits: a caller that got fewer tokens than it wanted comes back after ``wait_s``.
+The dispatcher calls ``acquire`` and releases exactly ``granted`` jobs of that model (giving back
+what it could not release); a worker calls ``permit`` as the last step before its request leaves
+and reports every answer's ``X-RateLimit-*`` headers through ``observe``. Nothing here waits for
+a window: ``permit`` waits only for the exact moment a slot opens, and at most ``max_wait_s``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
+from worker.errors import SendDeferred
+from worker.gateway.types import RateLimitInfo
 from worker.ratelimit.backend import Grant, RateLimitBackend
 from worker.ratelimit.config import DEFAULT_REGION, Limit, RateLimitConfig, stricter
+from worker.ratelimit.window import GateParams
+from worker.settings import Settings
 
-LIMIT_HEADER = "x-ratelimit-limit"
 DEFAULT_LEARNED_TTL_S = 3600.0
+MIN_RESERVATION_TTL_S = 5.0
 
 
 def bucket_key(model: str, region: str | None) -> str:
-    """One bucket per model per region (the gateway limits each account per model)."""
+    """One lane per model per region (the gateway limits each account per model)."""
     return f"{(region or DEFAULT_REGION).lower()}:{model}"
+
+
+@dataclass(frozen=True, slots=True)
+class GateTiming:
+    """The gate's margins, the same for every model (see ``Settings``)."""
+
+    margin_s: float = 0.05
+    lead_s: float = 0.5
+    max_wait_s: float = 1.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> GateTiming:
+        return cls(
+            margin_s=settings.send_margin_ms / 1000,
+            lead_s=settings.permit_lead_s,
+            max_wait_s=settings.permit_max_wait_s,
+        )
+
+    @property
+    def reservation_ttl_s(self) -> float:
+        # Long enough for any job released to reach a worker and wait its turn.
+        return max(MIN_RESERVATION_TTL_S, 2 * (self.lead_s + self.max_wait_s))
 
 
 class ModelLimiter:
@@ -28,11 +58,17 @@ class ModelLimiter:
         backend: RateLimitBackend,
         config: RateLimitConfig,
         *,
+        timing: GateTiming | None = None,
         learned_ttl_s: float = DEFAULT_LEARNED_TTL_S,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._backend = backend
         self._config = config
+        self._timing = timing or GateTiming()
         self._learned_ttl_s = learned_ttl_s
+        self._sleep = sleep
+        self._clock = clock
 
     def limit(self, model: str, region: str | None) -> Limit | None:
         """The limit enforced now: the configured one, or a lower one learned from the gateway."""
@@ -42,27 +78,88 @@ class ModelLimiter:
         learned = self._backend.learned_limit(bucket_key(model, region))
         return stricter(configured, None if learned is None else Limit(*learned))
 
-    def acquire(self, model: str, region: str | None, want: int) -> Grant:
-        """Take up to ``want`` tokens. An unlimited model gets ``want`` unless it is paused."""
-        key = bucket_key(model, region)
+    def params(self, model: str, region: str | None) -> GateParams | None:
         limit = self.limit(model, region)
         if limit is None:
+            return None
+        t = self._timing
+        return GateParams(
+            limit=limit.requests,
+            window_s=limit.window_s,
+            margin_s=t.margin_s,
+            lead_s=t.lead_s,
+            reservation_ttl_s=t.reservation_ttl_s,
+        )
+
+    # -- the dispatcher ------------------------------------------------------------------------
+
+    def acquire(self, model: str, region: str | None, want: int) -> Grant:
+        """Release budget for up to ``want`` jobs (reserved until their permits). An unlimited
+        model gets ``want`` unless it is paused."""
+        key = bucket_key(model, region)
+        params = self.params(model, region)
+        if params is None:
             paused_s = self._backend.paused_for(key)
             return Grant(0, paused_s) if paused_s > 0 else Grant(want, 0.0)
-        return self._backend.acquire(key, limit.params, want)
+        return self._backend.reserve(key, params, want)
 
-    def on_response(
-        self, model: str, region: str | None, rate_limit_headers: Mapping[str, str]
+    def give_back(self, model: str, region: str | None, n: int) -> None:
+        """Return ``n`` reservations: jobs granted but not released, or sent back unsent."""
+        params = self.params(model, region)
+        if params is not None and n > 0:
+            self._backend.give_back(bucket_key(model, region), params, n)
+
+    # -- the worker ----------------------------------------------------------------------------
+
+    def permit(self, model: str, region: str | None) -> float | None:
+        """Wait (at most ``max_wait_s``) for the send permit; returns the permit's time on the
+        backend's clock (None for an unlimited model). Raises ``SendDeferred`` when no permit
+        opens in time; the reservation is given back then."""
+        key = bucket_key(model, region)
+        params = self.params(model, region)
+        deadline = self._clock() + self._timing.max_wait_s
+        while True:
+            if params is None:
+                paused_s = self._backend.paused_for(key)
+                if paused_s <= 0:
+                    return None
+                wait_s = paused_s
+            else:
+                permit = self._backend.permit(key, params)
+                if permit.granted:
+                    return permit.at_s
+                wait_s = permit.wait_s
+            left_s = deadline - self._clock()
+            if wait_s > left_s:
+                if params is not None:
+                    self._backend.give_back(key, params, 1)
+                raise SendDeferred(model, region or DEFAULT_REGION, wait_s)
+            self._sleep(max(wait_s, 0.0005))
+
+    def observe(
+        self, model: str, region: str | None, sent_at_s: float | None, info: RateLimitInfo
     ) -> None:
-        """Learn a limit lower than configured from ``X-RateLimit-Limit`` (window: configured)."""
+        """Take what one answer's ``X-RateLimit-*`` headers say, for the model they name.
+
+        A lower ``Limit`` than configured is learned (window: the configured one); ``Limit -
+        Remaining`` arrivals the gate's log cannot account for are added to it.
+        """
+        model = info.model or model
         configured = self._config.limit_for(model, region)
-        reported = _header_int(rate_limit_headers, LIMIT_HEADER)
-        if configured is None or reported is None or reported < 1:
+        if configured is None:
             return
-        if reported < configured.requests:
-            self._backend.learn_limit(
-                bucket_key(model, region), reported, configured.window_s, self._learned_ttl_s
-            )
+        key = bucket_key(model, region)
+        if info.limit is not None and 1 <= info.limit < configured.requests:
+            self._backend.learn_limit(key, info.limit, configured.window_s, self._learned_ttl_s)
+        params = self.params(model, region)
+        if params is None or sent_at_s is None:
+            return
+        counted = None
+        if info.limit is not None and info.remaining is not None:
+            counted = info.limit - info.remaining
+        self._backend.observe(
+            key, params, sent_at_s=sent_at_s, counted=counted, reset_s=info.reset_s
+        )
 
     def on_429(
         self, model: str, region: str | None, retry_after_s: float | None, cap_s: float
@@ -77,47 +174,38 @@ class ModelLimiter:
         return pause_s
 
     def debit_fallback(self, model_answered: str, region: str | None) -> None:
-        """Charge one request to the model that answered in place of the one we asked for."""
-        limit = self.limit(model_answered, region)
-        if limit is not None:
-            self._backend.debit(bucket_key(model_answered, region), limit.params, 1)
+        """Log one send on the model that answered in place of the one we asked for."""
+        params = self.params(model_answered, region)
+        if params is not None:
+            self._backend.record_send(bucket_key(model_answered, region), params)
 
     def status(self, models: Iterable[str], region: str | None = None) -> list[dict[str, Any]]:
         """One row per model for ``tbatch status``."""
         rows: list[dict[str, Any]] = []
         for model in models:
             key = bucket_key(model, region)
-            limit = self.limit(model, region)
+            params = self.params(model, region)
             row: dict[str, Any] = {
                 "model": model,
                 "region": (region or DEFAULT_REGION).lower(),
-                "limit": None if limit is None else limit.requests,
-                "window_s": None if limit is None else limit.window_s,
-                "tokens": None,
+                "limit": None if params is None else params.limit,
+                "window_s": None if params is None else params.window_s,
+                "in_window": None,
+                "reserved": None,
+                "trusted": None,
                 "paused_for_s": self._backend.paused_for(key),
                 "learned_limit": None,
-                "granted_total": None,
+                "permits_total": None,
             }
-            if limit is not None:
-                snap = self._backend.snapshot(key, limit.params)
+            if params is not None:
+                snap = self._backend.snapshot(key, params)
                 row |= {
-                    "tokens": snap.tokens,
+                    "in_window": snap.in_window,
+                    "reserved": snap.reserved,
+                    "trusted": snap.trusted,
                     "paused_for_s": snap.paused_for_s,
                     "learned_limit": None if snap.learned_limit is None else snap.learned_limit[0],
-                    "granted_total": snap.granted_total,
+                    "permits_total": snap.permits_total,
                 }
             rows.append(row)
         return rows
-
-
-def _header_int(headers: Mapping[str, str], name: str) -> int | None:
-    """First integer of a header, found case-insensitively (``"30"`` or ``"30;w=60"``)."""
-    for header, value in headers.items():
-        if header.lower() == name:
-            digits = ""
-            for char in str(value).strip():
-                if not char.isdigit():
-                    break
-                digits += char
-            return int(digits) if digits else None
-    return None

@@ -1,7 +1,7 @@
 """In-process backend for the embedded mode (one dispatcher process). Thread-safe.
 
 State lives in dicts under one lock; the clock is injectable so tests control time. Losing the
-process loses the state, which (as with Redis) only ever yields full buckets.
+process loses the state: its lanes start untrusted (``window.trusted``), as after a lost Redis.
 """
 
 from __future__ import annotations
@@ -10,38 +10,79 @@ import threading
 import time
 from collections.abc import Callable
 
-from worker.ratelimit import bucket
-from worker.ratelimit.backend import BucketSnapshot, Grant, is_lower_limit, is_same_limit
-from worker.ratelimit.bucket import BucketParams, BucketState
+from worker.ratelimit import window
+from worker.ratelimit.backend import (
+    GateSnapshot,
+    Grant,
+    Permit,
+    is_lower_limit,
+    is_same_limit,
+)
+from worker.ratelimit.window import GateParams, LaneState
 
 
 class MemoryBackend:
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self._clock = clock
         self._lock = threading.Lock()
-        self._buckets: dict[str, BucketState] = {}
-        self._granted_total: dict[str, int] = {}
+        self._lanes: dict[str, LaneState] = {}
         self._paused_until_s: dict[str, float] = {}
         # key -> (limit, window_s, expires_at_s)
         self._learned: dict[str, tuple[int, float, float]] = {}
 
-    def acquire(self, key: str, params: BucketParams, want: int) -> Grant:
+    def _lane(self, key: str, now_s: float) -> LaneState:
+        lane = self._lanes.get(key)
+        if lane is None:
+            lane = self._lanes[key] = window.new_lane(now_s)
+        return lane
+
+    def reserve(self, key: str, params: GateParams, want: int) -> Grant:
         with self._lock:
             now_s = self._clock()
             paused_s = self._paused_for(key, now_s)
             if paused_s > 0:
                 return Grant(granted=0, wait_s=paused_s)
-            state = self._buckets.get(key) or bucket.full_bucket(now_s, params)
-            state, granted, wait_s = bucket.take(state, now_s, params, want)
-            self._buckets[key] = state
-            self._granted_total[key] = self._granted_total.get(key, 0) + granted
+            granted, wait_s = window.reserve(self._lane(key, now_s), now_s, params, want)
             return Grant(granted=granted, wait_s=wait_s)
 
-    def debit(self, key: str, params: BucketParams, n: int) -> None:
+    def give_back(self, key: str, params: GateParams, n: int) -> None:
         with self._lock:
             now_s = self._clock()
-            state = self._buckets.get(key) or bucket.full_bucket(now_s, params)
-            self._buckets[key] = bucket.debit(state, now_s, params, n)
+            window.give_back(self._lane(key, now_s), now_s, params, n)
+
+    def permit(self, key: str, params: GateParams) -> Permit:
+        with self._lock:
+            now_s = self._clock()
+            paused_s = self._paused_for(key, now_s)
+            if paused_s > 0:
+                return Permit(granted=False, wait_s=paused_s, at_s=now_s)
+            granted, wait_s = window.permit(self._lane(key, now_s), now_s, params)
+            return Permit(granted=granted, wait_s=wait_s, at_s=now_s)
+
+    def record_send(self, key: str, params: GateParams) -> None:
+        with self._lock:
+            now_s = self._clock()
+            window.record_send(self._lane(key, now_s), now_s, params)
+
+    def observe(
+        self,
+        key: str,
+        params: GateParams,
+        *,
+        sent_at_s: float,
+        counted: int | None,
+        reset_s: float | None,
+    ) -> int:
+        with self._lock:
+            now_s = self._clock()
+            return window.observe(
+                self._lane(key, now_s),
+                now_s,
+                params,
+                sent_at_s=sent_at_s,
+                counted=counted,
+                reset_s=reset_s,
+            )
 
     def pause(self, key: str, seconds: float) -> None:
         with self._lock:
@@ -66,15 +107,19 @@ class MemoryBackend:
         with self._lock:
             return self._learned_now(key, self._clock())
 
-    def snapshot(self, key: str, params: BucketParams) -> BucketSnapshot:
+    def snapshot(self, key: str, params: GateParams) -> GateSnapshot:
         with self._lock:
             now_s = self._clock()
-            state = self._buckets.get(key) or bucket.full_bucket(now_s, params)
-            return BucketSnapshot(
-                tokens=bucket.refill(state, now_s, params).tokens,
+            lane = self._lanes.get(key)
+            if lane is not None:
+                window.trim(lane, now_s, params)
+            return GateSnapshot(
+                in_window=0 if lane is None else window.counted_at(lane, now_s, params),
+                reserved=0 if lane is None else len(lane.reservations),
+                trusted=lane is not None and window.trusted(lane, now_s, params),
                 paused_for_s=self._paused_for(key, now_s),
                 learned_limit=self._learned_now(key, now_s),
-                granted_total=self._granted_total.get(key, 0),
+                permits_total=0 if lane is None else lane.permits_total,
             )
 
     def _paused_for(self, key: str, now_s: float) -> float:

@@ -1,16 +1,19 @@
-"""Shared backend on Redis: every dispatcher on every machine draws from the same buckets.
+"""Shared backend on Redis: every dispatcher and worker on every machine uses the same gates.
 
-Each write is one Lua script (``*.lua`` beside this module) run on the server's clock
-(``TIME``), so dispatchers with skewed clocks agree. Key layout, per bucket key (``region:model``;
-the braces are a Redis Cluster hash tag so one script's keys share a slot):
+Each gate operation is one run of ``gate.lua`` (beside this module) on the server's clock
+(``TIME``), so machines with skewed clocks agree. Key layout, per lane key (``region:model``; the
+braces are a Redis Cluster hash tag so one script's keys share a slot):
 
-    tbatch:rl:{<key>}:bucket   hash {tokens, ts_us, granted}  PX: refill time from max debt + 1 s
-    tbatch:rl:{<key>}:pause    "1" while the model is paused    PX: the pause left
-    tbatch:rl:{<key>}:learned  hash {limit, window_s}           PX: the learned limit's TTL
+    tbatch:rl:{<key>}:sends    ZSET of send times            PX: one window past the newest
+    tbatch:rl:{<key>}:resv     ZSET of reservation expiries  PX: the reservation TTL
+    tbatch:rl:{<key>}:gate     hash {epoch, seeded, probe_until, seq, permits}   PX: one day
+    tbatch:rl:{<key>}:pause    "1" while the model is paused  PX: the pause left
+    tbatch:rl:{<key>}:learned  hash {limit, window_s}         PX: the learned limit's TTL
 
-Redis may lose any of these at any time: a lost bucket reads as full (capacity 1, never more), a
-lost pause or learned limit as none, so a loss costs at most one extra request per model before
-the gateway's 429 pauses it again.
+Redis may lose any of these at any time. A lost ``gate`` hash makes the lane untrusted: one probe,
+then whatever its answer's ``X-RateLimit-*`` headers say (``window.observe``); a lost pause or
+learned limit reads as none, so a loss costs at most one request per model before the gateway's
+headers (or a 429) put the lane right again.
 """
 
 from __future__ import annotations
@@ -22,9 +25,8 @@ from typing import Any
 
 import redis
 
-from worker.ratelimit import bucket
-from worker.ratelimit.backend import BucketSnapshot, Grant
-from worker.ratelimit.bucket import BucketParams, BucketState
+from worker.ratelimit.backend import GateSnapshot, Grant, Permit
+from worker.ratelimit.window import GateParams
 
 KEY_PREFIX = "tbatch:rl:"
 
@@ -34,20 +36,22 @@ def _script_text(name: str) -> str:
     return files(__package__).joinpath(name).read_text(encoding="utf-8")
 
 
-def bucket_key(key: str) -> str:
-    return f"{KEY_PREFIX}{{{key}}}:bucket"
+def lane_key(key: str, part: str) -> str:
+    return f"{KEY_PREFIX}{{{key}}}:{part}"
 
 
-def pause_key(key: str) -> str:
-    return f"{KEY_PREFIX}{{{key}}}:pause"
+def _gate_keys(key: str) -> list[str]:
+    return [lane_key(key, part) for part in ("sends", "resv", "gate", "pause")]
 
 
-def learned_key(key: str) -> str:
-    return f"{KEY_PREFIX}{{{key}}}:learned"
-
-
-def _params_args(params: BucketParams) -> list[str]:
-    return [repr(params.rate_per_s), repr(params.capacity), repr(params.max_debt)]
+def _params_args(params: GateParams) -> list[str]:
+    return [
+        str(params.limit),
+        repr(params.window_s),
+        repr(params.margin_s),
+        repr(params.lead_s),
+        repr(params.reservation_ttl_s),
+    ]
 
 
 class RedisBackend:
@@ -56,57 +60,75 @@ class RedisBackend:
     def __init__(self, client: redis.Redis[Any]) -> None:
         self._client = client
         # register_script runs EVALSHA and reloads the script on NOSCRIPT (e.g. after a restart).
-        self._acquire = client.register_script(_script_text("acquire.lua"))
-        self._debit = client.register_script(_script_text("debit.lua"))
+        self._gate = client.register_script(_script_text("gate.lua"))
         self._pause = client.register_script(_script_text("pause.lua"))
         self._learn = client.register_script(_script_text("learn.lua"))
 
-    def acquire(self, key: str, params: BucketParams, want: int) -> Grant:
+    def _run(self, op: str, key: str, params: GateParams, *args: str) -> Any:
+        return self._gate(keys=_gate_keys(key), args=[op, *_params_args(params), *args])
+
+    def reserve(self, key: str, params: GateParams, want: int) -> Grant:
         if want < 0:
             raise ValueError(f"want must be >= 0, got {want}")
-        granted, wait_s = self._acquire(
-            keys=[bucket_key(key), pause_key(key)], args=[*_params_args(params), str(want)]
-        )
+        granted, wait_s = self._run("reserve", key, params, str(want))
         return Grant(granted=int(granted), wait_s=float(wait_s))
 
-    def debit(self, key: str, params: BucketParams, n: int) -> None:
-        if n < 0:
-            raise ValueError(f"n must be >= 0, got {n}")
-        self._debit(keys=[bucket_key(key)], args=[*_params_args(params), str(n)])
+    def give_back(self, key: str, params: GateParams, n: int) -> None:
+        self._run("give_back", key, params, str(max(0, n)))
+
+    def permit(self, key: str, params: GateParams) -> Permit:
+        granted, wait_s, at_s = self._run("permit", key, params)
+        return Permit(granted=bool(int(granted)), wait_s=float(wait_s), at_s=float(at_s))
+
+    def record_send(self, key: str, params: GateParams) -> None:
+        self._run("record", key, params)
+
+    def observe(
+        self,
+        key: str,
+        params: GateParams,
+        *,
+        sent_at_s: float,
+        counted: int | None,
+        reset_s: float | None,
+    ) -> int:
+        added = self._run(
+            "observe",
+            key,
+            params,
+            repr(sent_at_s),
+            "" if counted is None else str(counted),
+            "" if reset_s is None else repr(reset_s),
+        )
+        return int(added)
 
     def pause(self, key: str, seconds: float) -> None:
         ms = math.ceil(seconds * 1000)
         if ms > 0:
-            self._pause(keys=[pause_key(key)], args=[str(ms)])
+            self._pause(keys=[lane_key(key, "pause")], args=[str(ms)])
 
     def paused_for(self, key: str) -> float:
-        return _pttl_s(self._client.pttl(pause_key(key)))
+        return _pttl_s(self._client.pttl(lane_key(key, "pause")))
 
     def learn_limit(self, key: str, limit: int, window_s: float, ttl_s: float) -> None:
         ttl_ms = math.ceil(ttl_s * 1000)
         if ttl_ms > 0:
-            self._learn(keys=[learned_key(key)], args=[str(limit), repr(window_s), str(ttl_ms)])
+            self._learn(
+                keys=[lane_key(key, "learned")], args=[str(limit), repr(window_s), str(ttl_ms)]
+            )
 
     def learned_limit(self, key: str) -> tuple[int, float] | None:
-        return _learned(self._client.hmget(learned_key(key), ["limit", "window_s"]))
+        return _learned(self._client.hmget(lane_key(key, "learned"), ["limit", "window_s"]))
 
-    def snapshot(self, key: str, params: BucketParams) -> BucketSnapshot:
-        pipe = self._client.pipeline(transaction=False)
-        pipe.hmget(bucket_key(key), ["tokens", "ts_us", "granted"])
-        pipe.pttl(pause_key(key))
-        pipe.hmget(learned_key(key), ["limit", "window_s"])
-        pipe.time()
-        (tokens, ts_us, granted), pause_ms, learned, (secs, micros) = pipe.execute()
-        if tokens is None or ts_us is None:
-            state, elapsed_s = bucket.full_bucket(0.0, params), 0.0
-        else:
-            state = BucketState(tokens=float(tokens), updated_at_s=0.0)
-            elapsed_s = (secs * 1_000_000 + micros - int(ts_us)) / 1_000_000
-        return BucketSnapshot(
-            tokens=bucket.refill(state, elapsed_s, params).tokens,
-            paused_for_s=_pttl_s(pause_ms),
-            learned_limit=_learned(learned),
-            granted_total=int(granted or 0),
+    def snapshot(self, key: str, params: GateParams) -> GateSnapshot:
+        in_window, reserved, trusted, paused_s, permits = self._run("snapshot", key, params)
+        return GateSnapshot(
+            in_window=int(in_window),
+            reserved=int(reserved),
+            trusted=bool(int(trusted)),
+            paused_for_s=float(paused_s),
+            learned_limit=self.learned_limit(key),
+            permits_total=int(permits),
         )
 
 

@@ -1,10 +1,12 @@
-"""The dispatcher: turns each model's rate-limit tokens into released jobs.
+"""The dispatcher: turns each model's release budget into released jobs.
 
 Jobs wait in Postgres (``pending``), holding no worker slot and no broker message. For every
-(model, region) with waiting jobs the dispatcher asks the shared limiter for tokens and moves
+(model, region) with waiting jobs the dispatcher asks the shared limiter for tokens (the send
+slots that open within the lead, less the jobs already released and not yet sent) and moves
 exactly that many jobs ``pending -> queued`` (``FOR UPDATE SKIP LOCKED``, so several dispatchers
-on several machines never release one job twice), commits, and only then publishes their ids.
-A worker that receives an id calls the gateway at once.
+on several machines never release one job twice), commits, and only then publishes their ids;
+tokens it could not use go back. A worker that receives an id takes its send permit (waiting at
+most a moment for the slot to open) and calls the gateway.
 
 Fair share: within a model, batches are served by stride scheduling: each release advances the
 batch's pass by ``1/weight`` (weight ``2**priority``), and the batch with the lowest pass goes
@@ -37,6 +39,8 @@ class LimiterPort(Protocol):
     def acquire(self, model: str, region: str | None, want: int) -> Grant: ...
 
     def limit(self, model: str, region: str | None) -> object | None: ...
+
+    def give_back(self, model: str, region: str | None, n: int) -> None: ...
 
 
 @dataclass
@@ -97,11 +101,13 @@ class Dispatcher:
     def tick(self) -> float:
         """Release what the budgets allow now; return seconds until the next useful tick.
 
-        Tokens of every due lane are taken first (a Redis round trip each), then all the
-        releases share one transaction and one publish, and the pending-jobs refresh comes last:
-        database work never delays the moment a token is taken. A lane's next try counts from
-        its grant, so the work of releasing does not stretch the spacing between calls.
+        The pending-jobs refresh comes first when it is due, so a batch that just appeared
+        shares the very next release (the send permits, not this loop, hold the exact timing;
+        releases run a lead ahead of them). Then the tokens of every due lane are taken (a
+        Redis round trip each), and all the releases share one transaction and one publish.
         """
+        if self._clock() - self._refreshed_at >= self._refresh_s:
+            self._refresh()
         now_s = self._clock()
         grants: list[tuple[ModelKey, _Lane, int]] = []
         for key, lane in list(self._lanes.items()):
@@ -111,8 +117,6 @@ class Dispatcher:
                     grants.append((key, lane, granted))
         if grants:
             self._release_all(grants)
-        if self._clock() - self._refreshed_at >= self._refresh_s:
-            self._refresh()
         now_s = self._clock()
         sleep_s = self._refreshed_at + self._refresh_s - now_s
         for lane in self._lanes.values():
@@ -136,6 +140,7 @@ class Dispatcher:
 
     def _release_all(self, grants: list[tuple[ModelKey, _Lane, int]]) -> None:
         ids: list[int] = []
+        unused: list[tuple[ModelKey, int]] = []
         now = self._now()
         with self._sessions.begin() as session:
             for key, lane, tokens in grants:
@@ -149,9 +154,12 @@ class Dispatcher:
                 lane.pending -= len(got)
                 if len(got) < tokens:
                     lane.pending = 0  # drained (or held by not_before): the refresh will tell
+                    unused.append((key, tokens - len(got)))
                 ids.extend(got)
         if ids:
             self._publish(ids)  # only after the commit made the queued rows visible
+        for (model, region), n in unused:
+            self._limiter.give_back(model, region, n)
 
     def _in_flight(self, key: ModelKey) -> int:
         with self._sessions() as session:

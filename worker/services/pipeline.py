@@ -22,20 +22,24 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from models.base import utcnow
 from models.jobs import Job, JobStatus
+from worker import metrics
 from worker.errors import (
     GatewayError,
     RateLimited,
     RepairFailed,
     RequestRejected,
+    SendDeferred,
     TbatchError,
     TransientGatewayError,
 )
-from worker.gateway.types import CompletionRequest, CompletionResult, ModelInfo
+from worker.gateway.client import SendGate
+from worker.gateway.types import CompletionRequest, CompletionResult, ModelInfo, RateLimitInfo
 from worker.output import Invalid, Refused, Truncated, Valid, interpret
 from worker.services import claims
 from worker.services.content_cache import ContentCache
 from worker.services.recording import AttemptRecord, record_attempt, store_result
 from worker.services.requests import build_request
+from worker.services.send_gate import CallGate
 from worker.settings import Settings
 
 log = logging.getLogger("tbatch.pipeline")
@@ -43,14 +47,21 @@ log = logging.getLogger("tbatch.pipeline")
 
 class GatewayPort(Protocol):
     def complete(
-        self, req: CompletionRequest, log_fields: Mapping[str, Any] | None = None
+        self,
+        req: CompletionRequest,
+        log_fields: Mapping[str, Any] | None = None,
+        gate: SendGate | None = None,
     ) -> CompletionResult: ...
 
     def list_models(self, region: Any = "us") -> dict[str, ModelInfo]: ...
 
 
 class LimiterPort(Protocol):
-    def on_response(self, model: str, region: str | None, headers: Mapping[str, str]) -> None: ...
+    def permit(self, model: str, region: str | None) -> float | None: ...
+
+    def observe(
+        self, model: str, region: str | None, sent_at_s: float | None, info: RateLimitInfo
+    ) -> None: ...
 
     def on_429(
         self, model: str, region: str | None, retry_after_s: float | None, cap_s: float
@@ -104,6 +115,7 @@ def _process(job_id: int, deps: PipelineDeps) -> str:
     catalog = _catalog(deps, job.region)
     started = deps.clock()
     record = AttemptRecord(job=job, started_at=started, region=job.region)
+    gate = None if deps.limiter is None else CallGate(deps.limiter, job.model, job.region)
     try:
         req = build_request(
             template=template,
@@ -120,14 +132,20 @@ def _process(job_id: int, deps: PipelineDeps) -> str:
             reask_context=job.reask_context,
         )
         record.purpose = "reask" if job.reask_context else "call"
-        result = deps.gateway.complete(req, log_fields={"job_id": job.id, "batch_id": job.batch_id})
+        fields = {"job_id": job.id, "batch_id": job.batch_id}
+        result = deps.gateway.complete(req, log_fields=fields, gate=gate)
+    except SendDeferred as deferred:
+        return _defer(job, deps, deferred)
     except GatewayError as error:
+        record.sent_at = None if gate is None else gate.sent_at
         return _on_gateway_error(job, error, record, deps)
     except (RequestRejected, TbatchError) as error:
         return _fail(job, record, deps, kind="rejected", message=str(error))
 
-    if deps.limiter is not None:
-        _report_budget(deps.limiter, result, job.region)
+    record.sent_at = None if gate is None else gate.sent_at
+    if deps.limiter is not None and result.served_by_fallback:
+        # The gateway served a fallback model; that model's window counted it (see README).
+        _debit_fallback(deps.limiter, result.model_answered, job.region)
     record.take_result(result, catalog)
     return _on_answer(job, result, schema, record, deps)
 
@@ -139,14 +157,30 @@ def _catalog(deps: PipelineDeps, region: str) -> dict[str, ModelInfo]:
         return {}
 
 
-def _report_budget(limiter: LimiterPort, result: CompletionResult, region: str) -> None:
-    if result.rate_limit.limit is not None:
-        limiter.on_response(
-            result.model_asked, region, {"x-ratelimit-limit": str(result.rate_limit.limit)}
+def _debit_fallback(limiter: LimiterPort, model: str, region: str) -> None:
+    try:
+        limiter.debit_fallback(model, region)
+    except Exception as exc:  # the answer is paid for: a limiter outage must not lose it
+        log.warning("fallback.debit_failed", extra={"model": model, "error": repr(exc)})
+
+
+def _defer(job: Job, deps: PipelineDeps, deferred: SendDeferred) -> str:
+    """No permit within the bound: back to ``pending`` unsent, giving back the delivery and
+    spending no retry; the dispatcher releases the job again when its model has room."""
+    metrics.DEFERRED.labels(job.model).inc()
+    with deps.sessions.begin() as session:
+        claims.finish(
+            session,
+            job,
+            now=deps.clock(),
+            status=JobStatus.PENDING,
+            deliveries=max(0, job.deliveries - 1),
         )
-    if result.served_by_fallback:
-        # The gateway served a fallback model; that model's budget paid for it (see README).
-        limiter.debit_fallback(result.model_answered, region)
+    log.info(
+        "job.deferred",
+        extra={"job_id": job.id, "model": job.model, "wait_s": round(deferred.wait_s, 3)},
+    )
+    return "deferred"
 
 
 def _on_answer(
@@ -216,7 +250,10 @@ def _on_gateway_error(
         # A rate-limit wait is the model's, not the job's: it never spends the retry budget.
         if deps.limiter is not None:
             deps.limiter.on_429(
-                job.model, job.region, error.retry_after_s, settings.rate_limit_pause_cap_s
+                error.limit_model or job.model,
+                job.region,
+                error.retry_after_s,
+                settings.rate_limit_pause_cap_s,
             )
         return _back_to_pending(job, record, deps, delay_s=0.0, count_retry=False)
     if isinstance(error, RepairFailed):

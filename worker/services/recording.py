@@ -44,6 +44,7 @@ class AttemptRecord:
     latency_ms: float | None = None
     usage: dict[str, int | None] = field(default_factory=dict)
     cost_usd: float | None = None
+    sent_at: datetime | None = None
 
     def take_result(self, result: CompletionResult, catalog: dict[str, ModelInfo]) -> None:
         self.request_id = result.request_id
@@ -130,6 +131,7 @@ def record_attempt(session: Session, rec: AttemptRecord, *, now: datetime) -> in
             latency_ms=rec.latency_ms,
             cost_usd=rec.cost_usd,
             started_at=rec.started_at,
+            sent_at=rec.sent_at,
             finished_at=now,
             **rec.usage,
         )

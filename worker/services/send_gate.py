@@ -1,0 +1,54 @@
+"""One call's send gate: the permit taken right before the request leaves, and the answer's
+rate-limit headers handed back to the shared limiter (``worker.ratelimit``).
+
+The gateway client calls ``before_send`` after it has built the request and ``answered`` as soon
+as an HTTP answer is in, success or error, so every answer the gateway counted reaches the gate.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Protocol
+
+from worker.gateway.types import RateLimitInfo
+
+log = logging.getLogger("tbatch.send_gate")
+
+
+class PermitPort(Protocol):
+    def permit(self, model: str, region: str | None) -> float | None: ...
+
+    def observe(
+        self, model: str, region: str | None, sent_at_s: float | None, info: RateLimitInfo
+    ) -> None: ...
+
+
+@dataclass
+class CallGate:
+    limiter: PermitPort
+    model: str
+    region: str
+    # The permit's time (the limiter's clock, epoch seconds), once granted.
+    sent_at_s: float | None = None
+    permitted: bool = False
+
+    def before_send(self) -> None:
+        self.sent_at_s = self.limiter.permit(self.model, self.region)
+        self.permitted = True
+
+    def answered(self, info: RateLimitInfo) -> None:
+        try:
+            self.limiter.observe(self.model, self.region, self.sent_at_s, info)
+        except Exception as exc:  # the answer is paid for: a limiter outage must not lose it
+            log.warning(
+                "send_gate.observe_failed",
+                extra={"model": self.model, "region": self.region, "error": repr(exc)},
+            )
+
+    @property
+    def sent_at(self) -> datetime | None:
+        if self.sent_at_s is None:
+            return None
+        return datetime.fromtimestamp(self.sent_at_s, tz=UTC)
