@@ -5,7 +5,8 @@
     .venv/bin/python scripts/bench.py all --quick          # smaller runs, a smoke test
     .venv/bin/python scripts/bench.py fair --jobs 500 --keep
 
-Scenarios: limit, slow-model, misconfigured, fair, overhead, scale-out, enqueue (see
+Scenarios: limit, small-limit, loaded, makespan, slow-model, misconfigured, fair, overhead,
+scale-out, enqueue (see
 docs/benchmarks.md for what each measures and its targets). Every line carries ``targets`` and
 ``pass`` (one boolean per target). Each run uses a fresh Postgres database and a flushed Redis
 db (``--redis-db``), talks only to 127.0.0.1, and cleans up on success, failure or Ctrl-C.
@@ -41,6 +42,9 @@ def _limited(name: str) -> Runner:
 
 SCENARIOS: dict[str, Runner] = {
     "limit": _limited("limit"),
+    "small-limit": _limited("small-limit"),
+    "loaded": _limited("loaded"),
+    "makespan": _limited("makespan"),
     "slow-model": _limited("slow-model"),
     "misconfigured": _limited("misconfigured"),
     "fair": lambda a: others.run_fair(a.jobs, a.concurrency, a.quick, a.redis_db, a.keep),

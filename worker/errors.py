@@ -6,6 +6,7 @@
     ├── NotFoundError               an unknown batch, job or request_id asked for by a person
     ├── RequestRejected             the client refused to send a request (e.g. no transcript tag)
     ├── SendDeferred                no send permit opened within the bound; sent back unsent
+    ├── LimiterUnavailable          the shared rate-limit store did not answer
     └── GatewayError                a gateway call failed; carries request_id, status, model
         ├── TransientGatewayError   worth retrying later with backoff
         │   ├── RateLimited         429; carries retry_after_s and the limit the gateway reported
@@ -65,6 +66,11 @@ class SendDeferred(TbatchError):
         self.model = model
         self.region = region
         self.wait_s = wait_s
+
+
+class LimiterUnavailable(TbatchError):
+    """The shared rate-limit store (Redis) did not answer: no permit can be had, so nothing is
+    sent until it answers again."""
 
 
 class GatewayError(TbatchError):

@@ -136,6 +136,18 @@ class Run(contextlib.ExitStack):
         )
         return env
 
+    def start_busy_loop(self) -> subprocess.Popen[bytes]:
+        """One process spinning on a core until the run ends (CPU contention, as on a busy
+        machine); ended by the run's cleanup whatever happens."""
+        busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+
+        def end() -> None:
+            busy.kill()
+            busy.wait(10)
+
+        self.callback(end)
+        return busy
+
     def start_worker(self, env: dict[str, str], concurrency: int) -> WorkerProcess:
         log_path = self.tmp / f"worker-{len(self.workers)}.log"
         worker = WorkerProcess(env, log_path, concurrency)

@@ -182,3 +182,62 @@ def utilization(models: dict[str, ModelTraffic], learned: bool = False) -> dict[
         "allowed_rps": round(allowed, 3),
         "per_model": per_model,
     }
+
+
+# -- the send gate's own log (attempts.sent_at) ----------------------------------------------
+
+
+@dataclass
+class GateLog:
+    """Per model: the permit times the gate granted, and request_id -> permit time."""
+
+    sends: dict[str, list[float]]
+    by_request_id: dict[str, float]
+
+
+def gate_log(pg_url: str) -> GateLog:
+    query = (
+        "SELECT model_requested, request_id, extract(epoch FROM sent_at) FROM attempts "
+        "WHERE sent_at IS NOT NULL"
+    )
+    with psycopg.connect(pg_url) as conn:
+        rows = conn.execute(query).fetchall()
+    sends: dict[str, list[float]] = {}
+    by_rid: dict[str, float] = {}
+    for model, rid, at in rows:
+        sends.setdefault(str(model), []).append(float(at))
+        if rid:
+            by_rid[str(rid)] = float(at)
+    return GateLog({m: sorted(ts) for m, ts in sends.items()}, by_rid)
+
+
+def max_in_window(times: list[float], window_s: float) -> int:
+    """Most timestamps in any half-open interval [t, t + window_s)."""
+    times = sorted(times)
+    best = start = 0
+    for end, t in enumerate(times):
+        while times[start] <= t - window_s:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
+
+
+def send_to_arrival_ms(log: list[dict[str, Any]], gate: GateLog) -> dict[str, float]:
+    """Emulator arrival minus the gate's permit, per request the two both know (same clock:
+    one machine): the spread the gate's margin must cover."""
+    deltas = sorted(
+        1000 * (e["ts"] - gate.by_request_id[e["request_id"]])
+        for e in log
+        if e.get("request_id") in gate.by_request_id
+    )
+    if len(deltas) < 2:
+        return {}
+    cuts = statistics.quantiles(deltas, n=100, method="inclusive")
+    return {
+        "n": len(deltas),
+        "min": round(deltas[0], 2),
+        "p50": round(cuts[49], 2),
+        "p99": round(cuts[98], 2),
+        "max": round(deltas[-1], 2),
+        "spread_max_minus_min": round(deltas[-1] - deltas[0], 2),
+    }

@@ -93,3 +93,20 @@ def test_no_headers_without_rate_limit(gateway: EmulatorProcess) -> None:
     assert response.status_code == 200
     assert not [h for h in response.headers if h.lower().startswith("x-ratelimit")]
     assert gateway.stats()["models"][MODEL]["limit"] is None
+
+
+def test_sliding_window_never_admits_n_plus_one_in_any_window(gateway: EmulatorProcess) -> None:
+    # Fixed windows would admit 2 at the end of one window and 2 at the start of the next;
+    # the sliding log admits a request only once the oldest counted one is W old.
+    limit(gateway, rate_limit=2, window_s=1.0, window_kind="sliding")
+    first = chat(gateway.url)
+    assert (first.status_code, first.headers["x-ratelimit-remaining"]) == (200, "1")
+    assert first.headers["x-ratelimit-reset"] == "1"
+    time.sleep(0.6)  # real time must pass: the emulator's clock is its own
+    assert chat(gateway.url).status_code == 200
+    time.sleep(0.5)  # the first arrival has left; the second has not
+    third = chat(gateway.url)
+    assert third.status_code == 200
+    rejected = chat(gateway.url)
+    assert rejected.status_code == 429 and int(rejected.headers["retry-after"]) >= 1
+    assert gateway.stats()["models"][MODEL]["max_in_any_window"] == 3  # 2 + the rejected one

@@ -17,7 +17,10 @@ from dataclasses import dataclass, field
 import pytest
 import redis
 
+from worker.errors import LimiterUnavailable, SendDeferred
 from worker.ratelimit.backend import RateLimitBackend
+from worker.ratelimit.config import RateLimitConfig
+from worker.ratelimit.limiter import ModelLimiter
 from worker.ratelimit.memory_backend import MemoryBackend
 from worker.ratelimit.redis_backend import KEY_PREFIX, RedisBackend
 from worker.ratelimit.window import POLL_S, GateParams
@@ -184,8 +187,10 @@ def test_reserve_releases_the_slots_that_open_within_the_lead(h: Harness) -> Non
 def test_reservations_are_given_back_used_up_and_expire(h: Harness) -> None:
     h.seed()
     assert h.backend.reserve(h.key, P, 10).granted == 4
-    h.backend.give_back(h.key, P, 2)
-    assert h.backend.snapshot(h.key, P).reserved == 2
+    h.backend.give_back(h.key, P, 1)
+    h.backend.give_back(h.key, P, 1, deferred=True)
+    snap = h.backend.snapshot(h.key, P)
+    assert (snap.reserved, snap.deferred_total) == (2, 1)
     assert h.backend.permit(h.key, P).granted
     assert h.backend.snapshot(h.key, P).reserved == 1
     elapsed_s = h.poll(lambda: h.backend.snapshot(h.key, P).reserved == 0, timeout_s=3)
@@ -367,3 +372,11 @@ def test_redis_separate_processes_race_for_the_last_permit(redis_url: str) -> No
     for proc in procs:
         proc.join(timeout=10)
     assert sum(totals) == 1
+
+
+def test_redis_unreachable_defers_the_send(redis_url: str) -> None:
+    dead = RedisBackend(redis.Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2))
+    limiter = ModelLimiter(dead, RateLimitConfig.parse("m=5/1s"))
+    with pytest.raises(SendDeferred) as raised:
+        limiter.permit("m", "us")
+    assert isinstance(raised.value.__cause__, LimiterUnavailable)

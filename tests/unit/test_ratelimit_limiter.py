@@ -96,7 +96,8 @@ def test_permit_past_the_bound_defers_and_gives_the_reservation_back(
     assert clock.slept == []
     params = limiter.params("fast", None)
     assert params is not None
-    assert backend.snapshot("us:fast", params).reserved == 4
+    snap = backend.snapshot("us:fast", params)
+    assert (snap.reserved, snap.deferred_total) == (4, 1)
 
 
 def test_regions_have_separate_lanes_and_limits(limiter: ModelLimiter) -> None:
@@ -171,5 +172,6 @@ def test_status_rows(limiter: ModelLimiter) -> None:
         "paused_for_s": 0.0,
         "learned_limit": None,
         "permits_total": 1,
+        "deferred_total": 0,
     }
     assert (free["limit"], free["in_window"], free["paused_for_s"]) == (None, None, 5.0)

@@ -41,6 +41,7 @@ class GateSnapshot:
     paused_for_s: float
     learned_limit: tuple[int, float] | None
     permits_total: int  # since the lane's state was created
+    deferred_total: int  # jobs sent back unsent (no permit within the bound), likewise
 
 
 class RateLimitBackend(Protocol):
@@ -48,7 +49,7 @@ class RateLimitBackend(Protocol):
         """Release budget: ``window.reserve``; nothing while the key is paused."""
         ...
 
-    def give_back(self, key: str, params: GateParams, n: int) -> None:
+    def give_back(self, key: str, params: GateParams, n: int, *, deferred: bool = False) -> None:
         """Drop ``n`` reservations (``window.give_back``)."""
         ...
 

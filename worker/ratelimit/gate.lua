@@ -2,7 +2,7 @@
 -- Mirrors worker/ratelimit/window.py (trim, trusted, reserve, give_back, permit, record_send,
 -- observe); keep them in step. The contract suite runs both.
 -- KEYS[1] sends ZSET (score: send time)   KEYS[2] reservations ZSET (score: expiry)
--- KEYS[3] gate HASH {epoch, seeded, probe_until, seq, permits}   KEYS[4] pause key
+-- KEYS[3] gate HASH {epoch, seeded, probe_until, seq, permits, deferred}   KEYS[4] pause key
 -- ARGV: op, limit, window_s, margin_s, lead_s, reservation_ttl_s, then the op's own arguments
 -- Numbers go back as strings: Lua numbers would be truncated to integers.
 local PROBE_TTL_S = 10.0      -- window.PROBE_TTL_S
@@ -90,7 +90,10 @@ if op == 'reserve' then
   return {granted, fmt(wait)}
 elseif op == 'give_back' then
   local n = tonumber(ARGV[7])
-  if n > 0 then redis.call('ZPOPMIN', resv, n) end
+  if n > 0 then
+    redis.call('ZPOPMIN', resv, n)
+    if ARGV[8] == '1' then redis.call('HINCRBY', gate, 'deferred', n) end
+  end
   return 1
 elseif op == 'permit' then
   local p = paused_s()
@@ -122,6 +125,7 @@ elseif op == 'observe' then
   return math.max(0, missing)
 elseif op == 'snapshot' then
   return {counted_at(now), redis.call('ZCARD', resv), is_trusted and 1 or 0,
-    fmt(paused_s()), tonumber(redis.call('HGET', gate, 'permits') or '0')}
+    fmt(paused_s()), tonumber(redis.call('HGET', gate, 'permits') or '0'),
+    tonumber(redis.call('HGET', gate, 'deferred') or '0')}
 end
 return redis.error_reply('unknown gate op ' .. tostring(op))

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from worker.errors import SendDeferred
+from worker.errors import LimiterUnavailable, SendDeferred
 from worker.gateway.types import RateLimitInfo
 from worker.ratelimit.backend import Grant, RateLimitBackend
 from worker.ratelimit.config import DEFAULT_REGION, Limit, RateLimitConfig, stricter
@@ -114,7 +114,13 @@ class ModelLimiter:
     def permit(self, model: str, region: str | None) -> float | None:
         """Wait (at most ``max_wait_s``) for the send permit; returns the permit's time on the
         backend's clock (None for an unlimited model). Raises ``SendDeferred`` when no permit
-        opens in time; the reservation is given back then."""
+        opens in time (the reservation is given back then) or the store does not answer."""
+        try:
+            return self._permit(model, region)
+        except LimiterUnavailable as exc:  # no permit to be had: nothing is sent
+            raise SendDeferred(model, region or DEFAULT_REGION, 1.0) from exc
+
+    def _permit(self, model: str, region: str | None) -> float | None:
         key = bucket_key(model, region)
         params = self.params(model, region)
         deadline = self._clock() + self._timing.max_wait_s
@@ -132,7 +138,7 @@ class ModelLimiter:
             left_s = deadline - self._clock()
             if wait_s > left_s:
                 if params is not None:
-                    self._backend.give_back(key, params, 1)
+                    self._backend.give_back(key, params, 1, deferred=True)
                 raise SendDeferred(model, region or DEFAULT_REGION, wait_s)
             self._sleep(max(wait_s, 0.0005))
 
@@ -196,6 +202,7 @@ class ModelLimiter:
                 "paused_for_s": self._backend.paused_for(key),
                 "learned_limit": None,
                 "permits_total": None,
+                "deferred_total": None,
             }
             if params is not None:
                 snap = self._backend.snapshot(key, params)
@@ -206,6 +213,7 @@ class ModelLimiter:
                     "paused_for_s": snap.paused_for_s,
                     "learned_limit": None if snap.learned_limit is None else snap.learned_limit[0],
                     "permits_total": snap.permits_total,
+                    "deferred_total": snap.deferred_total,
                 }
             rows.append(row)
         return rows

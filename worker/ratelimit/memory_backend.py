@@ -45,10 +45,10 @@ class MemoryBackend:
             granted, wait_s = window.reserve(self._lane(key, now_s), now_s, params, want)
             return Grant(granted=granted, wait_s=wait_s)
 
-    def give_back(self, key: str, params: GateParams, n: int) -> None:
+    def give_back(self, key: str, params: GateParams, n: int, *, deferred: bool = False) -> None:
         with self._lock:
             now_s = self._clock()
-            window.give_back(self._lane(key, now_s), now_s, params, n)
+            window.give_back(self._lane(key, now_s), now_s, params, n, deferred=deferred)
 
     def permit(self, key: str, params: GateParams) -> Permit:
         with self._lock:
@@ -120,6 +120,7 @@ class MemoryBackend:
                 paused_for_s=self._paused_for(key, now_s),
                 learned_limit=self._learned_now(key, now_s),
                 permits_total=0 if lane is None else lane.permits_total,
+                deferred_total=0 if lane is None else lane.deferred_total,
             )
 
     def _paused_for(self, key: str, now_s: float) -> float:

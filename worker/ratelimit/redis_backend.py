@@ -6,7 +6,8 @@ braces are a Redis Cluster hash tag so one script's keys share a slot):
 
     tbatch:rl:{<key>}:sends    ZSET of send times            PX: one window past the newest
     tbatch:rl:{<key>}:resv     ZSET of reservation expiries  PX: the reservation TTL
-    tbatch:rl:{<key>}:gate     hash {epoch, seeded, probe_until, seq, permits}   PX: one day
+    tbatch:rl:{<key>}:gate     hash {epoch, seeded, probe_until, seq, permits, deferred}
+                               (PX: one day)
     tbatch:rl:{<key>}:pause    "1" while the model is paused  PX: the pause left
     tbatch:rl:{<key>}:learned  hash {limit, window_s}         PX: the learned limit's TTL
 
@@ -19,12 +20,15 @@ headers (or a 429) put the lane right again.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache
 from importlib.resources import files
 from typing import Any
 
 import redis
 
+from worker.errors import LimiterUnavailable
 from worker.ratelimit.backend import GateSnapshot, Grant, Permit
 from worker.ratelimit.window import GateParams
 
@@ -65,7 +69,8 @@ class RedisBackend:
         self._learn = client.register_script(_script_text("learn.lua"))
 
     def _run(self, op: str, key: str, params: GateParams, *args: str) -> Any:
-        return self._gate(keys=_gate_keys(key), args=[op, *_params_args(params), *args])
+        with _guard():
+            return self._gate(keys=_gate_keys(key), args=[op, *_params_args(params), *args])
 
     def reserve(self, key: str, params: GateParams, want: int) -> Grant:
         if want < 0:
@@ -73,8 +78,8 @@ class RedisBackend:
         granted, wait_s = self._run("reserve", key, params, str(want))
         return Grant(granted=int(granted), wait_s=float(wait_s))
 
-    def give_back(self, key: str, params: GateParams, n: int) -> None:
-        self._run("give_back", key, params, str(max(0, n)))
+    def give_back(self, key: str, params: GateParams, n: int, *, deferred: bool = False) -> None:
+        self._run("give_back", key, params, str(max(0, n)), "1" if deferred else "0")
 
     def permit(self, key: str, params: GateParams) -> Permit:
         granted, wait_s, at_s = self._run("permit", key, params)
@@ -105,23 +110,31 @@ class RedisBackend:
     def pause(self, key: str, seconds: float) -> None:
         ms = math.ceil(seconds * 1000)
         if ms > 0:
-            self._pause(keys=[lane_key(key, "pause")], args=[str(ms)])
+            with _guard():
+                self._pause(keys=[lane_key(key, "pause")], args=[str(ms)])
 
     def paused_for(self, key: str) -> float:
-        return _pttl_s(self._client.pttl(lane_key(key, "pause")))
+        with _guard():
+            return _pttl_s(self._client.pttl(lane_key(key, "pause")))
 
     def learn_limit(self, key: str, limit: int, window_s: float, ttl_s: float) -> None:
         ttl_ms = math.ceil(ttl_s * 1000)
         if ttl_ms > 0:
-            self._learn(
-                keys=[lane_key(key, "learned")], args=[str(limit), repr(window_s), str(ttl_ms)]
-            )
+            with _guard():
+                self._learn(
+                    keys=[lane_key(key, "learned")],
+                    args=[str(limit), repr(window_s), str(ttl_ms)],
+                )
 
     def learned_limit(self, key: str) -> tuple[int, float] | None:
-        return _learned(self._client.hmget(lane_key(key, "learned"), ["limit", "window_s"]))
+        with _guard():
+            values = self._client.hmget(lane_key(key, "learned"), ["limit", "window_s"])
+        return _learned(values)
 
     def snapshot(self, key: str, params: GateParams) -> GateSnapshot:
-        in_window, reserved, trusted, paused_s, permits = self._run("snapshot", key, params)
+        in_window, reserved, trusted, paused_s, permits, deferred = self._run(
+            "snapshot", key, params
+        )
         return GateSnapshot(
             in_window=int(in_window),
             reserved=int(reserved),
@@ -129,7 +142,17 @@ class RedisBackend:
             paused_for_s=float(paused_s),
             learned_limit=self.learned_limit(key),
             permits_total=int(permits),
+            deferred_total=int(deferred),
         )
+
+
+@contextmanager
+def _guard() -> Iterator[None]:
+    """Redis errors become ``LimiterUnavailable``: callers decide what no answer means."""
+    try:
+        yield
+    except redis.RedisError as exc:
+        raise LimiterUnavailable(f"rate-limit store: {type(exc).__name__}: {exc}") from exc
 
 
 def _pttl_s(pttl_ms: Any) -> float:

@@ -78,6 +78,7 @@ class LaneState:
     seeded: bool = False  # a gateway report has told the lane what the gateway counts
     probe_until_s: float = 0.0
     permits_total: int = 0
+    deferred_total: int = 0  # jobs sent back unsent: no permit within the bound
 
 
 def new_lane(now_s: float) -> LaneState:
@@ -130,10 +131,15 @@ def reserve(state: LaneState, now_s: float, params: GateParams, want: int) -> tu
     return granted, wait_s
 
 
-def give_back(state: LaneState, now_s: float, params: GateParams, n: int) -> None:
-    """Drop ``n`` reservations (released fewer jobs than reserved, or a job went back unsent)."""
+def give_back(
+    state: LaneState, now_s: float, params: GateParams, n: int, *, deferred: bool = False
+) -> None:
+    """Drop ``n`` reservations: the dispatcher released fewer jobs than reserved, or
+    (``deferred``) a job went back to pending unsent, which is counted."""
     trim(state, now_s, params)
     del state.reservations[: max(0, n)]
+    if deferred:
+        state.deferred_total += max(0, n)
 
 
 def permit(state: LaneState, now_s: float, params: GateParams) -> tuple[bool, float]:
