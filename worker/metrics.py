@@ -36,6 +36,11 @@ VALIDATION_FAILURES = Counter(
 BUCKET_WAIT = Gauge(
     "tbatch_bucket_wait_seconds", "Time until the model's next release slot opens", ["model"]
 )
+STALE_PERMITS = Counter(
+    "tbatch_stale_permits_total",
+    "Send permits not used because their answer came too late (half the send margin)",
+    ["model"],
+)
 DEFERRED = Counter(
     "tbatch_sends_deferred_total",
     "Jobs sent back to pending unsent: no send permit within the bound",

@@ -104,6 +104,7 @@ def run_limited(spec: LimitedSpec, redis_db: int, keep: bool) -> dict[str, Any]:
         }
         result["send_to_arrival_ms"] = measure.send_to_arrival_ms(log, gate)
         result["deferred_sends"] = _gate_counters(run.redis_url, models, "deferred")
+        result["stale_permits"] = _gate_counters(run.redis_url, models, "stale")
         result["worker_cpu_cores"] = run.worker_cpu_cores()
         if spec.makespan:
             result |= _makespan(spec, traffic)

@@ -380,3 +380,12 @@ def test_redis_unreachable_defers_the_send(redis_url: str) -> None:
     with pytest.raises(SendDeferred) as raised:
         limiter.permit("m", "us")
     assert isinstance(raised.value.__cause__, LimiterUnavailable)
+
+
+def test_a_stale_probe_is_counted_and_frees_the_next_probe(h: Harness) -> None:
+    assert h.backend.permit(h.key, P).granted
+    assert not h.backend.permit(h.key, P).granted  # the probe is out
+    h.backend.count_stale(h.key, P)
+    assert h.backend.permit(h.key, P).granted
+    snap = h.backend.snapshot(h.key, P)
+    assert (snap.stale_total, snap.in_window, snap.permits_total) == (1, 2, 2)

@@ -173,5 +173,30 @@ def test_status_rows(limiter: ModelLimiter) -> None:
         "learned_limit": None,
         "permits_total": 1,
         "deferred_total": 0,
+        "stale_total": 0,
     }
     assert (free["limit"], free["in_window"], free["paused_for_s"]) == (None, None, 5.0)
+
+
+def test_a_permit_whose_answer_came_late_is_not_used(clock: FakeClock) -> None:
+    class SlowOnce(MemoryBackend):
+        slow = True
+
+        def permit(self, key, params):  # type: ignore[no-untyped-def]
+            granted = super().permit(key, params)
+            if self.slow:  # the answer reached us 40 ms after Redis stamped it
+                self.slow = False
+                clock.now_s += 0.04
+            return granted
+
+    backend = SlowOnce(clock=clock)
+    limiter = ModelLimiter(
+        backend, RateLimitConfig.parse("fast=10/1s"), timing=TIMING, sleep=clock.sleep, clock=clock
+    )
+    first = limiter.permit("fast", None)  # the probe: the stale one is skipped, not sent
+    params = limiter.params("fast", None)
+    assert params is not None
+    snap = backend.snapshot("us:fast", params)
+    # The stale permit stays in the log; being the probe, it did not block the next one.
+    assert (snap.stale_total, snap.in_window) == (1, 2)
+    assert first is not None

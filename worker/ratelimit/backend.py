@@ -42,6 +42,7 @@ class GateSnapshot:
     learned_limit: tuple[int, float] | None
     permits_total: int  # since the lane's state was created
     deferred_total: int  # jobs sent back unsent (no permit within the bound), likewise
+    stale_total: int  # permits not used: their answer came too late, likewise
 
 
 class RateLimitBackend(Protocol):
@@ -55,6 +56,10 @@ class RateLimitBackend(Protocol):
 
     def permit(self, key: str, params: GateParams) -> Permit:
         """The send permit (``window.permit``); none while the key is paused."""
+        ...
+
+    def count_stale(self, key: str, params: GateParams) -> None:
+        """Count a permit that was granted but not used (it stays in the log)."""
         ...
 
     def record_send(self, key: str, params: GateParams) -> None:

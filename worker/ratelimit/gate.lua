@@ -2,7 +2,7 @@
 -- Mirrors worker/ratelimit/window.py (trim, trusted, reserve, give_back, permit, record_send,
 -- observe); keep them in step. The contract suite runs both.
 -- KEYS[1] sends ZSET (score: send time)   KEYS[2] reservations ZSET (score: expiry)
--- KEYS[3] gate HASH {epoch, seeded, probe_until, seq, permits, deferred}   KEYS[4] pause key
+-- KEYS[3] gate HASH {epoch, seeded, probe_until, seq, permits, deferred, stale}   KEYS[4] pause key
 -- ARGV: op, limit, window_s, margin_s, lead_s, reservation_ttl_s, then the op's own arguments
 -- Numbers go back as strings: Lua numbers would be truncated to integers.
 local PROBE_TTL_S = 10.0      -- window.PROBE_TTL_S
@@ -107,6 +107,10 @@ elseif op == 'permit' then
   redis.call('ZPOPMIN', resv, 1)
   redis.call('HINCRBY', gate, 'permits', 1)
   return {1, '0', fmt(now)}
+elseif op == 'stale' then
+  redis.call('HINCRBY', gate, 'stale', 1)
+  redis.call('HSET', gate, 'probe_until', '0')
+  return 1
 elseif op == 'record' then
   add_send(now)
   return 1
@@ -126,6 +130,7 @@ elseif op == 'observe' then
 elseif op == 'snapshot' then
   return {counted_at(now), redis.call('ZCARD', resv), is_trusted and 1 or 0,
     fmt(paused_s()), tonumber(redis.call('HGET', gate, 'permits') or '0'),
-    tonumber(redis.call('HGET', gate, 'deferred') or '0')}
+    tonumber(redis.call('HGET', gate, 'deferred') or '0'),
+    tonumber(redis.call('HGET', gate, 'stale') or '0')}
 end
 return redis.error_reply('unknown gate op ' .. tostring(op))

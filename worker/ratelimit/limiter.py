@@ -9,11 +9,13 @@ a window: ``permit`` waits only for the exact moment a slot opens, and at most `
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from worker import metrics
 from worker.errors import LimiterUnavailable, SendDeferred
 from worker.gateway.types import RateLimitInfo
 from worker.ratelimit.backend import Grant, RateLimitBackend
@@ -45,6 +47,13 @@ class GateTiming:
             lead_s=settings.permit_lead_s,
             max_wait_s=settings.permit_max_wait_s,
         )
+
+    @property
+    def stale_after_s(self) -> float:
+        """A permit whose answer took longer than this to arrive is not used: its time could
+        lie further before the send than the margin allows. Half the margin: the other half
+        covers the way from the socket to the gateway."""
+        return self.margin_s / 2 if self.margin_s > 0 else math.inf
 
     @property
     def reservation_ttl_s(self) -> float:
@@ -131,9 +140,14 @@ class ModelLimiter:
                     return None
                 wait_s = paused_s
             else:
+                asked_s = self._clock()
                 permit = self._backend.permit(key, params)
-                if permit.granted:
+                if permit.granted and self._clock() - asked_s <= self._timing.stale_after_s:
                     return permit.at_s
+                if permit.granted:  # stale: it stays in the log (a slot lost), and we ask again
+                    self._backend.count_stale(key, params)
+                    metrics.STALE_PERMITS.labels(model).inc()
+                    continue
                 wait_s = permit.wait_s
             left_s = deadline - self._clock()
             if wait_s > left_s:
@@ -203,6 +217,7 @@ class ModelLimiter:
                 "learned_limit": None,
                 "permits_total": None,
                 "deferred_total": None,
+                "stale_total": None,
             }
             if params is not None:
                 snap = self._backend.snapshot(key, params)
@@ -214,6 +229,7 @@ class ModelLimiter:
                     "learned_limit": None if snap.learned_limit is None else snap.learned_limit[0],
                     "permits_total": snap.permits_total,
                     "deferred_total": snap.deferred_total,
+                    "stale_total": snap.stale_total,
                 }
             rows.append(row)
         return rows

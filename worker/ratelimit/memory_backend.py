@@ -59,6 +59,10 @@ class MemoryBackend:
             granted, wait_s = window.permit(self._lane(key, now_s), now_s, params)
             return Permit(granted=granted, wait_s=wait_s, at_s=now_s)
 
+    def count_stale(self, key: str, params: GateParams) -> None:
+        with self._lock:
+            window.count_stale(self._lane(key, self._clock()))
+
     def record_send(self, key: str, params: GateParams) -> None:
         with self._lock:
             now_s = self._clock()
@@ -121,6 +125,7 @@ class MemoryBackend:
                 learned_limit=self._learned_now(key, now_s),
                 permits_total=0 if lane is None else lane.permits_total,
                 deferred_total=0 if lane is None else lane.deferred_total,
+                stale_total=0 if lane is None else lane.stale_total,
             )
 
     def _paused_for(self, key: str, now_s: float) -> float:

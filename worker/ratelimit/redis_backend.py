@@ -6,7 +6,7 @@ braces are a Redis Cluster hash tag so one script's keys share a slot):
 
     tbatch:rl:{<key>}:sends    ZSET of send times            PX: one window past the newest
     tbatch:rl:{<key>}:resv     ZSET of reservation expiries  PX: the reservation TTL
-    tbatch:rl:{<key>}:gate     hash {epoch, seeded, probe_until, seq, permits, deferred}
+    tbatch:rl:{<key>}:gate     hash {epoch, seeded, probe_until, seq, permits, deferred, stale}
                                (PX: one day)
     tbatch:rl:{<key>}:pause    "1" while the model is paused  PX: the pause left
     tbatch:rl:{<key>}:learned  hash {limit, window_s}         PX: the learned limit's TTL
@@ -85,6 +85,9 @@ class RedisBackend:
         granted, wait_s, at_s = self._run("permit", key, params)
         return Permit(granted=bool(int(granted)), wait_s=float(wait_s), at_s=float(at_s))
 
+    def count_stale(self, key: str, params: GateParams) -> None:
+        self._run("stale", key, params)
+
     def record_send(self, key: str, params: GateParams) -> None:
         self._run("record", key, params)
 
@@ -132,7 +135,7 @@ class RedisBackend:
         return _learned(values)
 
     def snapshot(self, key: str, params: GateParams) -> GateSnapshot:
-        in_window, reserved, trusted, paused_s, permits, deferred = self._run(
+        in_window, reserved, trusted, paused_s, permits, deferred, stale = self._run(
             "snapshot", key, params
         )
         return GateSnapshot(
@@ -143,6 +146,7 @@ class RedisBackend:
             learned_limit=self.learned_limit(key),
             permits_total=int(permits),
             deferred_total=int(deferred),
+            stale_total=int(stale),
         )
 
 

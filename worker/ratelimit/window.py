@@ -79,6 +79,7 @@ class LaneState:
     probe_until_s: float = 0.0
     permits_total: int = 0
     deferred_total: int = 0  # jobs sent back unsent: no permit within the bound
+    stale_total: int = 0  # permits granted but not used (their answer came too late)
 
 
 def new_lane(now_s: float) -> LaneState:
@@ -162,6 +163,13 @@ def permit(state: LaneState, now_s: float, params: GateParams) -> tuple[bool, fl
     del state.reservations[:1]
     state.permits_total += 1
     return True, 0.0
+
+
+def count_stale(state: LaneState) -> None:
+    """A permit was granted but not used (its answer came too late to send on): it stays in
+    the log, and if it was the probe, the lane may probe again at once."""
+    state.stale_total += 1
+    state.probe_until_s = 0.0
 
 
 def record_send(state: LaneState, now_s: float, params: GateParams) -> None:
