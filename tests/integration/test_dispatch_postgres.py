@@ -56,7 +56,9 @@ def test_postgres_release_matches_tokens_with_racing_dispatchers(fresh_database_
     def publish(job_ids: Sequence[int]) -> None:  # a worker that sends each job at once
         with lock:
             for job_id in job_ids:
-                sent_at = limiter.permit("claude-sonnet-4-6", "us")
+                permit = limiter.permit("claude-sonnet-4-6", "us")
+                assert permit is not None
+                sent_at = limiter.written(permit)
                 limiter.observe("claude-sonnet-4-6", "us", sent_at, RateLimitInfo())
                 published.append(job_id)
                 sends.append(clock.t)

@@ -18,7 +18,7 @@ import pytest
 import redis
 
 from worker.errors import LimiterUnavailable, SendDeferred
-from worker.ratelimit.backend import RateLimitBackend
+from worker.ratelimit.backend import Permit, RateLimitBackend
 from worker.ratelimit.config import RateLimitConfig
 from worker.ratelimit.limiter import ModelLimiter
 from worker.ratelimit.memory_backend import MemoryBackend
@@ -61,12 +61,20 @@ class Harness:
     def seed(self, counted: int = 1, reset_s: float | None = None, key: str | None = None) -> None:
         """Probe the lane and answer with the gateway's count: the lane is trusted after."""
         lane = key or self.key
-        probe = self.backend.permit(lane, P)
+        probe = self.send(lane)
         assert probe.granted
         self.backend.observe(lane, P, sent_at_s=probe.at_s, counted=counted, reset_s=reset_s)
 
+    def send(self, key: str | None = None) -> Permit:
+        """A permit, written and confirmed at once (as a worker does)."""
+        lane = key or self.key
+        permit = self.backend.permit(lane, P)
+        if permit.granted:
+            self.backend.confirm(lane, P, permit.entry_id, permit.at_s)
+        return permit
+
     def permits(self, n: int) -> int:
-        return sum(self.backend.permit(self.key, P).granted for _ in range(n))
+        return sum(self.send().granted for _ in range(n))
 
 
 def _memory_harness() -> Harness:
@@ -125,7 +133,7 @@ def test_a_lane_without_history_releases_and_permits_one_probe(h: Harness) -> No
 
 
 def test_a_report_seeds_the_lane_with_what_the_gateway_counts(h: Harness) -> None:
-    probe = h.backend.permit(h.key, P)
+    probe = h.send()
     # The gateway counts 3 arrivals (2 from elsewhere), its window refilling in 10 s.
     added = h.backend.observe(h.key, P, sent_at_s=probe.at_s, counted=3, reset_s=10.0)
     assert added == 2
@@ -168,7 +176,7 @@ def test_permits_hold_the_limit_in_every_window_and_say_when_the_next_opens(h: H
     refused = h.backend.permit(h.key, P)
     assert not refused.granted
     assert refused.wait_s == pytest.approx(first_s + P.span_s - h.now(), abs=h.tol_s)
-    waited_s = h.poll(lambda: h.backend.permit(h.key, P).granted, timeout_s=2)
+    waited_s = h.poll(lambda: h.send().granted, timeout_s=2)
     assert h.now() - first_s >= P.span_s - 0.002  # never before the oldest send left
     assert waited_s <= refused.wait_s + h.tol_s
 
@@ -191,7 +199,7 @@ def test_reservations_are_given_back_used_up_and_expire(h: Harness) -> None:
     h.backend.give_back(h.key, P, 1, deferred=True)
     snap = h.backend.snapshot(h.key, P)
     assert (snap.reserved, snap.deferred_total) == (2, 1)
-    assert h.backend.permit(h.key, P).granted
+    assert h.send().granted
     assert h.backend.snapshot(h.key, P).reserved == 1
     elapsed_s = h.poll(lambda: h.backend.snapshot(h.key, P).reserved == 0, timeout_s=3)
     assert elapsed_s <= P.reservation_ttl_s + h.tol_s
@@ -214,7 +222,7 @@ def test_reported_arrivals_leave_at_the_reset(h: Harness) -> None:
 
 def test_a_report_the_log_accounts_for_adds_nothing(h: Harness) -> None:
     h.seed()
-    sent = [h.backend.permit(h.key, P) for _ in range(3)]
+    sent = [h.send() for _ in range(3)]
     added = h.backend.observe(h.key, P, sent_at_s=sent[-1].at_s, counted=4, reset_s=0.4)
     assert added == 0
 
@@ -258,6 +266,27 @@ def test_keys_are_independent(h: Harness) -> None:
     assert h.backend.permit(h.key + ":other", P).granted
 
 
+def test_a_send_is_held_until_confirmed_then_ends_a_window_after_its_write(h: Harness) -> None:
+    h.seed()
+    held = h.backend.permit(h.key, P)
+    assert h.permits(P.limit) == P.limit - 2
+    # The confirmed sends leave after one span; the held one only after hold + span.
+    h.poll(lambda: h.backend.snapshot(h.key, P).in_window == 1, timeout_s=2)
+    written_s = h.now()
+    h.backend.confirm(h.key, P, held.entry_id, written_s)
+    assert h.backend.snapshot(h.key, P).in_window == 1  # it was written just now
+    h.backend.confirm(h.key, P, held.entry_id, written_s + 60)  # never later than held
+    waited_s = h.poll(lambda: h.backend.snapshot(h.key, P).in_window == 0, timeout_s=2)
+    assert waited_s <= P.span_s + h.tol_s
+
+
+def test_ghosts_from_one_report_are_not_added_again_by_the_next(h: Harness) -> None:
+    h.seed(counted=3, reset_s=10.0)  # 2 arrivals from elsewhere
+    again = h.send()
+    assert h.backend.observe(h.key, P, sent_at_s=again.at_s, counted=4, reset_s=10.0) == 0
+    assert h.backend.snapshot(h.key, P).in_window == 4
+
+
 # -- pauses and learned limits -------------------------------------------------------------------
 
 
@@ -280,7 +309,7 @@ def test_pause_ends_on_time(h: Harness) -> None:
     h.seed()
     start_s = h.now()
     h.backend.pause(h.key, 0.3)
-    h.poll(lambda: h.backend.permit(h.key, P).granted, timeout_s=2)
+    h.poll(lambda: h.send().granted, timeout_s=2)
     assert 0.3 - 0.002 <= h.now() - start_s <= 0.3 + h.tol_s
     assert h.backend.paused_for(h.key) == 0.0
 
@@ -317,16 +346,18 @@ def client(redis_url: str) -> redis.Redis[bytes]:
 def test_redis_keys_are_prefixed_and_all_expire(client: redis.Redis[bytes]) -> None:
     backend, key = RedisBackend(client), f"test:{uuid.uuid4().hex}"
     probe = backend.permit(key, P)
-    backend.observe(key, P, sent_at_s=probe.at_s, counted=1, reset_s=None)
+    backend.confirm(key, P, probe.entry_id, probe.at_s)
+    backend.observe(key, P, sent_at_s=probe.at_s, counted=2, reset_s=None)  # one ghost
     assert backend.reserve(key, P, 1).granted == 1
     backend.pause(key, 5)
     backend.learn_limit(key, 3, 60.0, ttl_s=50)
     names = sorted(n.decode() for n in client.scan_iter(match=f"*{key}*"))
-    parts = ("gate", "learned", "pause", "resv", "sends")
+    parts = ("gate", "ghosts", "learned", "pause", "resv", "sends")
     assert names == [f"{KEY_PREFIX}{{{key}}}:{part}" for part in parts]
     ttls_ms = {name.rsplit(":", 1)[1]: client.pttl(name) for name in names}
-    assert 0 < ttls_ms["sends"] <= (P.span_s + 1) * 1000
+    assert 0 < ttls_ms["sends"] <= (P.hold_s + P.span_s + 1) * 1000
     assert 0 < ttls_ms["resv"] <= (P.reservation_ttl_s + 1) * 1000
+    assert 0 < ttls_ms["ghosts"] <= (P.window_s + 1) * 1000
     assert 86_000_000 < ttls_ms["gate"] <= 86_400_000
     assert 4_900 < ttls_ms["pause"] <= 5_000
     assert 49_000 < ttls_ms["learned"] <= 50_000
@@ -360,6 +391,7 @@ def _race_process(url: str, key: str, start: object, out: object) -> None:
 def test_redis_separate_processes_race_for_the_last_permit(redis_url: str) -> None:
     backend, key = RedisBackend(redis.Redis.from_url(redis_url)), f"test:{uuid.uuid4().hex}"
     probe = backend.permit(key, LONG)
+    backend.confirm(key, LONG, probe.entry_id, probe.at_s)
     backend.observe(key, LONG, sent_at_s=probe.at_s, counted=LONG.limit - 1, reset_s=60.0)
     assert backend.snapshot(key, LONG).in_window == LONG.limit - 1  # one permit left
     ctx = multiprocessing.get_context("spawn")

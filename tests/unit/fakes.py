@@ -81,6 +81,7 @@ class FakeGateway:
     ) -> CompletionResult:
         if gate is not None:
             gate.before_send()  # may raise SendDeferred: then nothing is sent
+            gate.written()
         self.requests.append(req)
         item = self.script.pop(0)
         if isinstance(item, BaseException):
@@ -109,13 +110,16 @@ class FakeLimiter:
     observed: list[tuple[str, float | None, RateLimitInfo]] = field(default_factory=list)
     clock_s: float = 1_700_000_000.0
 
-    def permit(self, model: str, region: str | None) -> float | None:
+    def permit(self, model: str, region: str | None) -> float:
         if self.refuse_permits > 0:
             self.refuse_permits -= 1
             raise SendDeferred(model, region or "us", 2.0)
         self.permits.append(model)
         self.clock_s += 1.0
         return self.clock_s
+
+    def written(self, permit: float) -> float:
+        return permit + 0.001
 
     def observe(
         self, model: str, region: str | None, sent_at_s: float | None, info: RateLimitInfo

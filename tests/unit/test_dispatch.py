@@ -52,7 +52,8 @@ def _setup(tmp_path: Path, limits: str):  # type: ignore[no-untyped-def]
 
     def publish(job_ids: Sequence[int]) -> None:
         for job_id in job_ids:
-            sent_at = limiter.permit(MODEL, "us")
+            permit = limiter.permit(MODEL, "us")
+            sent_at = None if permit is None else limiter.written(permit)  # None: unlimited
             limiter.observe(MODEL, "us", sent_at, RateLimitInfo())
             published.append(job_id)
             sends.append(clock.t)

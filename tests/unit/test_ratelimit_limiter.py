@@ -46,9 +46,16 @@ def limiter(backend: MemoryBackend, clock: FakeClock) -> ModelLimiter:
     )
 
 
+def _send(limiter: ModelLimiter, model: str, region: str | None = None) -> float:
+    """Permit and write at once; returns the write time."""
+    permit = limiter.permit(model, region)
+    assert permit is not None
+    return limiter.written(permit)
+
+
 def _trust(limiter: ModelLimiter, model: str, region: str | None = None) -> None:
     """The probe and its report: the gateway says its window is empty."""
-    sent = limiter.permit(model, region)
+    sent = _send(limiter, model, region)
     limiter.observe(model, region, sent, RateLimitInfo(limit=None, remaining=None))
     limiter.observe(model, region, sent, RateLimitInfo(limit=10, remaining=9, reset_s=1))
 
@@ -58,7 +65,7 @@ def test_a_fresh_lane_sends_one_probe_then_what_the_gateway_reports(
 ) -> None:
     assert limiter.acquire("fast", None, 10) == Grant(1, pytest.approx(0.05))
     assert limiter.acquire("fast", None, 10).granted == 0  # the probe is still out
-    sent = limiter.permit("fast", None)
+    sent = _send(limiter, "fast", None)
     assert sent == clock.now_s
     # The answer: the gateway counts 4 (3 from elsewhere): 6 more fit in its window.
     limiter.observe("fast", None, sent, RateLimitInfo(limit=10, remaining=6, reset_s=1))
@@ -71,11 +78,26 @@ def test_permit_waits_for_the_exact_slot_within_the_bound(
     _trust(limiter, "fast")
     first = clock.now_s
     for _ in range(9):
-        limiter.permit("fast", None)
+        _send(limiter, "fast", None)
     clock.now_s += 0.3
-    sent = limiter.permit("fast", None)  # the window is full: wait for the probe to leave
+    sent = _send(limiter, "fast", None)  # the window is full: wait for the probe to leave
     assert sent == pytest.approx(first + 1.05)
     assert clock.slept == [pytest.approx(0.75)]
+
+
+def test_a_permit_not_confirmed_holds_its_slot_longer(
+    limiter: ModelLimiter, clock: FakeClock
+) -> None:
+    _trust(limiter, "fast")
+    for _ in range(8):
+        _send(limiter, "fast", None)
+    limiter.permit("fast", None)  # never confirmed: its worker may still be writing
+    clock.now_s += 1.1  # every confirmed send has left the window
+    params = limiter.params("fast", None)
+    assert params is not None
+    assert limiter.acquire("fast", None, 10).granted == 9  # the held one still counts
+    clock.now_s += TIMING.hold_s
+    assert limiter.acquire("fast", None, 10).granted == 1
 
 
 def test_permit_past_the_bound_defers_and_gives_the_reservation_back(
@@ -88,7 +110,7 @@ def test_permit_past_the_bound_defers_and_gives_the_reservation_back(
     )  # fmt: skip
     _trust(limiter, "fast")
     for _ in range(9):
-        limiter.permit("fast", None)
+        _send(limiter, "fast", None)
     clock.now_s += 0.6  # every slot opens within the lead (at +1.05 s)
     assert limiter.acquire("fast", None, 5).granted == 5
     with pytest.raises(SendDeferred, match=r"us:fast"):
@@ -184,9 +206,9 @@ def test_a_permit_whose_answer_came_late_is_not_used(clock: FakeClock) -> None:
 
         def permit(self, key, params):  # type: ignore[no-untyped-def]
             granted = super().permit(key, params)
-            if self.slow:  # the answer reached us 40 ms after Redis stamped it
+            if self.slow:  # the answer reached us 1.5 s after Redis stamped it
                 self.slow = False
-                clock.now_s += 0.04
+                clock.now_s += 1.5
             return granted
 
     backend = SlowOnce(clock=clock)

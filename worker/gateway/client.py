@@ -52,6 +52,10 @@ class SendGate(Protocol):
         """Take the send permit (may wait briefly, or raise ``SendDeferred``: nothing sent)."""
         ...
 
+    def written(self) -> None:
+        """The request has been written to the connection."""
+        ...
+
     def answered(self, info: RateLimitInfo) -> None:
         """The answer's ``X-RateLimit-*`` headers (success or error)."""
         ...
@@ -232,9 +236,11 @@ class GatewayClient(PooledHttp):
         if gate is not None and self._shared_transport:
             gate.before_send()  # an injected transport (tests) has no connection to trace
         elif gate is not None:
-            request.extensions["trace"] = _permit_before_headers(gate, sent)
+            request.extensions["trace"] = _gate_the_write(gate, sent)
         try:
             response = http.send(request)
+            if gate is not None and self._shared_transport:
+                gate.written()
         except httpx.TransportError as exc:
             error = error_from_transport(exc, model=req.model)
             self._log_call(req, fields, _ms_since(sent.perf_s), error=error)
@@ -324,11 +330,16 @@ class _SentAt:
         self.perf_s = time.perf_counter()
 
 
-def _permit_before_headers(gate: SendGate, sent: _SentAt) -> Callable[[str, Any], None]:
+def _gate_the_write(gate: SendGate, sent: _SentAt) -> Callable[[str, Any], None]:
+    """httpcore trace hook: the permit right before the headers are written, the confirmation
+    right after the body is."""
+
     def trace(event: str, info: Any) -> None:
         if event.endswith("send_request_headers.started"):
             gate.before_send()
             sent.perf_s = time.perf_counter()
+        elif event.endswith("send_request_body.complete"):
+            gate.written()
 
     return trace
 

@@ -26,11 +26,13 @@ class Grant:
 
 @dataclass(frozen=True, slots=True)
 class Permit:
-    """A send permit: ``granted`` at ``at_s`` (the backend's clock), else ``wait_s`` to retry."""
+    """A send permit: ``granted`` at ``at_s`` (the backend's clock) as log entry ``entry_id``
+    (to confirm once written), else ``wait_s`` to retry."""
 
     granted: bool
     wait_s: float
     at_s: float
+    entry_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +58,10 @@ class RateLimitBackend(Protocol):
 
     def permit(self, key: str, params: GateParams) -> Permit:
         """The send permit (``window.permit``); none while the key is paused."""
+        ...
+
+    def confirm(self, key: str, params: GateParams, entry_id: str, written_s: float) -> None:
+        """The permitted send was written by ``written_s`` (``window.confirm``)."""
         ...
 
     def count_stale(self, key: str, params: GateParams) -> None:

@@ -9,7 +9,6 @@ a window: ``permit`` waits only for the exact moment a slot opens, and at most `
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -39,6 +38,7 @@ class GateTiming:
     margin_s: float = 0.05
     lead_s: float = 0.5
     max_wait_s: float = 1.0
+    hold_s: float = 2.0
 
     @classmethod
     def from_settings(cls, settings: Settings) -> GateTiming:
@@ -50,15 +50,26 @@ class GateTiming:
 
     @property
     def stale_after_s(self) -> float:
-        """A permit whose answer took longer than this to arrive is not used: its time could
-        lie further before the send than the margin allows. Half the margin: the other half
-        covers the way from the socket to the gateway."""
-        return self.margin_s / 2 if self.margin_s > 0 else math.inf
+        """A permit whose answer took longer than this to reach us is not used: the write must
+        follow within ``hold_s`` of asking, and this leaves the other half for it."""
+        return self.hold_s / 2
 
     @property
     def reservation_ttl_s(self) -> float:
         # Long enough for any job released to reach a worker and wait its turn.
         return max(MIN_RESERVATION_TTL_S, 2 * (self.lead_s + self.max_wait_s))
+
+
+@dataclass(frozen=True, slots=True)
+class SendPermit:
+    """A granted permit: its lane, its log entry, its time on the backend's clock (``at_s``)
+    and when we asked for it on ours (``asked_s``)."""
+
+    key: str
+    params: GateParams
+    entry_id: str
+    at_s: float
+    asked_s: float
 
 
 class ModelLimiter:
@@ -98,6 +109,7 @@ class ModelLimiter:
             margin_s=t.margin_s,
             lead_s=t.lead_s,
             reservation_ttl_s=t.reservation_ttl_s,
+            hold_s=t.hold_s,
         )
 
     # -- the dispatcher ------------------------------------------------------------------------
@@ -120,16 +132,24 @@ class ModelLimiter:
 
     # -- the worker ----------------------------------------------------------------------------
 
-    def permit(self, model: str, region: str | None) -> float | None:
-        """Wait (at most ``max_wait_s``) for the send permit; returns the permit's time on the
-        backend's clock (None for an unlimited model). Raises ``SendDeferred`` when no permit
+    def permit(self, model: str, region: str | None) -> SendPermit | None:
+        """Wait (at most ``max_wait_s``) for the send permit; call ``written`` with it once the
+        request is out. None for an unlimited model. Raises ``SendDeferred`` when no permit
         opens in time (the reservation is given back then) or the store does not answer."""
         try:
             return self._permit(model, region)
         except LimiterUnavailable as exc:  # no permit to be had: nothing is sent
             raise SendDeferred(model, region or DEFAULT_REGION, 1.0) from exc
 
-    def _permit(self, model: str, region: str | None) -> float | None:
+    def written(self, permit: SendPermit) -> float:
+        """The permitted request is written: confirm its log entry with the write time, an upper
+        bound on the backend's clock (the permit's time plus all that passed since we asked).
+        Returns that time."""
+        written_s = permit.at_s + (self._clock() - permit.asked_s)
+        self._backend.confirm(permit.key, permit.params, permit.entry_id, written_s)
+        return written_s
+
+    def _permit(self, model: str, region: str | None) -> SendPermit | None:
         key = bucket_key(model, region)
         params = self.params(model, region)
         deadline = self._clock() + self._timing.max_wait_s
@@ -143,8 +163,8 @@ class ModelLimiter:
                 asked_s = self._clock()
                 permit = self._backend.permit(key, params)
                 if permit.granted and self._clock() - asked_s <= self._timing.stale_after_s:
-                    return permit.at_s
-                if permit.granted:  # stale: it stays in the log (a slot lost), and we ask again
+                    return SendPermit(key, params, permit.entry_id, permit.at_s, asked_s)
+                if permit.granted:  # stale: it stays held in the log, and we ask again
                     self._backend.count_stale(key, params)
                     metrics.STALE_PERMITS.labels(model).inc()
                     continue

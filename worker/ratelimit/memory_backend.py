@@ -56,8 +56,15 @@ class MemoryBackend:
             paused_s = self._paused_for(key, now_s)
             if paused_s > 0:
                 return Permit(granted=False, wait_s=paused_s, at_s=now_s)
-            granted, wait_s = window.permit(self._lane(key, now_s), now_s, params)
-            return Permit(granted=granted, wait_s=wait_s, at_s=now_s)
+            entry_id, wait_s = window.permit(self._lane(key, now_s), now_s, params)
+            return Permit(
+                granted=entry_id is not None, wait_s=wait_s, at_s=now_s, entry_id=entry_id or ""
+            )
+
+    def confirm(self, key: str, params: GateParams, entry_id: str, written_s: float) -> None:
+        with self._lock:
+            now_s = self._clock()
+            window.confirm(self._lane(key, now_s), now_s, params, entry_id, written_s)
 
     def count_stale(self, key: str, params: GateParams) -> None:
         with self._lock:
@@ -118,7 +125,7 @@ class MemoryBackend:
             if lane is not None:
                 window.trim(lane, now_s, params)
             return GateSnapshot(
-                in_window=0 if lane is None else window.counted_at(lane, now_s, params),
+                in_window=0 if lane is None else window.alive_at(lane, now_s),
                 reserved=0 if lane is None else len(lane.reservations),
                 trusted=lane is not None and window.trusted(lane, now_s, params),
                 paused_for_s=self._paused_for(key, now_s),

@@ -4,8 +4,9 @@ Each gate operation is one run of ``gate.lua`` (beside this module) on the serve
 (``TIME``), so machines with skewed clocks agree. Key layout, per lane key (``region:model``; the
 braces are a Redis Cluster hash tag so one script's keys share a slot):
 
-    tbatch:rl:{<key>}:sends    ZSET of send times            PX: one window past the newest
-    tbatch:rl:{<key>}:resv     ZSET of reservation expiries  PX: the reservation TTL
+    tbatch:rl:{<key>}:sends    ZSET of sends by expiry       PX: until the last one expires
+    tbatch:rl:{<key>}:ghosts   ZSET of reported arrivals     PX: likewise
+    tbatch:rl:{<key>}:resv     ZSET of reservation expiries  PX: likewise
     tbatch:rl:{<key>}:gate     hash {epoch, seeded, probe_until, seq, permits, deferred, stale}
                                (PX: one day)
     tbatch:rl:{<key>}:pause    "1" while the model is paused  PX: the pause left
@@ -45,7 +46,7 @@ def lane_key(key: str, part: str) -> str:
 
 
 def _gate_keys(key: str) -> list[str]:
-    return [lane_key(key, part) for part in ("sends", "resv", "gate", "pause")]
+    return [lane_key(key, part) for part in ("sends", "ghosts", "resv", "gate", "pause")]
 
 
 def _params_args(params: GateParams) -> list[str]:
@@ -55,6 +56,7 @@ def _params_args(params: GateParams) -> list[str]:
         repr(params.margin_s),
         repr(params.lead_s),
         repr(params.reservation_ttl_s),
+        repr(params.hold_s),
     ]
 
 
@@ -82,8 +84,12 @@ class RedisBackend:
         self._run("give_back", key, params, str(max(0, n)), "1" if deferred else "0")
 
     def permit(self, key: str, params: GateParams) -> Permit:
-        granted, wait_s, at_s = self._run("permit", key, params)
-        return Permit(granted=bool(int(granted)), wait_s=float(wait_s), at_s=float(at_s))
+        entry_id, wait_s, at_s = self._run("permit", key, params)
+        entry = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+        return Permit(granted=bool(entry), wait_s=float(wait_s), at_s=float(at_s), entry_id=entry)
+
+    def confirm(self, key: str, params: GateParams, entry_id: str, written_s: float) -> None:
+        self._run("confirm", key, params, entry_id, repr(written_s))
 
     def count_stale(self, key: str, params: GateParams) -> None:
         self._run("stale", key, params)

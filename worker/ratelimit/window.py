@@ -1,12 +1,22 @@
 """The send gate's arithmetic: a sliding log of sends per (region, model), time passed in.
 
-The gateway counts *arrivals*: at most ``limit`` per ``window_s``. The gate holds that invariant
-on send times, the last thing a worker does before the request leaves: a permit is granted only
-if fewer than ``limit`` sends lie in the last ``window_s + margin_s``. Any ``limit + 1``
-consecutive permits then span more than ``window_s + margin_s``, so their arrivals span more
-than ``window_s`` unless the first one's send-to-arrival time exceeds the last one's by more than
-the margin. That holds for any gateway window, fixed or sliding, whatever happened upstream (a
-slow commit, a broker hop, a busy CPU): upstream delay only makes sends later, never denser.
+The gateway counts *arrivals*: at most ``limit`` per ``window_s``. The gate holds that on the
+sends themselves. Each send is one entry of the log, kept until the send can no longer be in the
+gateway's window: ``written + window_s + margin_s``, where ``margin_s`` covers the way from the
+socket to the gateway. A permit is granted only while fewer than ``limit`` entries are alive.
+
+When the permit is granted, the bytes have not left yet (the worker writes them right after,
+but a busy interpreter can take a while). So the entry is first *held* as if written up to
+``hold_s`` later; once the request is written, the worker *confirms* it with the write time (an
+upper bound, on the store's clock), which shortens the entry to exactly what it must cover. A
+worker that could not write within ``hold_s / 2`` of asking does not send at all.
+
+Why that is exact: suppose ``limit + 1`` arrivals fell in one window of the gateway, and let j be
+the one permitted last. Every other one, k, arrived less than ``window_s`` before j's arrival, so
+it was written less than ``window_s + margin_s`` before j was permitted: its entry was alive
+then (held or confirmed), so ``limit`` entries were, and j was refused. This holds for any
+gateway window, fixed or sliding, whatever happened upstream (a slow commit, a broker hop, a
+busy CPU) or between the permit and the write.
 
 Beside the log the gate keeps what the dispatcher needs to release a *lead*, not a burst:
 
@@ -14,20 +24,21 @@ Beside the log the gate keeps what the dispatcher needs to release a *lead*, not
   dispatcher may release only the slots that open within ``lead_s`` minus those already
   reserved; a reservation expires after ``reservation_ttl_s`` (a lost message frees its slot).
 - **ghosts**: arrivals the gateway reported (``X-RateLimit-Limit - Remaining``) that the log does
-  not hold (another client on the account, or a log that was lost). Stored as sends at
-  ``reset - window`` so they leave the window when the gateway said its window refills.
+  not hold (another client on the account, or a log that was lost): entries that stay until the
+  gateway said its window refills.
 - **trust**: a lane whose store is younger than one window (a new or flushed Redis, a restarted
   embedded process) does not know what the gateway still counts. It sends one *probe* and waits
   for the answer's headers, which seed the ghosts; until then nothing else is granted. A lost
   history therefore costs one call's latency, never a burst into a window that is still full.
 
-Every backend (``memory_backend``; the ``gate_*.lua`` scripts for Redis) applies exactly these
-functions; ``tests/integration/test_ratelimit_contract.py`` checks that they agree.
+Every backend (``memory_backend``; ``gate.lua`` for Redis) applies exactly these functions;
+``tests/integration/test_ratelimit_contract.py`` checks that they agree.
 """
 
 from __future__ import annotations
 
 import bisect
+import itertools
 import math
 from dataclasses import dataclass, field
 
@@ -38,13 +49,15 @@ MAX_WAIT_HINT_S = 0.25  # a dispatcher limited by reservations looks again this 
 
 @dataclass(frozen=True, slots=True)
 class GateParams:
-    """One lane's gate: ``limit`` sends per ``window_s + margin_s``; release ``lead_s`` ahead."""
+    """One lane's gate: ``limit`` sends alive per ``window_s + margin_s``; release ``lead_s``
+    ahead; a permitted send is held ``hold_s`` longer until its write is confirmed."""
 
     limit: int
     window_s: float
     margin_s: float = 0.05
     lead_s: float = 0.5
     reservation_ttl_s: float = 5.0
+    hold_s: float = 2.0
 
     def __post_init__(self) -> None:
         if self.limit < 1:
@@ -53,14 +66,14 @@ class GateParams:
             value = getattr(self, name)
             if not (value > 0 and math.isfinite(value)):
                 raise ValueError(f"{name} must be positive and finite, got {value}")
-        for name in ("margin_s", "lead_s"):
+        for name in ("margin_s", "lead_s", "hold_s"):
             value = getattr(self, name)
             if not (value >= 0 and math.isfinite(value)):
                 raise ValueError(f"{name} must be >= 0 and finite, got {value}")
 
     @property
     def span_s(self) -> float:
-        """The window the gate enforces on send times: the gateway's plus the margin."""
+        """How long a written send stays in the log: the gateway's window plus the margin."""
         return self.window_s + self.margin_s
 
     def utilisation(self) -> float:
@@ -73,13 +86,16 @@ class LaneState:
     """What one lane's store holds. ``epoch_s`` is when the store started keeping this lane."""
 
     epoch_s: float
-    sends: list[float] = field(default_factory=list)  # sorted send times (ghosts included)
+    entries: list[tuple[float, str]] = field(default_factory=list)  # sends: sorted (expiry, id)
+    expiry_of: dict[str, float] = field(default_factory=dict)
+    ghosts: list[float] = field(default_factory=list)  # sorted expiries
     reservations: list[float] = field(default_factory=list)  # sorted expiry times
     seeded: bool = False  # a gateway report has told the lane what the gateway counts
     probe_until_s: float = 0.0
     permits_total: int = 0
     deferred_total: int = 0  # jobs sent back unsent: no permit within the bound
-    stale_total: int = 0  # permits granted but not used (their answer came too late)
+    stale_total: int = 0  # permits granted but not used (the write could not follow in time)
+    seq: itertools.count[int] = field(default_factory=itertools.count)
 
 
 def new_lane(now_s: float) -> LaneState:
@@ -87,9 +103,20 @@ def new_lane(now_s: float) -> LaneState:
     return LaneState(epoch_s=now_s)
 
 
+def _add(state: LaneState, expiry_s: float) -> str:
+    entry_id = f"s{next(state.seq)}"
+    bisect.insort(state.entries, (expiry_s, entry_id))
+    state.expiry_of[entry_id] = expiry_s
+    return entry_id
+
+
 def trim(state: LaneState, now_s: float, params: GateParams) -> None:
-    """Forget sends that left the window and reservations that expired."""
-    del state.sends[: bisect.bisect_right(state.sends, now_s - params.span_s)]
+    """Forget entries that expired and reservations that did."""
+    cut = bisect.bisect_right(state.entries, (now_s, "\uffff"))
+    for _expiry, entry_id in state.entries[:cut]:
+        del state.expiry_of[entry_id]
+    del state.entries[:cut]
+    del state.ghosts[: bisect.bisect_right(state.ghosts, now_s)]
     del state.reservations[: bisect.bisect_right(state.reservations, now_s)]
 
 
@@ -98,15 +125,16 @@ def trusted(state: LaneState, now_s: float, params: GateParams) -> bool:
     return state.seeded or now_s - state.epoch_s >= params.span_s
 
 
-def counted_at(state: LaneState, at_s: float, params: GateParams) -> int:
-    """Sends of the log that are still inside the window at ``at_s``."""
-    return len(state.sends) - bisect.bisect_right(state.sends, at_s - params.span_s)
+def alive_at(state: LaneState, at_s: float) -> int:
+    """Entries of the log (sends and ghosts) still alive at ``at_s``."""
+    sends = len(state.entries) - bisect.bisect_right(state.entries, (at_s, "\uffff"))
+    return sends + len(state.ghosts) - bisect.bisect_right(state.ghosts, at_s)
 
 
 def reserve(state: LaneState, now_s: float, params: GateParams, want: int) -> tuple[int, float]:
     """Release budget for the dispatcher: ``(granted, wait_s)``.
 
-    Grants the slots that open within ``lead_s`` less the reservations still out, and reserves
+    Grants the slots free within ``lead_s`` less the reservations still out, and reserves
     them. ``wait_s`` (when fewer than ``want``) is when asking again can grant more.
     """
     if want < 0:
@@ -114,17 +142,16 @@ def reserve(state: LaneState, now_s: float, params: GateParams, want: int) -> tu
     trim(state, now_s, params)
     if not trusted(state, now_s, params):
         probing = state.probe_until_s > now_s or state.reservations
-        full = counted_at(state, now_s, params) >= params.limit
+        full = alive_at(state, now_s) >= params.limit
         granted = 0 if probing or full else min(want, 1)
         wait_s = 0.0 if granted == want else POLL_S
     else:
         slots = params.limit - len(state.reservations)
-        horizon_s = now_s + params.lead_s
-        granted = max(0, min(want, slots - counted_at(state, horizon_s, params)))
+        granted = max(0, min(want, slots - alive_at(state, now_s + params.lead_s)))
         wait_s = 0.0
         if granted < want:
-            # Reserve what this grant took too: the next slot is one more send further back.
-            opens_s = _opening_s(state, params, slots - granted)
+            # Reserve what this grant took too: the next slot is one more entry further back.
+            opens_s = _opening_s(state, slots - granted)
             wait_s = MAX_WAIT_HINT_S if opens_s is None else opens_s - params.lead_s - now_s
             wait_s = min(max(wait_s, 0.001), MAX_WAIT_HINT_S)
     expiry_s = now_s + params.reservation_ttl_s
@@ -143,31 +170,46 @@ def give_back(
         state.deferred_total += max(0, n)
 
 
-def permit(state: LaneState, now_s: float, params: GateParams) -> tuple[bool, float]:
-    """The send permit: ``(True, 0)`` and the send logged, or ``(False, wait_s)``.
+def permit(state: LaneState, now_s: float, params: GateParams) -> tuple[str | None, float]:
+    """The send permit: ``(entry_id, 0)`` with the send held in the log, or ``(None, wait_s)``.
 
-    Grants while fewer than ``limit`` sends lie in the last ``span_s``; an untrusted lane
-    besides grants one probe at a time. A grant uses up one reservation.
+    Grants while fewer than ``limit`` entries are alive; an untrusted lane besides grants one
+    probe at a time. A grant uses up one reservation.
     """
     trim(state, now_s, params)
     untrusted = not trusted(state, now_s, params)
     if untrusted and state.probe_until_s > now_s:
-        return False, POLL_S
-    if counted_at(state, now_s, params) >= params.limit:
-        opens_s = _opening_s(state, params, params.limit)
+        return None, POLL_S
+    if alive_at(state, now_s) >= params.limit:
+        opens_s = _opening_s(state, params.limit)
         assert opens_s is not None
-        return False, max(0.0, opens_s - now_s)
+        return None, max(0.0, opens_s - now_s)
     if untrusted:
         state.probe_until_s = now_s + PROBE_TTL_S
-    bisect.insort(state.sends, now_s)
+    entry_id = _add(state, now_s + params.hold_s + params.span_s)
     del state.reservations[:1]
     state.permits_total += 1
-    return True, 0.0
+    return entry_id, 0.0
+
+
+def confirm(
+    state: LaneState, now_s: float, params: GateParams, entry_id: str, written_s: float
+) -> None:
+    """The permitted send was written by ``written_s`` (store clock): its entry now ends at
+    ``written_s + span_s`` (never later than it was held)."""
+    trim(state, now_s, params)
+    held_s = state.expiry_of.get(entry_id)
+    if held_s is None:
+        return
+    expiry_s = min(held_s, written_s + params.span_s)
+    state.entries.remove((held_s, entry_id))
+    bisect.insort(state.entries, (expiry_s, entry_id))
+    state.expiry_of[entry_id] = expiry_s
 
 
 def count_stale(state: LaneState) -> None:
-    """A permit was granted but not used (its answer came too late to send on): it stays in
-    the log, and if it was the probe, the lane may probe again at once."""
+    """A permit was granted but not used (the write could not follow in time): its entry stays
+    held, and if it was the probe, the lane may probe again at once."""
     state.stale_total += 1
     state.probe_until_s = 0.0
 
@@ -175,7 +217,7 @@ def count_stale(state: LaneState) -> None:
 def record_send(state: LaneState, now_s: float, params: GateParams) -> None:
     """Log a send that took no permit (the gateway served a fallback on this model)."""
     trim(state, now_s, params)
-    bisect.insort(state.sends, now_s)
+    _add(state, now_s + params.span_s)
 
 
 def observe(
@@ -188,36 +230,40 @@ def observe(
     reset_s: float | None,
 ) -> int:
     """Take a gateway report: ``counted`` arrivals in its window (``Limit - Remaining``) when
-    the request sent at ``sent_at_s`` arrived, the window refilling ``reset_s`` from now.
+    the request written at ``sent_at_s`` arrived, the window refilling ``reset_s`` from now.
 
-    Arrivals the log cannot account for become ghosts that leave the window at the reset. A
-    report seeds the lane (it is trusted from now on); none (no headers) only ends the probe.
-    Returns the number of ghosts added.
+    Arrivals the log cannot account for become ghosts that stay until the reset. A report
+    seeds the lane (it is trusted from now on); none (no headers) only ends the probe. Returns
+    the number of ghosts added.
     """
     state.probe_until_s = 0.0
     if counted is None:
         return 0
     trim(state, now_s, params)
-    # Sends after the request's (+ the margin) had not reached the gateway when it counted.
-    lo = bisect.bisect_right(state.sends, sent_at_s - params.span_s)
-    hi = bisect.bisect_right(state.sends, min(sent_at_s + params.margin_s, now_s))
-    missing = min(params.limit, counted - (hi - lo))
-    # A ghost never outlives one window (a Reset longer than the window is not believed), so
-    # ghosts always lie in the past and the log stays a log of sends.
+    # Sends the gateway could have counted: written in (sent_at - span, sent_at + margin], so
+    # alive until some time in (sent_at, sent_at + margin + span]. Later ones (and entries
+    # still held) are left out: too few counted means more ghosts, the safe side. Ghosts alive
+    # then stand for arrivals an earlier report counted: they are not added twice.
+    upper_s = sent_at_s + params.margin_s + params.span_s
+    lo = bisect.bisect_right(state.entries, (sent_at_s, "\uffff"))
+    hi = bisect.bisect_right(state.entries, (upper_s, "\uffff"))
+    ghosts = len(state.ghosts) - bisect.bisect_right(state.ghosts, sent_at_s)
+    missing = min(params.limit, counted - (hi - lo) - ghosts)
+    # A ghost never outlives one window: a Reset longer than the window is not believed.
     refill_s = params.window_s if reset_s is None else min(max(reset_s, 0.0), params.window_s)
-    at_s = now_s + refill_s - params.span_s
     for _ in range(max(0, missing)):
-        bisect.insort(state.sends, at_s)
+        bisect.insort(state.ghosts, now_s + refill_s)
     state.seeded = True
     return max(0, missing)
 
 
-def _opening_s(state: LaneState, params: GateParams, slots: int) -> float | None:
-    """When the log will hold fewer than ``slots`` sends: the expiry of the oldest send that
-    must leave for that (None if ``slots`` < 1: only reservations expiring can help)."""
+def _opening_s(state: LaneState, slots: int) -> float | None:
+    """When fewer than ``slots`` entries will be alive: the expiry of the oldest one that must
+    go for that (None if ``slots`` < 1: only reservations expiring can help)."""
     if slots < 1:
         return None
-    index = len(state.sends) - slots
+    expiries = sorted([e for e, _ in state.entries] + state.ghosts)
+    index = len(expiries) - slots
     if index < 0:
         return -math.inf
-    return state.sends[index] + params.span_s
+    return expiries[index]

@@ -57,7 +57,9 @@ class GatewayPort(Protocol):
 
 
 class LimiterPort(Protocol):
-    def permit(self, model: str, region: str | None) -> float | None: ...
+    def permit(self, model: str, region: str | None) -> Any: ...
+
+    def written(self, permit: Any) -> float: ...
 
     def observe(
         self, model: str, region: str | None, sent_at_s: float | None, info: RateLimitInfo

@@ -8,9 +8,10 @@ as an HTTP answer is in, success or error, so every answer the gateway counted r
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from worker.gateway.types import RateLimitInfo
 
@@ -18,7 +19,9 @@ log = logging.getLogger("tbatch.send_gate")
 
 
 class PermitPort(Protocol):
-    def permit(self, model: str, region: str | None) -> float | None: ...
+    def permit(self, model: str, region: str | None) -> Any: ...
+
+    def written(self, permit: Any) -> float: ...
 
     def observe(
         self, model: str, region: str | None, sent_at_s: float | None, info: RateLimitInfo
@@ -30,13 +33,25 @@ class CallGate:
     limiter: PermitPort
     model: str
     region: str
-    # The permit's time (the limiter's clock, epoch seconds), once granted.
+    # When the request was written (an upper bound; the limiter's clock, epoch seconds).
     sent_at_s: float | None = None
-    permitted: bool = False
+    permit: Any = None
 
     def before_send(self) -> None:
-        self.sent_at_s = self.limiter.permit(self.model, self.region)
-        self.permitted = True
+        self.permit = self.limiter.permit(self.model, self.region)
+
+    def written(self) -> None:
+        if self.permit is None:  # an unlimited model: no permit to confirm
+            self.sent_at_s = time.time()
+            return
+        try:
+            self.sent_at_s = self.limiter.written(self.permit)
+        except Exception as exc:  # unconfirmed, the send stays held: safe, only slower
+            self.sent_at_s = self.permit.at_s
+            log.warning(
+                "send_gate.confirm_failed",
+                extra={"model": self.model, "region": self.region, "error": repr(exc)},
+            )
 
     def answered(self, info: RateLimitInfo) -> None:
         try:
