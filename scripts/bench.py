@@ -27,7 +27,7 @@ from typing import Any
 
 # `python scripts/bench.py` puts scripts/ on sys.path, which is where bench_lib lives.
 from bench_lib import limited, others
-from bench_lib.infra import progress, source_version
+from bench_lib.infra import EXTRA_ENV, progress, source_version
 
 Runner = Callable[[argparse.Namespace], dict[str, Any]]
 
@@ -62,6 +62,13 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--redis-db", type=int, default=13, help="Redis db index (flushed)")
     parser.add_argument("--keep", action="store_true", help="keep the database and logs")
     parser.add_argument("--quick", action="store_true", help="scaled-down runs (smoke test)")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="TBATCH_X=V",
+        help="a setting for the workers (repeatable), e.g. TBATCH_PERMIT_LEAD_S=0.75",
+    )
     return parser.parse_args(argv)
 
 
@@ -86,6 +93,8 @@ def run_one(name: str, args: argparse.Namespace) -> dict[str, Any]:
     result["commit"] = version
     result["wall_s"] = round(time.monotonic() - started, 1)
     result["load_avg_1m"] = round(os.getloadavg()[0], 2)
+    if EXTRA_ENV:
+        result["settings"] = dict(EXTRA_ENV)
     print(json.dumps(result), flush=True)
     progress(f"{name}: done in {result['wall_s']}s, pass={result.get('pass')}")
     return result
@@ -93,6 +102,12 @@ def run_one(name: str, args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
+    for item in args.set:
+        name, sep, value = item.partition("=")
+        if not sep or not name.startswith("TBATCH_"):
+            print(f"bench: --set takes TBATCH_NAME=VALUE, got {item!r}", file=sys.stderr)
+            return 2
+        EXTRA_ENV[name] = value
     signal.signal(signal.SIGTERM, _interrupt)
     names = list(SCENARIOS) if args.scenario == "all" else [args.scenario]
     try:

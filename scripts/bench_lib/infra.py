@@ -36,6 +36,8 @@ TEMPLATE = ROOT / "worker" / "assets" / "call_analytics.j2"
 SCHEMA = ROOT / "worker" / "assets" / "call_analytics.schema.json"
 # The key the test fixtures use to claim a Redis db index (tests/fixtures/services.py).
 REDIS_CLAIM_KEY = "tbatch:testdb:{index}"
+# Settings given with ``bench.py --set``: passed to every worker and CLI child.
+EXTRA_ENV: dict[str, str] = {}
 
 
 def progress(message: str) -> None:
@@ -132,6 +134,7 @@ class Run(contextlib.ExitStack):
                 "ASSEMBLYAI_API_KEY": API_KEY,
                 "TBATCH_LOG_LEVEL": "WARNING",
                 **extra,
+                **EXTRA_ENV,
             }
         )
         return env

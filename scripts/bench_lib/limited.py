@@ -164,6 +164,7 @@ def _report(
         },
         "steady_s": {m: row["steady_s"] for m, row in util["per_model"].items()},
         "arrival_gap_ms": {m: t.arrival_gaps_ms() for m, t in traffic.items()},
+        "window_excess_ms": {m: t.window_excess_ms() for m, t in traffic.items()},
         "http_429": sum(http_429.values()),
         "http_429_per_model": http_429,
         "http_429_fraction": round(sum(http_429.values()) / calls, 4) if calls else 0.0,

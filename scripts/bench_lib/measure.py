@@ -112,13 +112,43 @@ class ModelTraffic:
 
     def steady(self) -> dict[str, Any]:
         start, end = steady_interval(self.accepted_ts, self.window_s)
-        achieved = rate_in(self.accepted_ts, start, end)
+        achieved = self._per_window_rate(start, end)
         return {
             "achieved_rps": round(achieved, 3),
             "allowed_rps": None if self.allowed_rps is None else round(self.allowed_rps, 3),
             "utilization": None if not self.allowed_rps else round(achieved / self.allowed_rps, 4),
             "steady_s": round(end - start, 1),
         }
+
+    def _per_window_rate(self, start: float, end: float) -> float:
+        """Arrivals per second in the steady state, as the limit sees them: ``limit`` over the
+        mean time that ``limit`` consecutive arrivals took (``t[i + limit] - t[i]``, every i in
+        ``[start, end]``). A sliding-window gateway lets no ``limit + 1`` arrivals fall in one
+        window, so this is exactly what the limit caps. Unlike a plain count of arrivals in
+        ``[start, end]`` it does not swing with where a burst falls against the interval's
+        edges (bursts of a window's worth, which a full-speed start repeats every window, move
+        a plain count by a whole burst)."""
+        times = sorted(t for t in self.accepted_ts if start <= t <= end)
+        n = self.limit
+        if n is None or len(times) <= n:
+            return rate_in(self.accepted_ts, start, end)
+        spans = [times[i + n] - times[i] for i in range(len(times) - n)]
+        mean_s = sum(spans) / len(spans)
+        return n / mean_s if mean_s > 0 else 0.0
+
+    def window_excess_ms(self) -> dict[str, float]:
+        """How much longer than one window each ``limit`` consecutive steady arrivals took
+        (``t[i] - t[i - limit] - W``): the margin plus whatever the pipeline lost."""
+        start, end = steady_interval(self.accepted_ts, self.window_s)
+        times = sorted(t for t in self.accepted_ts if start <= t <= end)
+        if self.limit is None or len(times) <= self.limit + 2:
+            return {}
+        excess = [
+            1000 * (times[i] - times[i - self.limit] - self.window_s)
+            for i in range(self.limit, len(times))
+        ]
+        cuts = statistics.quantiles(excess, n=10, method="inclusive")
+        return {"p10": round(cuts[0], 1), "p50": round(cuts[4], 1), "p90": round(cuts[8], 1)}
 
     def arrival_gaps_ms(self) -> dict[str, float]:
         """Gaps between consecutive accepted arrivals in the steady state: a paced limit of

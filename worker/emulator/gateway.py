@@ -118,7 +118,9 @@ async def _walk(call: _Call) -> Reply:
             if index == 0:
                 raise _Failure(_context_error(call.rid))
             continue
-        decision = _count(call, model)
+        # The primary is counted at the request's arrival (what the gateway's limiter sees);
+        # a fallback when the gateway turns to it.
+        decision = _count(call, model, call.entry.ts if index == 0 else time.time())
         primary = primary or decision
         if not decision.allowed:
             call.entry.models_tried.append(model)
@@ -145,16 +147,14 @@ def _conversation(call: _Call, req: dict[str, Any]) -> tuple[list[dict[str, Any]
     return messages, "\n".join(users) or fallback
 
 
-def _count(call: _Call, model: str) -> Decision:
+def _count(call: _Call, model: str, at: float) -> Decision:
     cfg = call.state.config
     stats = call.state.models[model]
     stats.requests += 1
     limit = cfg.limit_for(model)
     allowed = limit.limit if cfg.rate_limit_enabled else _UNLIMITED
     sliding = cfg.window_kind == "sliding"
-    return call.state.limiter.hit(
-        call.key, model, allowed, limit.window_s, time.time(), sliding=sliding
-    )
+    return call.state.limiter.hit(call.key, model, allowed, limit.window_s, at, sliding=sliding)
 
 
 def _limited(call: _Call, model: str, decision: Decision, fault: Fault | None) -> Reply:
