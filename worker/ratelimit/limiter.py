@@ -23,6 +23,9 @@ from worker.ratelimit.window import GateParams
 from worker.settings import Settings
 
 DEFAULT_LEARNED_TTL_S = 3600.0
+# A learned limit is read from the backend at most this often per process (it changes rarely;
+# every call asking for it would be a round trip on the hot path).
+LEARNED_CACHE_S = 1.0
 MIN_RESERVATION_TTL_S = 5.0
 
 
@@ -89,14 +92,24 @@ class ModelLimiter:
         self._learned_ttl_s = learned_ttl_s
         self._sleep = sleep
         self._clock = clock
+        self._learned_cache: dict[str, tuple[float, tuple[int, float] | None]] = {}
 
     def limit(self, model: str, region: str | None) -> Limit | None:
         """The limit enforced now: the configured one, or a lower one learned from the gateway."""
         configured = self._config.limit_for(model, region)
         if configured is None:
             return None
-        learned = self._backend.learned_limit(bucket_key(model, region))
+        learned = self._learned(bucket_key(model, region))
         return stricter(configured, None if learned is None else Limit(*learned))
+
+    def _learned(self, key: str) -> tuple[int, float] | None:
+        now_s = self._clock()
+        cached = self._learned_cache.get(key)
+        if cached is not None and cached[0] > now_s:
+            return cached[1]
+        learned = self._backend.learned_limit(key)
+        self._learned_cache[key] = (now_s + LEARNED_CACHE_S, learned)
+        return learned
 
     def params(self, model: str, region: str | None) -> GateParams | None:
         limit = self.limit(model, region)
@@ -191,6 +204,7 @@ class ModelLimiter:
         key = bucket_key(model, region)
         if info.limit is not None and 1 <= info.limit < configured.requests:
             self._backend.learn_limit(key, info.limit, configured.window_s, self._learned_ttl_s)
+            self._learned_cache.pop(key, None)
         params = self.params(model, region)
         if params is None or sent_at_s is None:
             return

@@ -17,7 +17,8 @@ def claim(session: Session, job_id: int, *, now: datetime, lease_s: float) -> Jo
     """queued -> running under a new lease; None if the job was not queued (a duplicate or
     stale delivery, a cancelled or finished job)."""
     token = str(uuid.uuid4())
-    row = session.execute(
+    # One statement: the ORM loads the claimed row from RETURNING (no second SELECT).
+    return session.scalars(
         update(Job)
         .where(Job.id == job_id, Job.status == JobStatus.QUEUED)
         .values(
@@ -27,12 +28,9 @@ def claim(session: Session, job_id: int, *, now: datetime, lease_s: float) -> Jo
             deliveries=Job.deliveries + 1,
             started_at=now,
         )
-        .returning(Job.id)
+        .returning(Job),
+        execution_options={"populate_existing": True},
     ).first()
-    if row is None:
-        return None
-    session.expire_all()
-    return session.get(Job, job_id)
 
 
 def finish(session: Session, job: Job, *, now: datetime, status: str, **values: Any) -> bool:
