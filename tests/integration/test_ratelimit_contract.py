@@ -68,7 +68,7 @@ class Harness:
     def send(self, key: str | None = None) -> Permit:
         """A permit, written and confirmed at once (as a worker does)."""
         lane = key or self.key
-        permit = self.backend.permit(lane, P)
+        permit = self.backend.permit(lane, P, 0.0)
         if permit.granted:
             self.backend.confirm(lane, P, permit.entry_id, permit.at_s)
         return permit
@@ -125,9 +125,9 @@ def h(request: pytest.FixtureRequest) -> Iterator[Harness]:
 def test_a_lane_without_history_releases_and_permits_one_probe(h: Harness) -> None:
     assert h.backend.reserve(h.key, P, 5).granted == 1
     assert h.backend.reserve(h.key, P, 5).granted == 0  # the probe's job is on its way
-    probe = h.backend.permit(h.key, P)
+    probe = h.backend.permit(h.key, P, 0.0)
     assert probe.granted and abs(probe.at_s - h.now()) <= h.tol_s
-    refused = h.backend.permit(h.key, P)
+    refused = h.backend.permit(h.key, P, 0.0)
     assert not refused.granted and refused.wait_s == pytest.approx(POLL_S)
     assert not h.backend.snapshot(h.key, P).trusted
 
@@ -143,10 +143,10 @@ def test_a_report_seeds_the_lane_with_what_the_gateway_counts(h: Harness) -> Non
 
 
 def test_a_report_without_headers_only_ends_the_probe(h: Harness) -> None:
-    probe = h.backend.permit(h.key, P)
+    probe = h.backend.permit(h.key, P, 0.0)
     assert h.backend.observe(h.key, P, sent_at_s=probe.at_s, counted=None, reset_s=None) == 0
     assert not h.backend.snapshot(h.key, P).trusted
-    assert h.backend.permit(h.key, P).granted  # the next probe
+    assert h.backend.permit(h.key, P, 0.0).granted  # the next probe
 
 
 def test_a_store_older_than_one_window_trusts_its_log(h: Harness) -> None:
@@ -173,12 +173,28 @@ def test_permits_hold_the_limit_in_every_window_and_say_when_the_next_opens(h: H
     h.seed()
     first_s = h.now()
     assert h.permits(10) == P.limit - 1
-    refused = h.backend.permit(h.key, P)
+    refused = h.backend.permit(h.key, P, 0.0)
     assert not refused.granted
     assert refused.wait_s == pytest.approx(first_s + P.span_s - h.now(), abs=h.tol_s)
     waited_s = h.poll(lambda: h.send().granted, timeout_s=2)
     assert h.now() - first_s >= P.span_s - 0.002  # never before the oldest send left
     assert waited_s <= refused.wait_s + h.tol_s
+
+
+def test_a_full_lane_books_each_waiter_its_own_slot_in_order(h: Harness) -> None:
+    h.seed()
+    first_s = h.now()
+    assert h.permits(P.limit) == P.limit - 1  # full
+    booked = [h.backend.permit(h.key, P, 1.0) for _ in range(3)]
+    assert all(p.granted for p in booked)
+    slots = [p.slot_s for p in booked]
+    # The probe's slot opens first (one span after it), then the next sends', in order.
+    assert slots == sorted(slots) and slots[0] == pytest.approx(first_s + P.span_s, abs=h.tol_s)
+    assert not h.backend.permit(h.key, P, 0.0).granted  # nobody jumps the queue
+    late = h.backend.permit(h.key, P, 0.01)
+    assert not late.granted and late.wait_s >= slots[-1] - h.now() - h.tol_s
+    # A booked send is held from its slot: the lane is full for those slots' windows.
+    assert h.backend.snapshot(h.key, P).in_window == P.limit + 3
 
 
 def test_reserve_releases_the_slots_that_open_within_the_lead(h: Harness) -> None:
@@ -238,7 +254,7 @@ def test_threads_on_separate_clients_never_exceed_the_limit(h: Harness) -> None:
     def hammer(i: int) -> None:
         barrier.wait()
         for _ in range(calls):
-            permit = handles[i].permit(h.key, P)
+            permit = handles[i].permit(h.key, P, 0.0)
             if permit.granted:
                 with lock:
                     times.append(permit.at_s)
@@ -256,19 +272,19 @@ def test_new_params_apply_at_once(h: Harness) -> None:
     h.seed()
     assert h.permits(2) == 2
     tighter = GateParams(limit=2, window_s=P.window_s, margin_s=P.margin_s)
-    assert not h.backend.permit(h.key, tighter).granted
+    assert not h.backend.permit(h.key, tighter, 0.0).granted
 
 
 def test_keys_are_independent(h: Harness) -> None:
     h.seed()
     h.seed(key=h.key + ":other")
     assert h.permits(P.limit) == P.limit - 1
-    assert h.backend.permit(h.key + ":other", P).granted
+    assert h.backend.permit(h.key + ":other", P, 0.0).granted
 
 
 def test_a_send_is_held_until_confirmed_then_ends_a_window_after_its_write(h: Harness) -> None:
     h.seed()
-    held = h.backend.permit(h.key, P)
+    held = h.backend.permit(h.key, P, 0.0)
     assert h.permits(P.limit) == P.limit - 2
     # The confirmed sends leave after one span; the held one only after hold + span.
     h.poll(lambda: h.backend.snapshot(h.key, P).in_window == 1, timeout_s=2)
@@ -296,7 +312,7 @@ def test_pause_stops_releases_and_permits_and_only_extends(h: Harness) -> None:
     assert 5.0 - h.tol_s <= h.backend.paused_for(h.key) <= 5.0
     grant = h.backend.reserve(h.key, P, 1)
     assert grant.granted == 0 and 5.0 - h.tol_s <= grant.wait_s <= 5.0
-    permit = h.backend.permit(h.key, P)
+    permit = h.backend.permit(h.key, P, 0.0)
     assert not permit.granted and 5.0 - h.tol_s <= permit.wait_s <= 5.0
     h.backend.pause(h.key, 1.0)
     assert h.backend.paused_for(h.key) > 4.9
@@ -345,7 +361,7 @@ def client(redis_url: str) -> redis.Redis[bytes]:
 
 def test_redis_keys_are_prefixed_and_all_expire(client: redis.Redis[bytes]) -> None:
     backend, key = RedisBackend(client), f"test:{uuid.uuid4().hex}"
-    probe = backend.permit(key, P)
+    probe = backend.permit(key, P, 0.0)
     backend.confirm(key, P, probe.entry_id, probe.at_s)
     backend.observe(key, P, sent_at_s=probe.at_s, counted=2, reset_s=None)  # one ghost
     assert backend.reserve(key, P, 1).granted == 1
@@ -372,7 +388,7 @@ def test_redis_scripts_reload_after_script_flush(client: redis.Redis[bytes]) -> 
 def test_redis_backend_works_with_decoded_responses(redis_url: str) -> None:
     backend = RedisBackend(redis.Redis.from_url(redis_url, decode_responses=True))
     key = f"test:{uuid.uuid4().hex}"
-    assert backend.permit(key, P).granted
+    assert backend.permit(key, P, 0.0).granted
     backend.learn_limit(key, 4, 6.0, ttl_s=10)
     snap = backend.snapshot(key, P)
     assert (snap.learned_limit, snap.permits_total, snap.in_window) == ((4, 6.0), 1, 1)
@@ -385,12 +401,13 @@ LONG = GateParams(limit=5, window_s=60.0)
 def _race_process(url: str, key: str, start: object, out: object) -> None:
     backend = RedisBackend(redis.Redis.from_url(url))
     start.wait()  # type: ignore[attr-defined]
-    out.put(sum(backend.permit(key, LONG).granted for _ in range(50)))  # type: ignore[attr-defined]
+    wins = sum(backend.permit(key, LONG, 0.0).granted for _ in range(50))
+    out.put(wins)  # type: ignore[attr-defined]
 
 
 def test_redis_separate_processes_race_for_the_last_permit(redis_url: str) -> None:
     backend, key = RedisBackend(redis.Redis.from_url(redis_url)), f"test:{uuid.uuid4().hex}"
-    probe = backend.permit(key, LONG)
+    probe = backend.permit(key, LONG, 0.0)
     backend.confirm(key, LONG, probe.entry_id, probe.at_s)
     backend.observe(key, LONG, sent_at_s=probe.at_s, counted=LONG.limit - 1, reset_s=60.0)
     assert backend.snapshot(key, LONG).in_window == LONG.limit - 1  # one permit left
@@ -415,9 +432,9 @@ def test_redis_unreachable_defers_the_send(redis_url: str) -> None:
 
 
 def test_a_stale_probe_is_counted_and_frees_the_next_probe(h: Harness) -> None:
-    assert h.backend.permit(h.key, P).granted
-    assert not h.backend.permit(h.key, P).granted  # the probe is out
+    assert h.backend.permit(h.key, P, 0.0).granted
+    assert not h.backend.permit(h.key, P, 0.0).granted  # the probe is out
     h.backend.count_stale(h.key, P)
-    assert h.backend.permit(h.key, P).granted
+    assert h.backend.permit(h.key, P, 0.0).granted
     snap = h.backend.snapshot(h.key, P)
     assert (snap.stale_total, snap.in_window, snap.permits_total) == (1, 2, 2)

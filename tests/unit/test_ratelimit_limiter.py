@@ -204,8 +204,8 @@ def test_a_permit_whose_answer_came_late_is_not_used(clock: FakeClock) -> None:
     class SlowOnce(MemoryBackend):
         slow = True
 
-        def permit(self, key, params):  # type: ignore[no-untyped-def]
-            granted = super().permit(key, params)
+        def permit(self, key, params, max_wait_s):  # type: ignore[no-untyped-def]
+            granted = super().permit(key, params, max_wait_s)
             if self.slow:  # the answer reached us 1.5 s after Redis stamped it
                 self.slow = False
                 clock.now_s += 1.5

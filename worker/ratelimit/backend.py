@@ -26,12 +26,15 @@ class Grant:
 
 @dataclass(frozen=True, slots=True)
 class Permit:
-    """A send permit: ``granted`` at ``at_s`` (the backend's clock) as log entry ``entry_id``
-    (to confirm once written), else ``wait_s`` to retry."""
+    """A send permit asked at ``at_s`` (the backend's clock): if ``granted``, the request may
+    leave at ``slot_s`` (``>= at_s``) and its log entry is ``entry_id`` (to confirm once
+    written); else no slot opens within the wait asked for, and ``wait_s`` says when one
+    might."""
 
     granted: bool
-    wait_s: float
     at_s: float
+    slot_s: float = 0.0
+    wait_s: float = 0.0
     entry_id: str = ""
 
 
@@ -56,7 +59,7 @@ class RateLimitBackend(Protocol):
         """Drop ``n`` reservations (``window.give_back``)."""
         ...
 
-    def permit(self, key: str, params: GateParams) -> Permit:
+    def permit(self, key: str, params: GateParams, max_wait_s: float) -> Permit:
         """The send permit (``window.permit``); none while the key is paused."""
         ...
 

@@ -3,7 +3,7 @@
 -- count_stale, record_send, observe); keep them in step. The contract suite runs both.
 -- KEYS[1] sends ZSET (score: expiry)   KEYS[2] ghosts ZSET (score: expiry)
 -- KEYS[3] reservations ZSET (score: expiry)
--- KEYS[4] gate HASH {epoch, seeded, probe_until, seq, permits, deferred, stale}
+-- KEYS[4] gate HASH {epoch, seeded, probe_until, last_slot, seq, permits, deferred, stale}
 -- KEYS[5] pause key
 -- ARGV: op, limit, window_s, margin_s, lead_s, reservation_ttl_s, hold_s, then the op's own
 -- Numbers go back as strings: Lua numbers would be truncated to integers.
@@ -112,17 +112,22 @@ elseif op == 'give_back' then
   end
   return 1
 elseif op == 'permit' then
+  -- Returns {entry id or '', the slot (granted) or the wait (refused), the server's now}.
+  local max_wait = tonumber(ARGV[8])
   local p = paused_s()
   if p > 0 then return {'', fmt(p), fmt(now)} end
   if not is_trusted and probe_until > now then return {'', fmt(POLL_S), fmt(now)} end
-  if alive_at(now) >= limit then
-    return {'', fmt(math.max(0, opening(limit) - now)), fmt(now)}
+  local slot = math.max(now, tonumber(redis.call('HGET', gate, 'last_slot') or '0'))
+  if alive_at(slot) >= limit then slot = math.max(slot, opening(limit)) end
+  if slot - now > max_wait or (not is_trusted and slot > now) then
+    return {'', fmt(slot - now), fmt(now)}
   end
   if not is_trusted then redis.call('HSET', gate, 'probe_until', fmt(now + PROBE_TTL_S)) end
-  local id = add(sends, 's', now + hold + span)
+  local id = add(sends, 's', slot + hold + span)
+  redis.call('HSET', gate, 'last_slot', fmt(slot))
   redis.call('ZPOPMIN', resv, 1)
   redis.call('HINCRBY', gate, 'permits', 1)
-  return {id, '0', fmt(now)}
+  return {id, fmt(slot), fmt(now)}
 elseif op == 'confirm' then
   local id = ARGV[8]
   local held = tonumber(redis.call('ZSCORE', sends, id))

@@ -53,8 +53,8 @@ class GateTiming:
 
     @property
     def stale_after_s(self) -> float:
-        """A permit whose answer took longer than this to reach us is not used: the write must
-        follow within ``hold_s`` of asking, and this leaves the other half for it."""
+        """A permit is not used if we are this much past its slot before writing: the write
+        must follow within ``hold_s`` of the slot, and this leaves the other half for it."""
         return self.hold_s / 2
 
     @property
@@ -156,38 +156,51 @@ class ModelLimiter:
 
     def written(self, permit: SendPermit) -> float:
         """The permitted request is written: confirm its log entry with the write time, an upper
-        bound on the backend's clock (the permit's time plus all that passed since we asked).
-        Returns that time."""
-        written_s = permit.at_s + (self._clock() - permit.asked_s)
+        bound on the backend's clock (the time the backend answered the permit, plus all that
+        passed here since we asked for it). Returns that time."""
+        written_s = self._latest_now_s(permit)
         self._backend.confirm(permit.key, permit.params, permit.entry_id, written_s)
         return written_s
 
     def _permit(self, model: str, region: str | None) -> SendPermit | None:
         key = bucket_key(model, region)
         params = self.params(model, region)
+        if params is None:
+            paused_s = self._backend.paused_for(key)
+            if paused_s > self._timing.max_wait_s:
+                raise SendDeferred(model, region or DEFAULT_REGION, paused_s)
+            if paused_s > 0:
+                self._sleep(paused_s)
+            return None
         deadline = self._clock() + self._timing.max_wait_s
         while True:
-            if params is None:
-                paused_s = self._backend.paused_for(key)
-                if paused_s <= 0:
-                    return None
-                wait_s = paused_s
-            else:
-                asked_s = self._clock()
-                permit = self._backend.permit(key, params)
-                if permit.granted and self._clock() - asked_s <= self._timing.stale_after_s:
-                    return SendPermit(key, params, permit.entry_id, permit.at_s, asked_s)
-                if permit.granted:  # stale: it stays held in the log, and we ask again
-                    self._backend.count_stale(key, params)
-                    metrics.STALE_PERMITS.labels(model).inc()
-                    continue
-                wait_s = permit.wait_s
-            left_s = deadline - self._clock()
-            if wait_s > left_s:
-                if params is not None:
+            asked_s = self._clock()
+            permit = self._backend.permit(key, params, max(0.0, deadline - asked_s))
+            answered_s = self._clock()
+            if not permit.granted:
+                if permit.wait_s > deadline - answered_s:
                     self._backend.give_back(key, params, 1, deferred=True)
-                raise SendDeferred(model, region or DEFAULT_REGION, wait_s)
-            self._sleep(max(wait_s, 0.0005))
+                    raise SendDeferred(model, region or DEFAULT_REGION, permit.wait_s)
+                self._sleep(max(permit.wait_s, 0.0005))  # a probe's answer, or a pause, ends
+                continue
+            # The answer left the backend at or after ``at_s``: sleeping the slot's distance
+            # from now on never wakes before the slot.
+            self._sleep_until(answered_s + (permit.slot_s - permit.at_s))
+            granted = SendPermit(key, params, permit.entry_id, permit.at_s, asked_s)
+            if self._latest_now_s(granted) <= permit.slot_s + self._timing.stale_after_s:
+                return granted
+            # Too late to write within the entry's hold: it stays held; book another slot.
+            self._backend.count_stale(key, params)
+            metrics.STALE_PERMITS.labels(model).inc()
+
+    def _latest_now_s(self, permit: SendPermit) -> float:
+        """An upper bound of the backend's clock now."""
+        return permit.at_s + (self._clock() - permit.asked_s)
+
+    def _sleep_until(self, when_s: float) -> None:
+        left_s = when_s - self._clock()
+        if left_s > 0:
+            self._sleep(left_s)
 
     def observe(
         self, model: str, region: str | None, sent_at_s: float | None, info: RateLimitInfo

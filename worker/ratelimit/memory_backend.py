@@ -50,16 +50,18 @@ class MemoryBackend:
             now_s = self._clock()
             window.give_back(self._lane(key, now_s), now_s, params, n, deferred=deferred)
 
-    def permit(self, key: str, params: GateParams) -> Permit:
+    def permit(self, key: str, params: GateParams, max_wait_s: float) -> Permit:
         with self._lock:
             now_s = self._clock()
             paused_s = self._paused_for(key, now_s)
             if paused_s > 0:
-                return Permit(granted=False, wait_s=paused_s, at_s=now_s)
-            entry_id, wait_s = window.permit(self._lane(key, now_s), now_s, params)
-            return Permit(
-                granted=entry_id is not None, wait_s=wait_s, at_s=now_s, entry_id=entry_id or ""
+                return Permit(granted=False, at_s=now_s, wait_s=paused_s)
+            entry_id, slot_or_wait_s = window.permit(
+                self._lane(key, now_s), now_s, params, max_wait_s
             )
+            if entry_id is None:
+                return Permit(granted=False, at_s=now_s, wait_s=slot_or_wait_s)
+            return Permit(granted=True, at_s=now_s, slot_s=slot_or_wait_s, entry_id=entry_id)
 
     def confirm(self, key: str, params: GateParams, entry_id: str, written_s: float) -> None:
         with self._lock:

@@ -83,10 +83,12 @@ class RedisBackend:
     def give_back(self, key: str, params: GateParams, n: int, *, deferred: bool = False) -> None:
         self._run("give_back", key, params, str(max(0, n)), "1" if deferred else "0")
 
-    def permit(self, key: str, params: GateParams) -> Permit:
-        entry_id, wait_s, at_s = self._run("permit", key, params)
+    def permit(self, key: str, params: GateParams, max_wait_s: float) -> Permit:
+        entry_id, slot_or_wait_s, at_s = self._run("permit", key, params, repr(max_wait_s))
         entry = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
-        return Permit(granted=bool(entry), wait_s=float(wait_s), at_s=float(at_s), entry_id=entry)
+        if not entry:
+            return Permit(granted=False, at_s=float(at_s), wait_s=float(slot_or_wait_s))
+        return Permit(granted=True, at_s=float(at_s), slot_s=float(slot_or_wait_s), entry_id=entry)
 
     def confirm(self, key: str, params: GateParams, entry_id: str, written_s: float) -> None:
         self._run("confirm", key, params, entry_id, repr(written_s))

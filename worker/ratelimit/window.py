@@ -3,18 +3,20 @@
 The gateway counts *arrivals*: at most ``limit`` per ``window_s``. The gate holds that on the
 sends themselves. Each send is one entry of the log, kept until the send can no longer be in the
 gateway's window: ``written + window_s + margin_s``, where ``margin_s`` covers the way from the
-socket to the gateway. A permit is granted only while fewer than ``limit`` entries are alive.
+socket to the gateway. A permit books the first moment (its *slot*) at which fewer than
+``limit`` entries are alive, after every slot booked before it; the worker sends at that moment.
 
-When the permit is granted, the bytes have not left yet (the worker writes them right after,
+When the permit is granted, the bytes have not left yet (the worker writes them at its slot,
 but a busy interpreter can take a while). So the entry is first *held* as if written up to
-``hold_s`` later; once the request is written, the worker *confirms* it with the write time (an
-upper bound, on the store's clock), which shortens the entry to exactly what it must cover. A
-worker that could not write within ``hold_s / 2`` of asking does not send at all.
+``hold_s`` after the slot; once the request is written, the worker *confirms* it with the write
+time (an upper bound, on the store's clock), which shortens the entry to exactly what it must
+cover. A worker that could not write within ``hold_s / 2`` of its slot does not send at all.
 
 Why that is exact: suppose ``limit + 1`` arrivals fell in one window of the gateway, and let j be
-the one permitted last. Every other one, k, arrived less than ``window_s`` before j's arrival, so
-it was written less than ``window_s + margin_s`` before j was permitted: its entry was alive
-then (held or confirmed), so ``limit`` entries were, and j was refused. This holds for any
+the one with the latest slot. Slots are booked in order, so every other one, k, was booked before
+j; k arrived less than ``window_s`` before j's arrival, so it was written less than
+``window_s + margin_s`` before j's slot: its entry was alive at j's slot (held or confirmed)
+when j was booked, so ``limit`` entries were, and j could not have that slot. This holds for any
 gateway window, fixed or sliding, whatever happened upstream (a slow commit, a broker hop, a
 busy CPU) or between the permit and the write.
 
@@ -92,6 +94,7 @@ class LaneState:
     reservations: list[float] = field(default_factory=list)  # sorted expiry times
     seeded: bool = False  # a gateway report has told the lane what the gateway counts
     probe_until_s: float = 0.0
+    last_slot_s: float = 0.0  # the latest slot booked: later permits book after it
     permits_total: int = 0
     deferred_total: int = 0  # jobs sent back unsent: no permit within the bound
     stale_total: int = 0  # permits granted but not used (the write could not follow in time)
@@ -170,26 +173,36 @@ def give_back(
         state.deferred_total += max(0, n)
 
 
-def permit(state: LaneState, now_s: float, params: GateParams) -> tuple[str | None, float]:
-    """The send permit: ``(entry_id, 0)`` with the send held in the log, or ``(None, wait_s)``.
+def permit(
+    state: LaneState, now_s: float, params: GateParams, max_wait_s: float
+) -> tuple[str | None, float]:
+    """The send permit: ``(entry_id, slot_s)``, the send held in the log for the time
+    ``slot_s >= now_s`` at which it may leave; or ``(None, wait_s)`` when no slot opens within
+    ``max_wait_s`` (nothing is booked then).
 
-    Grants while fewer than ``limit`` entries are alive; an untrusted lane besides grants one
-    probe at a time. A grant uses up one reservation.
+    Slots are booked in order, each the first moment fewer than ``limit`` entries are alive
+    and no earlier than the last one booked: so every send is checked against all that were
+    booked before it, and waiting workers never race for the same opening. An untrusted lane
+    grants one probe at a time, and only at once. A grant uses up one reservation.
     """
     trim(state, now_s, params)
     untrusted = not trusted(state, now_s, params)
     if untrusted and state.probe_until_s > now_s:
         return None, POLL_S
-    if alive_at(state, now_s) >= params.limit:
+    slot_s = max(now_s, state.last_slot_s)
+    if alive_at(state, slot_s) >= params.limit:
         opens_s = _opening_s(state, params.limit)
         assert opens_s is not None
-        return None, max(0.0, opens_s - now_s)
+        slot_s = max(slot_s, opens_s)
+    if slot_s - now_s > max_wait_s or (untrusted and slot_s > now_s):
+        return None, slot_s - now_s
     if untrusted:
         state.probe_until_s = now_s + PROBE_TTL_S
-    entry_id = _add(state, now_s + params.hold_s + params.span_s)
+    entry_id = _add(state, slot_s + params.hold_s + params.span_s)
+    state.last_slot_s = slot_s
     del state.reservations[:1]
     state.permits_total += 1
-    return entry_id, 0.0
+    return entry_id, slot_s
 
 
 def confirm(
