@@ -10,6 +10,7 @@ permits per window, and the send-to-arrival spread the gate's margin must cover)
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -96,6 +97,8 @@ def run_limited(spec: LimitedSpec, redis_db: int, keep: bool) -> dict[str, Any]:
         cpu_s = run.stop_workers()
         times = measure.job_times(run.pg_url)
         log = emulator.requests()
+        if keep:  # the raw material, for a look at what a run did
+            (run.tmp / "emulator-requests.json").write_text(json.dumps(log))
         traffic = measure.traffic(log, emulator.stats())
         gate = measure.gate_log(run.pg_url)
         result = _report(spec, jobs, started, cpu_s, times, traffic)

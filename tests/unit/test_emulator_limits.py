@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from worker.emulator.limits import FixedWindowLimiter
 
 
@@ -36,3 +38,20 @@ def test_sliding_maximum_is_half_open() -> None:
     sliding, fixed = limiter.max_for("m")
     assert fixed == 3
     assert sliding == 4
+
+
+def test_arrivals_reaching_the_limiter_out_of_order_are_counted_by_arrival() -> None:
+    limiter = FixedWindowLimiter()
+    for at in (0.0, 2.0, 1.0, 7.5, 6.5):  # 1.0 reaches the limiter after 2.0
+        limiter.hit("k", "m", 10, 6.0, at)
+    # [1.0, 7.0) and [2.0, 8.0) hold three each; a deque trimmed from its head would have
+    # counted 0.0 long after it left.
+    assert limiter.max_for("m") == (3, 3)
+
+
+def test_sliding_window_counts_the_last_window_of_arrivals() -> None:
+    limiter = FixedWindowLimiter()
+    decisions = [limiter.hit("k", "m", 2, 1.0, at, sliding=True) for at in (0.0, 0.5, 0.9, 1.2)]
+    assert [d.allowed for d in decisions] == [True, True, False, False]
+    # Rejected arrivals count too: a slot opens once 0.0 and 0.5 have left, at 1.5.
+    assert decisions[2].reset_s == pytest.approx(0.6)

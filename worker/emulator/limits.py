@@ -8,8 +8,8 @@ live. Time is passed in, so the arithmetic is testable without sleeping.
 
 from __future__ import annotations
 
+import bisect
 import math
-from collections import deque
 from dataclasses import dataclass, field
 
 SERVICE = "llmgw"
@@ -44,9 +44,11 @@ class _Window:
 
 @dataclass
 class _Arrivals:
-    """Arrival times within the last window length, for the sliding maximum."""
+    """Arrival times (sorted) of the last two window lengths, for the sliding maximum. Requests
+    reach the limiter a little out of arrival order (each awaits its body first), so arrivals
+    are inserted in order rather than appended."""
 
-    times: deque[float] = field(default_factory=deque)
+    times: list[float] = field(default_factory=list)
     max_sliding: int = 0
     max_fixed: int = 0
 
@@ -79,8 +81,10 @@ class FixedWindowLimiter:
         window.count += 1
         seen = self._observe(key, model, window.count, window_s, now)
         if sliding:
-            count = len(seen.times)
-            reset_s = window_s if count <= limit else seen.times[-limit] + window_s - now
+            times = seen.times
+            hi = bisect.bisect_right(times, now)
+            count = hi - bisect.bisect_right(times, now - window_s)
+            reset_s = window_s if count <= limit else times[hi - limit] + window_s - now
             return Decision(count <= limit, limit, limit - count, reset_s, model)
         return Decision(
             allowed=window.count <= limit,
@@ -94,11 +98,14 @@ class FixedWindowLimiter:
         self, key: str, model: str, fixed_count: int, window_s: float, now: float
     ) -> _Arrivals:
         seen = self.arrivals.setdefault((key, model), _Arrivals())
-        # The half-open window [t, t + W) ending at ``now`` holds arrivals with t > now - W.
-        while seen.times and seen.times[0] <= now - window_s:
-            seen.times.popleft()
-        seen.times.append(now)
-        seen.max_sliding = max(seen.max_sliding, len(seen.times))
+        times = seen.times
+        bisect.insort(times, now)
+        del times[: bisect.bisect_right(times, times[-1] - 2 * window_s)]
+        # The half-open windows [s, s + W) that hold ``now`` start at arrivals in (now - W, now].
+        lo = bisect.bisect_right(times, now - window_s)
+        hi = bisect.bisect_right(times, now)
+        best = max(bisect.bisect_left(times, times[i] + window_s) - i for i in range(lo, hi))
+        seen.max_sliding = max(seen.max_sliding, best)
         seen.max_fixed = max(seen.max_fixed, fixed_count)
         return seen
 
