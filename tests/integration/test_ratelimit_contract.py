@@ -438,3 +438,10 @@ def test_a_stale_probe_is_counted_and_frees_the_next_probe(h: Harness) -> None:
     assert h.backend.permit(h.key, P, 0.0).granted
     snap = h.backend.snapshot(h.key, P)
     assert (snap.stale_total, snap.in_window, snap.permits_total) == (1, 2, 2)
+
+
+def test_a_trusted_lane_keeps_its_own_log_against_a_report(h: Harness) -> None:
+    h.seed()
+    sent = h.send()
+    assert h.backend.observe(h.key, P, sent_at_s=sent.at_s, counted=P.limit, reset_s=0.4) == 0
+    assert h.backend.snapshot(h.key, P).in_window == 2

@@ -144,7 +144,7 @@ elseif op == 'record' then
   return 1
 elseif op == 'observe' then
   redis.call('HSET', gate, 'probe_until', '0')
-  if ARGV[9] == '' then return 0 end
+  if ARGV[9] == '' or is_trusted then return 0 end
   local sent_at = tonumber(ARGV[8])
   local counted = tonumber(ARGV[9])
   local reset = tonumber(ARGV[10])

@@ -245,12 +245,15 @@ def observe(
     """Take a gateway report: ``counted`` arrivals in its window (``Limit - Remaining``) when
     the request written at ``sent_at_s`` arrived, the window refilling ``reset_s`` from now.
 
-    Arrivals the log cannot account for become ghosts that stay until the reset. A report
-    seeds the lane (it is trusted from now on); none (no headers) only ends the probe. Returns
-    the number of ghosts added.
+    On an untrusted lane, arrivals the log cannot account for become ghosts that stay until the
+    reset, and the lane is seeded (trusted from now on); none (no headers) only ends the probe.
+    A trusted lane's log holds every send of the fleet, and it is what counts: comparing it with
+    a report cannot be exact (a write time is known only to within its permit's round trip, and
+    in a burst many sends share that moment), and a ghost wrongly added holds a slot for a whole
+    window. Another client on the account is met by the 429 pause. Returns the ghosts added.
     """
     state.probe_until_s = 0.0
-    if counted is None:
+    if counted is None or trusted(state, now_s, params):
         return 0
     trim(state, now_s, params)
     # Sends the gateway could have counted: written in (sent_at - span, sent_at + margin], so
