@@ -114,6 +114,12 @@ class Run(contextlib.ExitStack):
         emulator = EmulatorProcess("--api-key", API_KEY, "--host", "127.0.0.1", *args)
         self.enter_context(emulator)
         self.emulator = emulator
+        # The emulator stands for a gateway on machines of its own: on this shared 2-core box
+        # it runs ahead of tbatch's processes, so that when it stamps an arrival is not
+        # decided by how busy the client side keeps the CPU (a gateway's arrival time is not).
+        if emulator.pid is not None:
+            with contextlib.suppress(PermissionError):
+                os.setpriority(os.PRIO_PROCESS, emulator.pid, -10)
         return emulator
 
     def env(self, **extra: str) -> dict[str, str]:
