@@ -33,13 +33,13 @@ from worker.errors import (
     TransientGatewayError,
 )
 from worker.gateway.client import SendGate
-from worker.gateway.types import CompletionRequest, CompletionResult, ModelInfo, RateLimitInfo
+from worker.gateway.types import CompletionRequest, CompletionResult, ModelInfo
 from worker.output import Invalid, Refused, Truncated, Valid, interpret
 from worker.services import claims
 from worker.services.content_cache import ContentCache
 from worker.services.recording import AttemptRecord, record_attempt, store_result
 from worker.services.requests import build_request
-from worker.services.send_gate import CallGate
+from worker.services.send_gate import CallGate, PermitPort
 from worker.settings import Settings
 
 log = logging.getLogger("tbatch.pipeline")
@@ -56,14 +56,8 @@ class GatewayPort(Protocol):
     def list_models(self, region: Any = "us") -> dict[str, ModelInfo]: ...
 
 
-class LimiterPort(Protocol):
-    def permit(self, model: str, region: str | None) -> Any: ...
-
-    def written(self, permit: Any) -> float: ...
-
-    def observe(
-        self, model: str, region: str | None, sent_at_s: float | None, info: RateLimitInfo
-    ) -> None: ...
+class LimiterPort(PermitPort, Protocol):
+    """The send gate's port (``send_gate.PermitPort``) plus what the pipeline reports."""
 
     def on_429(
         self, model: str, region: str | None, retry_after_s: float | None, cap_s: float
