@@ -78,10 +78,6 @@ class GateParams:
         """How long a written send stays in the log: the gateway's window plus the margin."""
         return self.window_s + self.margin_s
 
-    def utilisation(self) -> float:
-        """The long-run fraction of the gateway's limit the gate lets through."""
-        return self.window_s / self.span_s
-
 
 @dataclass(slots=True)
 class LaneState:

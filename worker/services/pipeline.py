@@ -133,12 +133,12 @@ def _process(job_id: int, deps: PipelineDeps) -> str:
     except SendDeferred as deferred:
         return _defer(job, deps, deferred)
     except GatewayError as error:
-        record.sent_at = None if gate is None else gate.sent_at
+        record.sent_at = _sent_at(gate)
         return _on_gateway_error(job, error, record, deps)
     except (RequestRejected, TbatchError) as error:
         return _fail(job, record, deps, kind="rejected", message=str(error))
 
-    record.sent_at = None if gate is None else gate.sent_at
+    record.sent_at = _sent_at(gate)
     if deps.limiter is not None and result.served_by_fallback:
         # The gateway served a fallback model; that model's window counted it (see README).
         _debit_fallback(deps.limiter, result.model_answered, job.region)
@@ -151,6 +151,10 @@ def _catalog(deps: PipelineDeps, region: str) -> dict[str, ModelInfo]:
         return deps.gateway.list_models(region)
     except GatewayError:
         return {}
+
+
+def _sent_at(gate: CallGate | None) -> datetime | None:
+    return None if gate is None else gate.sent_at
 
 
 def _debit_fallback(limiter: LimiterPort, model: str, region: str) -> None:
