@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import socket
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -110,3 +112,27 @@ def test_sliding_window_never_admits_n_plus_one_in_any_window(gateway: EmulatorP
     rejected = chat(gateway.url)
     assert rejected.status_code == 429 and int(rejected.headers["retry-after"]) >= 1
     assert gateway.stats()["models"][MODEL]["max_in_any_window"] == 3  # 2 + the rejected one
+
+
+def test_a_request_is_counted_when_it_arrives_not_when_its_handler_runs(
+    gateway: EmulatorProcess,
+) -> None:
+    """The stamp is taken as the request's first bytes are parsed, like a gateway's edge."""
+    parts = urlsplit(gateway.url)
+    body = b'{"model": "claude-sonnet-4-6", "prompt": "Ping."}'
+    head = (
+        f"Host: {parts.hostname}\r\nAuthorization: key-a\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    ).encode()
+    with socket.create_connection((parts.hostname, parts.port), timeout=10) as conn:
+        sent_first_bytes = time.time()
+        conn.sendall(b"POST /v1/chat/completions HTTP/1.1\r\n")
+        time.sleep(0.3)  # real time must pass between the request's first and last header
+        rest_sent = time.time()
+        conn.sendall(head + body)
+        reply = b""
+        while chunk := conn.recv(65536):
+            reply += chunk
+    assert reply.startswith(b"HTTP/1.1 200")
+    [entry] = gateway.requests()
+    assert sent_first_bytes - 0.05 <= entry["ts"] < rest_sent

@@ -21,6 +21,14 @@ from worker.emulator.config import EmulatorConfig
 from worker.emulator.state import EmulatorState, LogEntry, key_id
 from worker.emulator.stream import sse_events
 
+ARRIVED_AT = "tbatch_arrived_at"  # the ASGI scope's ``state`` key the server stamps (wall time, s)
+
+
+def arrival_time(request: Request) -> float:
+    """When the request arrived: the server's stamp, or now when served without one."""
+    stamped = request.scope.get("state", {}).get(ARRIVED_AT)
+    return float(stamped) if stamped is not None else time.time()
+
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     return Response(json.dumps(body), status, headers, media_type="application/json")
@@ -51,7 +59,7 @@ async def chat_completions(request: Request) -> Response:
     state = _state(request)
     key = api_key_of(request)
     entry = LogEntry(
-        ts=time.time(), key=key_id(key), model=None, status=0,
+        ts=arrival_time(request), key=key_id(key), model=None, status=0,
         request_id=env.new_request_id(), transcript_id=None,
     )  # fmt: skip
     denied = auth_failure(state, key)
