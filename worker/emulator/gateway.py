@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,7 +20,7 @@ from worker.emulator.catalog import ModelInfo, served
 from worker.emulator.faults import Fault, decide
 from worker.emulator.injection import content_text, inject, messages_of, prompt_tokens
 from worker.emulator.limits import Decision
-from worker.emulator.model import complete
+from worker.emulator.model import Completion, complete
 from worker.emulator.postprocess import RepairError, repair, wants_repair
 from worker.emulator.rng import text_key, unit
 from worker.emulator.source import analyse
@@ -28,6 +29,12 @@ from worker.emulator.success import success_body
 from worker.emulator.validation import merged_attempts, validate
 
 _UNLIMITED = 2**31
+
+#: Answers are generated off the event loop, one at a time (their caches are not thread-safe).
+#: In a burst, sixty answers built in one loop turn would keep the loop from reading the
+#: sockets of requests arriving meanwhile for a hundred milliseconds, and so from stamping
+#: their arrival; from a thread, the loop gets the interpreter back within its switch interval.
+_ANSWERS = ThreadPoolExecutor(max_workers=1, thread_name_prefix="emulator-answers")
 
 
 @dataclass
@@ -211,7 +218,7 @@ async def _attempt(
             limit = cfg.limit_for(info.id)
             fake = Decision(False, limit.limit, 0, limit.window_s, info.id)
             return _limited(call, info.id, fake, fault)
-        return _answer(call, req, info, messages, source_text, (subject, fault))
+        return await _answer(call, req, info, messages, source_text, (subject, fault))
     raise AssertionError("unreachable")  # pragma: no cover
 
 
@@ -223,7 +230,7 @@ async def _latency(call: _Call, model: str, subject: str, n: int) -> None:
     await asyncio.sleep(max(0.0, lat.ms + spread) / 1000)
 
 
-def _answer(
+async def _answer(
     call: _Call,
     req: dict[str, Any],
     info: ModelInfo,
@@ -235,18 +242,13 @@ def _answer(
     kind = fault.kind if fault is not None else None
     schema_key = text_key(json.dumps(req.get("response_format")))
     parts = (call.state.config.seed, "answer", info.id, subject, schema_key)
-    json_wanted = wants_repair(req)
-    done = complete(req, info, analyse(source_text), parts, kind, json_wanted)
-    if json_wanted and done.finish != "refusal":
-        try:
-            if done.content is not None:
-                done.content = repair(done.content)
-            for tool_call in done.tool_calls or []:
-                tool_call["function"]["arguments"] = repair(tool_call["function"]["arguments"])
-        except RepairError:
-            call.state.models[info.id].statuses["500"] += 1
-            errors = [env.REPAIR_ERROR]
-            return Reply(500, env.error_body(500, env.REPAIR_FAILED, call.rid, errors))
+    loop = asyncio.get_running_loop()
+    try:
+        done = await loop.run_in_executor(_ANSWERS, _generate, req, info, source_text, parts, kind)
+    except RepairError:
+        call.state.models[info.id].statuses["500"] += 1
+        errors = [env.REPAIR_ERROR]
+        return Reply(500, env.error_body(500, env.REPAIR_FAILED, call.rid, errors))
     stats = call.state.models[info.id]
     stats.statuses["200"] += 1
     stats.answered += 1
@@ -256,6 +258,24 @@ def _answer(
     options = req.get("stream_options")
     usage = isinstance(options, dict) and bool(options.get("include_usage"))
     return Reply(200, body, stream=bool(req.get("stream")), stream_usage=usage)
+
+
+def _generate(
+    req: dict[str, Any],
+    info: ModelInfo,
+    source_text: str,
+    parts: tuple[object, ...],
+    kind: str | None,
+) -> Completion:
+    """The model's completion, repaired when the request asks for JSON (pure: no state)."""
+    json_wanted = wants_repair(req)
+    done = complete(req, info, analyse(source_text), parts, kind, json_wanted)
+    if json_wanted and done.finish != "refusal":
+        if done.content is not None:
+            done.content = repair(done.content)
+        for tool_call in done.tool_calls or []:
+            tool_call["function"]["arguments"] = repair(tool_call["function"]["arguments"])
+    return done
 
 
 def _with_headers(call: _Call, reply: Reply, primary: Decision | None) -> Reply:
