@@ -195,6 +195,7 @@ def _report(
 
 def _targets(spec: LimitedSpec, r: dict[str, Any]) -> tuple[dict[str, Any], dict[str, bool]]:
     models = list(r["max_in_any_window"])
+    targets: dict[str, Any]
     if spec.learned:
         after = r["utilization_after_learned"]
         targets = {
@@ -208,7 +209,7 @@ def _targets(spec: LimitedSpec, r: dict[str, Any]) -> tuple[dict[str, Any], dict
             "utilization_after_learned_min": all((after[m] or 0) >= 0.9 for m in models),
         }
         return targets, passed
-    targets: dict[str, Any] = {"http_429": 0, "over_limit_windows": 0, "gate_over_limit": 0}
+    targets = {"http_429": 0, "over_limit_windows": 0, "gate_over_limit": 0}
     passed = {
         "http_429": r["http_429"] == 0,
         "over_limit_windows": all(
