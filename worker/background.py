@@ -83,7 +83,7 @@ class BackgroundLoops:
             log.warning("reconcile", extra={"event": "reconcile", **moved})
 
     def _heartbeat_once(self) -> None:
-        leases = dict(self._rt.deps.leases)
+        leases = self._rt.deps.leases.snapshot()
         if leases:
             with self._rt.sessions.begin() as session:
                 renew_leases(session, leases, now=utcnow(), lease_s=self._rt.settings.lease_s)

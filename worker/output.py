@@ -12,7 +12,10 @@
    single quotes, Python literals, a missing closing bracket). The steps used are recorded in
    ``repairs``. A repair must yield a non-empty object or array, never an empty or scalar
    stand-in for text that was not JSON.
-4. The value is validated against the schema (formats included); every violation is reported.
+   A number too large for a float (``1e999``) is not JSON a database can hold: unparseable.
+4. NUL characters in strings (``\u0000``, which Postgres cannot store) are removed, recorded as
+   the repair ``nul_removed``.
+5. The value is validated against the schema (formats included); every violation is reported.
 """
 
 from __future__ import annotations
@@ -109,6 +112,9 @@ def interpret(
     if isinstance(parsed, str):
         return Invalid(data=None, errors=[parsed])
     data, repairs = parsed
+    data, had_nul = _without_nul(data)
+    if had_nul:
+        repairs = [*repairs, "nul_removed"]
     errors = validation_errors(data, schema)
     if errors:
         return Invalid(data=data, errors=errors, repaired=bool(repairs), repairs=repairs)
@@ -140,7 +146,24 @@ def _parse(content: str) -> tuple[Any, list[str]] | str:
 
 
 def _strict_loads(text: str) -> Any:
-    return json.loads(text, parse_constant=_reject_constant)
+    value = json.loads(text, parse_constant=_reject_constant)
+    if not _is_finite(value):
+        raise ValueError("a number is out of range (JSON numbers must be finite)")
+    return value
+
+
+def _without_nul(value: Any) -> tuple[Any, bool]:
+    """``value`` with NUL removed from every string and key, and whether there was one."""
+    if isinstance(value, str):
+        return (value.replace("\x00", ""), True) if "\x00" in value else (value, False)
+    if isinstance(value, list):
+        items = [_without_nul(item) for item in value]
+        return [item for item, _ in items], any(found for _, found in items)
+    if isinstance(value, dict):
+        pairs = [(_without_nul(k), _without_nul(v)) for k, v in value.items()]
+        found = any(k[1] or v[1] for k, v in pairs)
+        return ({k[0]: v[0] for k, v in pairs} if found else value), found
+    return value, False
 
 
 def _reject_constant(name: str) -> None:

@@ -1,5 +1,10 @@
 """Compare-and-set state moves of a job. Each is one UPDATE whose WHERE names the state it
-expects, so two deliveries of one message (or a worker and the reconciler) cannot both win."""
+expects, so two deliveries of one message (or a worker and the reconciler) cannot both win.
+
+A job sent back to ``pending`` (a retry, a re-ask, a 429, a deferred send, a lost lease) lands
+in ``cancelled`` instead when its batch was cancelled meanwhile: the same statement reads the
+flag, so no cancel can slip between the check and the move.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +12,29 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import ColumnElement, case, exists, update
 from sqlalchemy.orm import Session
 
-from models.jobs import Job, JobStatus
+from models.jobs import Batch, Job, JobStatus
+
+CANCELLED_KIND = "cancelled"
+
+
+def batch_cancelled() -> ColumnElement[bool]:
+    """True for a job whose batch was cancelled (correlated to the job row being updated)."""
+    return exists().where(Batch.id == Job.batch_id, Batch.cancelled.is_(True))
+
+
+def back_to_pending(now: datetime, error_kind: object = None) -> dict[str, Any]:
+    """``status`` (and what goes with it) for a job going back to ``pending``: ``cancelled``
+    if its batch was cancelled, so nothing of a cancelled batch is called again.
+    ``error_kind`` (a value or a column) is kept when the job stays pending."""
+    cancelled = batch_cancelled()
+    return {
+        "status": case((cancelled, JobStatus.CANCELLED), else_=JobStatus.PENDING),
+        "finished_at": case((cancelled, now), else_=None),
+        "error_kind": case((cancelled, CANCELLED_KIND), else_=error_kind),
+    }
 
 
 def claim(session: Session, job_id: int, *, now: datetime, lease_s: float) -> Job | None:
@@ -34,7 +58,15 @@ def claim(session: Session, job_id: int, *, now: datetime, lease_s: float) -> Jo
 
 
 def finish(session: Session, job: Job, *, now: datetime, status: str, **values: Any) -> bool:
-    """running (under our lease) -> ``status``. False if our lease was lost meanwhile."""
+    """running (under our lease) -> ``status``. False if our lease was lost meanwhile.
+
+    ``pending`` means "pending unless the batch was cancelled" (:func:`back_to_pending`).
+    """
+    moved: dict[str, Any] = (
+        back_to_pending(now, values.pop("error_kind", None))
+        if status == JobStatus.PENDING
+        else {"status": status, "finished_at": now if status in JobStatus.FINAL else None}
+    )
     done = session.execute(
         update(Job)
         .where(
@@ -42,13 +74,7 @@ def finish(session: Session, job: Job, *, now: datetime, status: str, **values: 
             Job.status == JobStatus.RUNNING,
             Job.lease_token == job.lease_token,
         )
-        .values(
-            status=status,
-            lease_token=None,
-            lease_expires_at=None,
-            finished_at=now if status in JobStatus.FINAL else None,
-            **values,
-        )
+        .values(lease_token=None, lease_expires_at=None, **moved, **values)
         .returning(Job.id)
     ).first()
     return done is not None

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from models.content import Schema, Template
 from worker.prompts import CompiledTemplate, compile_template
+from worker.schemas import check_schema
 
 
 class ContentCache:
@@ -36,6 +37,10 @@ class ContentCache:
             srow = session.get(Schema, schema_id)
             assert srow is not None, f"schema {schema_id} missing"
             schema = srow.body
+            # Checked at enqueue; again here, once per process, for rows written otherwise
+            # (an older tbatch, by hand): a schema no call can be validated against fails
+            # its job before the call, not after paying for it.
+            check_schema(schema, source=f"schema #{schema_id}")
         # Rows are immutable, so two threads loading the same id at once store equal values.
         with self._lock:
             if len(self._templates) >= self._max:

@@ -178,6 +178,11 @@ def _batch(session: Session, req: EnqueueRequest) -> int:
         batch = session.get(Batch, req.batch_id)
         if batch is None:
             raise NotFoundError(f"unknown batch {req.batch_id}")
+        if batch.cancelled:
+            raise InputError(
+                f"batch {batch.id} was cancelled: nothing of it runs again; "
+                "enqueue into a new batch (leave out --batch)"
+            )
         return batch.id
     batch = Batch(name=req.name, priority=req.priority)
     session.add(batch)

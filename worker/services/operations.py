@@ -59,7 +59,8 @@ def reprocess(
     catalog: Catalog | None = None,
 ) -> dict[str, int]:
     """Put failed (or, with ``force``, succeeded) jobs back to ``pending`` with fresh budgets.
-    Jobs in flight are left alone. A new model must be served in the job's region."""
+    Jobs in flight are left alone. A new model must be served in the job's region. Jobs of a
+    cancelled batch are refused (the whole call stores nothing)."""
     counts = {"requeued": 0, "skipped": 0}
     for job_id in job_ids:
         job = session.get(Job, job_id, with_for_update=True)
@@ -71,6 +72,11 @@ def reprocess(
         if job.status not in allowed:
             counts["skipped"] += 1
             continue
+        if session.scalar(select(Batch.cancelled).where(Batch.id == job.batch_id)):
+            raise InputError(
+                f"job {job.id} belongs to batch {job.batch_id}, which was cancelled: nothing of "
+                "a cancelled batch runs again; enqueue its transcripts into a new batch"
+            )
         if model is not None:
             _check_model(model, job, catalog)
         if job.status == JobStatus.SUCCEEDED:

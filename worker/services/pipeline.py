@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any, Protocol
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -37,7 +39,13 @@ from worker.gateway.types import CompletionRequest, CompletionResult, ModelInfo
 from worker.output import Invalid, Refused, Truncated, Valid, interpret
 from worker.services import claims
 from worker.services.content_cache import ContentCache
-from worker.services.recording import AttemptRecord, record_attempt, store_result
+from worker.services.recording import (
+    AttemptRecord,
+    record_attempt,
+    storable_list,
+    storable_text,
+    store_result,
+)
 from worker.services.requests import build_request
 from worker.services.send_gate import CallGate, PermitPort
 from worker.settings import Settings
@@ -66,6 +74,31 @@ class LimiterPort(PermitPort, Protocol):
     def debit_fallback(self, model_answered: str, region: str | None) -> None: ...
 
 
+class Leases:
+    """The leases this process holds (job_id -> lease token), renewed by the heartbeat.
+
+    A delivery releases only its own lease: a duplicate message for a job another thread of
+    this process is calling must not drop the live call's lease from the heartbeat.
+    """
+
+    def __init__(self) -> None:
+        self._held: dict[int, str] = {}
+        self._lock = threading.Lock()
+
+    def hold(self, job_id: int, token: str) -> None:
+        with self._lock:
+            self._held[job_id] = token
+
+    def release(self, job_id: int, token: str) -> None:
+        with self._lock:
+            if self._held.get(job_id) == token:
+                del self._held[job_id]
+
+    def snapshot(self) -> dict[int, str]:
+        with self._lock:
+            return dict(self._held)
+
+
 @dataclass
 class PipelineDeps:
     sessions: sessionmaker[Session]
@@ -75,25 +108,16 @@ class PipelineDeps:
     content: ContentCache = field(default_factory=ContentCache)
     clock: Callable[[], datetime] = utcnow
     rng: random.Random = field(default_factory=random.Random)
-    # Leases this process holds (job_id -> lease token), renewed by the heartbeat.
-    leases: dict[int, str] = field(default_factory=dict)
+    leases: Leases = field(default_factory=Leases)
 
 
 def process_job(job_id: int, deps: PipelineDeps) -> str:
     """Run one delivery of ``jobs.process``; returns what happened (for logs and tests)."""
-    try:
-        return _process(job_id, deps)
-    finally:
-        deps.leases.pop(job_id, None)
-
-
-def _process(job_id: int, deps: PipelineDeps) -> str:
-    settings = deps.settings
     with deps.sessions.begin() as session:
-        job = claims.claim(session, job_id, now=deps.clock(), lease_s=settings.lease_s)
+        job = claims.claim(session, job_id, now=deps.clock(), lease_s=deps.settings.lease_s)
         if job is None:
             return "skipped"
-        if job.deliveries > settings.max_deliveries:
+        if job.deliveries > deps.settings.max_deliveries:
             claims.finish(
                 session,
                 job,
@@ -101,13 +125,32 @@ def _process(job_id: int, deps: PipelineDeps) -> str:
                 status=JobStatus.FAILED,
                 error_kind="poison",
                 error_message=f"delivered {job.deliveries} times without finishing "
-                f"(cap {settings.max_deliveries}); history kept in attempts",
+                f"(cap {deps.settings.max_deliveries}); history kept in attempts",
             )
             return "poison"
-        deps.leases[job.id] = str(job.lease_token)
         session.expunge(job)
-        template, schema = deps.content.load(session, job.template_id, job.schema_id)
+    token = str(job.lease_token)
+    deps.leases.hold(job.id, token)
+    try:
+        return _deliver(job, deps)
+    finally:
+        deps.leases.release(job.id, token)
 
+
+def _deliver(job: Job, deps: PipelineDeps) -> str:
+    try:
+        with deps.sessions() as session:
+            template, schema = deps.content.load(session, job.template_id, job.schema_id)
+    except Exception as exc:  # stored content this worker cannot use: no call can succeed
+        log.exception("job.content_unusable", extra={"job_id": job.id})
+        record = AttemptRecord(job=job, started_at=deps.clock(), region=job.region)
+        message = f"template {job.template_id} / schema {job.schema_id} unusable: {exc!r}"
+        return _fail(job, record, deps, kind="bad_content", message=message, call_made=False)
+    return _call(job, template, schema, deps)
+
+
+def _call(job: Job, template: Any, schema: Any, deps: PipelineDeps) -> str:
+    settings = deps.settings
     catalog = _catalog(deps, job.region)
     started = deps.clock()
     record = AttemptRecord(job=job, started_at=started, region=job.region)
@@ -134,7 +177,7 @@ def _process(job_id: int, deps: PipelineDeps) -> str:
         return _defer(job, deps, deferred)
     except GatewayError as error:
         record.sent_at = _sent_at(gate)
-        return _on_gateway_error(job, error, record, deps)
+        return _answered(job, record, deps, partial(_on_gateway_error, job, error, record, deps))
     except (RequestRejected, TbatchError) as error:
         return _fail(job, record, deps, kind="rejected", message=str(error))
 
@@ -142,8 +185,34 @@ def _process(job_id: int, deps: PipelineDeps) -> str:
     if deps.limiter is not None and result.served_by_fallback:
         # The gateway served a fallback model; that model's window counted it (see README).
         _debit_fallback(deps.limiter, result.model_answered, job.region)
-    record.take_result(result, catalog)
-    return _on_answer(job, result, schema, record, deps)
+
+    def settle() -> str:
+        record.take_result(result, catalog)
+        return _on_answer(job, result, schema, record, deps)
+
+    return _answered(job, record, deps, settle)
+
+
+def _answered(
+    job: Job, record: AttemptRecord, deps: PipelineDeps, settle: Callable[[], str]
+) -> str:
+    """Settle a call the gateway answered; if that fails, still record the paid attempt.
+
+    Whatever goes wrong after the answer (a value the database refuses, a bug in handling it,
+    a limiter outage during feedback) must not leave the job ``running`` until its lease
+    expires and is called, and paid, again. The attempt is written with what is known and the
+    job fails with the reason; only a database that cannot be written at all escapes (the
+    lease then brings the job back, as after a crash).
+    """
+    try:
+        return settle()
+    except Exception as exc:
+        log.exception("job.settle_failed", extra={"job_id": job.id})
+        record.outcome = "unstorable"
+        record.error_kind = "unstorable"
+        record.error_message = f"the answer could not be recorded as is: {exc!r}"[:4000]
+        record.repairs, record.validation_errors = [], []
+        return _fail(job, record, deps, kind="unstorable", message=record.error_message)
 
 
 def _catalog(deps: PipelineDeps, region: str) -> dict[str, ModelInfo]:
@@ -162,6 +231,15 @@ def _debit_fallback(limiter: LimiterPort, model: str, region: str) -> None:
         limiter.debit_fallback(model, region)
     except Exception as exc:  # the answer is paid for: a limiter outage must not lose it
         log.warning("fallback.debit_failed", extra={"model": model, "error": repr(exc)})
+
+
+def _pause(
+    limiter: LimiterPort, model: str, region: str, error: RateLimited, settings: Settings
+) -> None:
+    try:
+        limiter.on_429(model, region, error.retry_after_s, settings.rate_limit_pause_cap_s)
+    except Exception as exc:  # the 429 is recorded and the job goes back either way
+        log.warning("ratelimit.pause_failed", extra={"model": model, "error": repr(exc)})
 
 
 def _defer(job: Job, deps: PipelineDeps, deferred: SendDeferred) -> str:
@@ -195,7 +273,7 @@ def _on_answer(
         with deps.sessions.begin() as session:
             attempt_id = record_attempt(session, record, now=deps.clock())
             stored = store_result(session, job, attempt_id, outcome, result, now=deps.clock())
-        return "succeeded" if stored else "duplicate"
+        return "succeeded" if stored else "lease_lost"
     if isinstance(outcome, Refused):
         record.outcome = "refused"
         return _fail(job, record, deps, kind="refused", message=f"model refused: {outcome.reason}")
@@ -234,9 +312,12 @@ def _reask_or_fail(
         status=JobStatus.PENDING,
         not_before=None,
         reasks=job.reasks + 1,
-        reask_context={"answer": answer[:20000], "errors": errors},
+        reask_context={
+            "answer": storable_text(answer, 20000),
+            "errors": storable_list(errors) or [],
+        },
         error_kind="invalid_output",
-        error_message="; ".join(errors[:3]),
+        error_message=storable_text("; ".join(errors[:3]), 4000),
     )
     return "reask"
 
@@ -249,12 +330,7 @@ def _on_gateway_error(
     if isinstance(error, RateLimited):
         # A rate-limit wait is the model's, not the job's: it never spends the retry budget.
         if deps.limiter is not None:
-            deps.limiter.on_429(
-                error.limit_model or job.model,
-                job.region,
-                error.retry_after_s,
-                settings.rate_limit_pause_cap_s,
-            )
+            _pause(deps.limiter, error.limit_model or job.model, job.region, error, settings)
         return _back_to_pending(job, record, deps, delay_s=0.0, count_retry=False)
     if isinstance(error, RepairFailed):
         # The gateway's json-repair gave up: the model's output was garbage, like an invalid
@@ -292,23 +368,38 @@ def _back_to_pending(
         not_before=now + timedelta(seconds=delay_s) if delay_s else None,
         transport_retries=job.transport_retries + (1 if count_retry else 0),
         error_kind=record.error_kind,
-        error_message=record.error_message,
+        error_message=storable_text(record.error_message, 4000),
     )
     return "retry" if count_retry else "rate_limited"
 
 
-def _fail(job: Job, record: AttemptRecord, deps: PipelineDeps, *, kind: str, message: str) -> str:
+def _fail(
+    job: Job,
+    record: AttemptRecord,
+    deps: PipelineDeps,
+    *,
+    kind: str,
+    message: str,
+    call_made: bool = True,
+) -> str:
+    """Fail the job; its attempt is recorded when a call was made (``call_made``)."""
     if record.error_kind is None:
         record.error_kind, record.error_message = kind, message
+    message = storable_text(message, 4000) or ""
     _settle(
-        job, record, deps, status=JobStatus.FAILED, error_kind=kind, error_message=message[:4000]
+        job,
+        record if call_made else None,
+        deps,
+        status=JobStatus.FAILED,
+        error_kind=kind,
+        error_message=message,
     )
     log.info("job.failed", extra={"job_id": job.id, "error_kind": kind})
     return "failed"
 
 
 def _settle(
-    job: Job, record: AttemptRecord, deps: PipelineDeps, *, status: str, **values: Any
+    job: Job, record: AttemptRecord | None, deps: PipelineDeps, *, status: str, **values: Any
 ) -> None:
     """Record the attempt and move the job out of ``running``, in one transaction.
 
@@ -320,5 +411,6 @@ def _settle(
         values["deliveries"] = max(0, job.deliveries - 1)
     now = deps.clock()
     with deps.sessions.begin() as session:
-        record_attempt(session, record, now=now)
+        if record is not None:
+            record_attempt(session, record, now=now)
         claims.finish(session, job, now=now, status=status, **values)

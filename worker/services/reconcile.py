@@ -4,6 +4,7 @@
 - ``queued`` for longer than ``requeue_after_s`` (the broker lost the message, e.g. Redis
   restarted): back to ``pending``; the dispatcher re-releases it with a fresh token.
 - a job returned this way after ``max_deliveries`` deliveries fails as ``poison``.
+- either way, a job of a cancelled batch becomes ``cancelled`` instead of ``pending``.
 
 Each step is one UPDATE guarded by the state it expects, so several reconcilers are harmless,
 and a stale message still in the broker finds the job no longer ``queued`` and is dropped.
@@ -18,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from models.db import rowcount
 from models.jobs import Job, JobStatus
+from worker.services.claims import back_to_pending
 
 
 def reconcile(
@@ -45,10 +47,9 @@ def reconcile(
             update(Job)
             .where(expired)
             .values(
-                status=JobStatus.PENDING,
+                **back_to_pending(now, "lease_expired"),
                 lease_token=None,
                 lease_expires_at=None,
-                error_kind="lease_expired",
                 error_message="worker stopped before finishing; requeued",
             )
             .execution_options(synchronize_session=False)
@@ -61,7 +62,7 @@ def reconcile(
                 Job.status == JobStatus.QUEUED,
                 Job.queued_at < now - timedelta(seconds=requeue_after_s),
             )
-            .values(status=JobStatus.PENDING)
+            .values(**back_to_pending(now, Job.error_kind))
             .execution_options(synchronize_session=False)
         )
     )

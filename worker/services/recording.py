@@ -23,6 +23,27 @@ from worker.gateway.types import CompletionResult, ModelInfo
 from worker.output import Valid
 
 MAX_RAW_CHARS = 100_000
+_NUL = "\x00"
+
+
+def storable_text(text: str | None, limit: int | None = None) -> str | None:
+    """``text`` as Postgres can store it: no text column accepts NUL, which becomes U+FFFD
+    (the raw answer's evidence otherwise intact), and at most ``limit`` characters."""
+    if text is None:
+        return None
+    if _NUL in text:
+        text = text.replace(_NUL, "\ufffd")
+    return text if limit is None else text[:limit]
+
+
+def fit(column: Any, value: str | None) -> str | None:
+    """A gateway-supplied value cut to its ``String(n)`` column (a 300-character request_id
+    must not cost the answer it came with)."""
+    return storable_text(value, column.type.length)
+
+
+def storable_list(items: list[str]) -> list[str] | None:
+    return [storable_text(item, 4000) or "" for item in items] or None
 
 
 @dataclass
@@ -114,20 +135,20 @@ def record_attempt(session: Session, rec: AttemptRecord, *, now: datetime) -> in
         insert(Attempt)
         .values(
             job_id=job.id,
-            request_id=rec.request_id,
+            request_id=fit(Attempt.request_id, rec.request_id),
             purpose=rec.purpose,
             model_requested=job.model,
-            model_answered=rec.model_answered,
+            model_answered=fit(Attempt.model_answered, rec.model_answered),
             fallback_used=bool(rec.model_answered and rec.model_answered != job.model),
             region=rec.region,
             http_status=rec.http_status,
             outcome=rec.outcome,
-            error_kind=rec.error_kind,
-            error_message=rec.error_message,
-            finish_reason=rec.finish_reason,
-            raw_text=rec.raw_text,
-            repairs=rec.repairs or None,
-            validation_errors=rec.validation_errors or None,
+            error_kind=fit(Attempt.error_kind, rec.error_kind),
+            error_message=storable_text(rec.error_message, 4000),
+            finish_reason=fit(Attempt.finish_reason, rec.finish_reason),
+            raw_text=storable_text(rec.raw_text, MAX_RAW_CHARS),
+            repairs=storable_list(rec.repairs),
+            validation_errors=storable_list(rec.validation_errors),
             latency_ms=rec.latency_ms,
             cost_usd=rec.cost_usd,
             started_at=rec.started_at,
@@ -149,27 +170,20 @@ def store_result(
     *,
     now: datetime,
 ) -> bool:
-    """Insert the result unless the job has one; mark the job succeeded. False if a result
-    already existed (a duplicate delivery finished first)."""
-    values: dict[str, Any] = {
-        "job_id": job.id,
-        "attempt_id": attempt_id,
-        "data": outcome.data,
-        "raw_text": (result.content or "")[:MAX_RAW_CHARS],
-        "repaired": outcome.repaired,
-        "model": result.model_answered,
-        "request_id": result.request_id,
-        "input_tokens": result.usage.input_tokens,
-        "output_tokens": result.usage.output_tokens,
-        "created_at": now,
-    }
-    stmt = insert_ignoring_conflicts(session, Result, index_elements=["job_id"])
-    inserted = session.execute(stmt.values(**values).returning(Result.id)).first()
-    if inserted is None:
-        return False
-    session.execute(
+    """Mark the job succeeded and insert its result, if this delivery still holds the job.
+
+    False when the lease was lost meanwhile (the reconciler requeued the job, another delivery
+    or a cancel or a forced reprocess moved it on): what happened since stands, and this
+    answer stays recorded as its attempt only. The result insert also ignores a conflict on
+    ``job_id``, so the database itself never holds two results for one job.
+    """
+    moved = session.execute(
         update(Job)
-        .where(Job.id == job.id)
+        .where(
+            Job.id == job.id,
+            Job.status == JobStatus.RUNNING,
+            Job.lease_token == job.lease_token,
+        )
         .values(
             status=JobStatus.SUCCEEDED,
             lease_token=None,
@@ -179,5 +193,22 @@ def store_result(
             error_message=None,
             reask_context=None,
         )
-    )
+        .returning(Job.id)
+    ).first()
+    if moved is None:
+        return False
+    values: dict[str, Any] = {
+        "job_id": job.id,
+        "attempt_id": attempt_id,
+        "data": outcome.data,
+        "raw_text": storable_text(result.content or "", MAX_RAW_CHARS),
+        "repaired": outcome.repaired,
+        "model": fit(Result.model, result.model_answered),
+        "request_id": fit(Result.request_id, result.request_id),
+        "input_tokens": result.usage.input_tokens,
+        "output_tokens": result.usage.output_tokens,
+        "created_at": now,
+    }
+    stmt = insert_ignoring_conflicts(session, Result, index_elements=["job_id"])
+    session.execute(stmt.values(**values))
     return True
