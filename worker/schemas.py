@@ -19,6 +19,7 @@ from functools import lru_cache
 from typing import Any
 from urllib.parse import urljoin
 
+import regex
 from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import SchemaError
 from jsonschema_specifications import REGISTRY as SPECIFICATIONS
@@ -26,20 +27,20 @@ from referencing import Registry
 from referencing.exceptions import Unresolvable
 from referencing.jsonschema import DRAFT202012
 
+from worker import schema_regex
 from worker.errors import InputError
+from worker.schema_regex import BoundedValidator
 
 MAX_SCHEMA_BYTES = 256 * 1024
 MAX_ERRORS = 20
 MAX_ERROR_CHARS = 300
 _VALIDATOR_CACHE_SIZE = 64
-# Keywords whose values are data, not subschemas: a "$ref" key inside them is not a reference.
-_DATA_KEYWORDS = frozenset({"const", "enum", "default", "examples"})
 _IDENTIFIER = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*")
 _RFC3339 = re.compile(
     r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})", re.ASCII
 )
 
-_validators: OrderedDict[str, Draft202012Validator] = OrderedDict()
+_validators: OrderedDict[str, Any] = OrderedDict()
 _validators_lock = threading.Lock()
 
 
@@ -84,43 +85,87 @@ def check_schema(schema: object, *, source: str) -> None:
         ) from None
     if isinstance(schema, dict):
         _check_refs(schema, source)
+        _check_patterns(schema, source)
 
 
 def _check_refs(schema: dict[str, Any], source: str) -> None:
-    root_uri = schema.get("$id", "") if isinstance(schema.get("$id"), str) else ""
-    resource = DRAFT202012.create_resource(schema)
-    try:
-        registry: Registry[Any] = SPECIFICATIONS.with_resource(root_uri, resource).crawl()
-    except Unresolvable as exc:
-        raise InputError(f"schema cannot be loaded: {exc}", source=source) from None
-    resolver = registry.resolver(base_uri=root_uri)
-    for base, ref, path in _refs(schema, root_uri, []):
+    registry = _registry(schema, source)
+    resolver = registry.resolver(base_uri=_root_uri(schema))
+    for base, keyword, ref, path in _refs(schema):
         try:
             resolver.lookup(urljoin(base, ref))
         except Unresolvable:
             raise InputError(
-                f"$ref {ref!r} at {json_path(path)} cannot be resolved "
-                "(tbatch resolves only references inside the schema and to the meta-schemas)",
+                f"{keyword} {ref!r} at {json_path(path)} cannot be resolved (tbatch resolves "
+                "only references inside the schema and to the meta-schemas, and never fetches "
+                "one over the network)",
                 source=source,
             ) from None
 
 
-def _refs(
+def _root_uri(schema: dict[str, Any] | bool) -> str:
+    root = schema.get("$id") if isinstance(schema, dict) else None
+    return root if isinstance(root, str) else ""
+
+
+def _registry(schema: dict[str, Any] | bool, source: str = "schema") -> Registry[Any]:
+    """The schema and the meta-schemas, crawled; nothing else. A registry without a
+    ``retrieve`` cannot fetch: a remote reference is unresolvable, never a network request."""
+    resource = DRAFT202012.create_resource(schema)
+    try:
+        registry: Registry[Any] = SPECIFICATIONS.with_resource(_root_uri(schema), resource)
+        return registry.crawl()
+    except Unresolvable as exc:
+        raise InputError(f"schema cannot be loaded: {exc}", source=source) from None
+
+
+def _subschemas(
     node: object, base: str, path: list[str | int]
-) -> Iterator[tuple[str, str, list[str | int]]]:
-    """Yield ``(base URI, $ref, path)`` for every ``$ref`` string in a schema tree."""
-    if isinstance(node, list):
-        for index, item in enumerate(node):
-            yield from _refs(item, base, [*path, index])
-    elif isinstance(node, dict):
-        if path and isinstance(node.get("$id"), str):
-            base = urljoin(base, node["$id"])
-        ref = node.get("$ref")
-        if isinstance(ref, str):
-            yield base, ref, [*path, "$ref"]
-        for key, value in node.items():
-            if key not in _DATA_KEYWORDS:
-                yield from _refs(value, base, [*path, key])
+) -> Iterator[tuple[dict[str, Any], str, list[str | int]]]:
+    """Yield ``(subschema, base URI, path)`` for the node and every subschema under it,
+    descending only where the 2020-12 vocabulary puts subschemas: a property *named*
+    ``default`` is a subschema, the value of ``default`` or ``enum`` is data."""
+    if not isinstance(node, dict):
+        return
+    if path and isinstance(node.get("$id"), str):
+        base = urljoin(base, node["$id"])
+    yield node, base, path
+    subs = {id(sub) for sub in DRAFT202012.subresources_of(node) if isinstance(sub, dict)}
+    for key, value in node.items():
+        if id(value) in subs:
+            yield from _subschemas(value, base, [*path, key])
+        elif isinstance(value, dict | list):
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            for name, child in items:
+                if id(child) in subs:
+                    yield from _subschemas(child, base, [*path, key, name])
+
+
+def _refs(schema: dict[str, Any]) -> Iterator[tuple[str, str, str, list[str | int]]]:
+    """``(base URI, keyword, reference, path)`` of every ``$ref`` and ``$dynamicRef``."""
+    for node, base, path in _subschemas(schema, _root_uri(schema), []):
+        for keyword in ("$ref", "$dynamicRef"):
+            if isinstance(node.get(keyword), str):
+                yield base, keyword, node[keyword], [*path, keyword]
+
+
+def _check_patterns(schema: dict[str, Any], source: str) -> None:
+    """Every ``pattern`` and ``patternProperties`` key compiles for the bounded matcher."""
+    for node, _, path in _subschemas(schema, "", []):
+        found = (
+            [([*path, "pattern"], node["pattern"])] if isinstance(node.get("pattern"), str) else []
+        )
+        if isinstance(node.get("patternProperties"), dict):
+            found += [([*path, "patternProperties", p], p) for p in node["patternProperties"]]
+        for where, pattern in found:
+            try:
+                schema_regex.compiled(pattern)
+            except regex.error as exc:
+                raise InputError(
+                    f"pattern {pattern!r} at {json_path(where)} is not a valid regular "
+                    f"expression: {exc}",
+                    source=source,
+                ) from None
 
 
 def _is_rfc3339_datetime(instance: object) -> bool:
@@ -145,15 +190,19 @@ def _format_checker() -> FormatChecker:
     return checker
 
 
-def validator_for(schema: dict[str, Any] | bool) -> Draft202012Validator:
-    """A format-checking validator for ``schema``, cached by :func:`schema_hash`."""
+def validator_for(schema: dict[str, Any] | bool) -> Any:
+    """A format-checking validator for ``schema``, cached by :func:`schema_hash`: patterns are
+    time-bounded (:mod:`worker.schema_regex`) and references resolve only inside the schema
+    and to the meta-schemas (no network)."""
     key = schema_hash(schema)
     with _validators_lock:
         validator = _validators.get(key)
         if validator is not None:
             _validators.move_to_end(key)
             return validator
-    validator = Draft202012Validator(schema, format_checker=_format_checker())
+    validator = BoundedValidator(
+        schema, format_checker=_format_checker(), registry=_registry(schema)
+    )
     with _validators_lock:
         _validators[key] = validator
         while len(_validators) > _VALIDATOR_CACHE_SIZE:

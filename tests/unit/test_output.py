@@ -8,7 +8,6 @@ import uuid
 from typing import Any
 
 import pytest
-from jsonschema import Draft202012Validator
 
 from worker import schemas
 from worker.errors import InputError
@@ -140,14 +139,14 @@ def test_validators_are_cached_by_schema_hash() -> None:
 def test_interpret_builds_one_validator_per_schema(monkeypatch: pytest.MonkeyPatch) -> None:
     schema = {"type": "object", "title": uuid.uuid4().hex}
     validator_for({"type": "null"})  # builds the shared format checker before patching
-    real = Draft202012Validator
+    real = schemas.BoundedValidator
     built: list[object] = []
 
     def counting(*args: Any, **kwargs: Any) -> Any:
         built.append(args[0])
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(schemas, "Draft202012Validator", counting)
+    monkeypatch.setattr(schemas, "BoundedValidator", counting)
     for _ in range(50):
         assert isinstance(interpret("{}", finish_reason="stop", refusal=None, schema=schema), Valid)
     assert built == [schema]
