@@ -70,6 +70,11 @@ def check_schema(schema: object, *, source: str) -> None:
             f"a JSON Schema must be an object or a boolean, not {type(schema).__name__}",
             source=source,
         )
+    if schema is False:
+        raise InputError(
+            "the schema false accepts no value: every answer would fail validation",
+            source=source,
+        )
     try:
         size = len(json.dumps(schema).encode("utf-8"))
     except (TypeError, ValueError, RecursionError) as exc:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 US_GATEWAY_URL = "https://llm-gateway.assemblyai.com/v1"
@@ -19,7 +19,10 @@ EU_TRANSCRIPT_API_URL = "https://api.eu.assemblyai.com"
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="TBATCH_", extra="ignore")
+    # hide_input_in_errors: a bad value's error never repeats it (it may be the API key).
+    model_config = SettingsConfigDict(
+        env_prefix="TBATCH_", extra="ignore", hide_input_in_errors=True
+    )
 
     # Storage and transport
     database_url: str = "sqlite:///tbatch.sqlite3"
@@ -37,6 +40,24 @@ class Settings(BaseSettings):
     api_key: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("ASSEMBLYAI_API_KEY", "TBATCH_API_KEY")
     )
+
+    @field_validator("api_key")
+    @classmethod
+    def _clean_key(cls, key: SecretStr | None) -> SecretStr | None:
+        """Surrounding whitespace (a secret mounted from a file ends with a newline) is removed;
+        whitespace or control characters inside the key are refused, naming neither the key
+        nor its characters: sent as a header, they make the HTTP library raise an error that
+        quotes the header's value."""
+        if key is None:
+            return None
+        raw = key.get_secret_value().strip()
+        if any(ch.isspace() or not ch.isprintable() for ch in raw):
+            raise ValueError(
+                "ASSEMBLYAI_API_KEY contains whitespace or control characters inside it; "
+                "check how the secret is set (the key itself is not shown)"
+            )
+        return SecretStr(raw) if raw else None
+
     gateway_connect_timeout_s: float = 5.0
     gateway_read_timeout_s: float = 120.0
     gateway_write_timeout_s: float = 10.0

@@ -8,6 +8,7 @@ from datetime import date
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 
 from tests.fixtures.emulator import API_KEY
 from worker.emulator.server import EmulatorProcess
@@ -212,3 +213,36 @@ def test_transcript_paging(gateway: EmulatorProcess) -> None:
     completed = _completed(gateway.url)
     assert completed and all(t.status == "completed" for t in completed)
     assert len(completed) == sum(t.status == "completed" for t in every)
+
+
+def test_a_key_read_from_a_file_with_its_newline_works(
+    gateway: EmulatorProcess, transcript_id: str
+) -> None:
+    gateway.configure({"api_key": API_KEY})
+    with GatewayClient(make_settings(gateway.url, key=f"  {API_KEY}\n")) as c:
+        assert c.complete(req(transcript_id)).http_status == 200
+
+
+def test_a_key_with_a_newline_inside_is_refused_at_load_without_showing_it() -> None:
+    from pydantic import ValidationError
+
+    secret = "sk-live-0123456789"
+    with pytest.raises(ValidationError) as info:
+        Settings(ASSEMBLYAI_API_KEY=f"{secret}\nX-Injected: 1")
+    assert "whitespace or control characters" in str(info.value)
+    assert secret not in str(info.value) and secret not in repr(info.value)
+
+
+def test_a_transport_error_quoting_the_key_is_scrubbed(
+    gateway: EmulatorProcess, transcript_id: str
+) -> None:
+    """A key that slipped past the settings check (built without validation) makes the HTTP
+    library raise a protocol error quoting the header; nothing of it reaches the error."""
+    secret = "sk-live-0123456789"
+    settings = make_settings(gateway.url).model_copy(
+        update={"api_key": SecretStr(f"{secret}\nX-Injected: 1")}
+    )
+    with GatewayClient(settings) as c, pytest.raises(ConnectionFailed) as info:
+        c.complete(req(transcript_id))
+    assert secret not in str(info.value) and secret not in repr(info.value)
+    assert info.value.__cause__ is None and info.value.__suppress_context__

@@ -62,6 +62,27 @@ BAD_CASES = [
         "at most 2",
     ),
     ({"lines": ['{"transcript_id": "abcdefgh12"}']}, "team"),  # undefined template variable
+    ({"region": "eu", "model_region_global": True}, "cannot be used with region eu"),
+    (
+        {"lines": ['{"transcript_id": "abcdefgh12\\n", "variables": {"team": "a"}}']},
+        "ids.txt:1: 'abcdefgh12\\n' is not a plausible transcript id",
+    ),
+    (
+        {
+            "lines": [
+                '{"transcript_id": "abcdefgh12", "variables": {"team": "a"}}',
+                '{"transcript_id": "abcdefgh12", "variables": {"team": "b"}}',
+            ]
+        },
+        "ids.txt:2: transcript abcdefgh12 with model claude-sonnet-4-6 is already on an earlier",
+    ),
+    (
+        {"lines": ['{"transcript_id": "abcdefgh12", "max_tokens": 4294967296, "variables": {}}']},
+        "ids.txt:1: max_tokens must be an integer from 1 to 2147483647",
+    ),
+    ({"max_tokens": 2**40}, "--max-tokens: must be an integer from 1 to 2147483647"),
+    ({"name": "n" * 201}, "--name: batch name is 201 characters; at most 200"),
+    ({"schema": False}, "s.json: the schema false accepts no value"),
 ]
 
 

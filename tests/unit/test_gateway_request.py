@@ -242,3 +242,14 @@ def test_max_tokens_must_be_below_context_length() -> None:
 def test_validate_runs_shape_checks() -> None:
     with pytest.raises(RequestRejected, match="silently ignore"):
         validate_request(req(messages=[Message(role="user", content="x")]), US)
+
+
+def test_an_eu_request_with_global_routing_is_refused_before_any_io() -> None:
+    req = CompletionRequest(
+        model="claude-sonnet-4-6",
+        messages=[Message(role="user", content="hi")],
+        region="eu",
+        model_region_global=True,
+    )
+    with pytest.raises(RequestRejected, match="cannot be used with region eu"):
+        check_request_shape(req)

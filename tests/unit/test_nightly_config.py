@@ -236,3 +236,8 @@ def test_cron_next_times(expression: str, after: str, expected: list[str]) -> No
     start = datetime.fromisoformat(after).replace(tzinfo=UTC)
     got = parse_cron(expression).next_times(start, count=2)
     assert [t.strftime("%Y-%m-%dT%H:%M") for t in got] == expected
+
+
+def test_global_routing_is_refused_for_an_eu_pipeline(folder: Path) -> None:
+    message = error_of(folder, pipeline(region='"eu"', global_routing="true"))
+    assert "pipeline 'support-nightly'" in message and "cannot be used with region eu" in message

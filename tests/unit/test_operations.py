@@ -105,3 +105,23 @@ def test_cancel_stops_waiting_jobs_and_keeps_results(tmp_path: Path) -> None:
     with sessions() as s:
         statuses = dict(s.execute(select(Job.id, Job.status)).all())
     assert statuses == {1: "succeeded", 2: "cancelled", 3: "cancelled"}
+
+
+def test_reprocess_to_a_model_the_batch_already_runs_the_transcript_on_is_refused(
+    tmp_path: Path,
+) -> None:
+    sessions, batch = _world(tmp_path)
+    # The same transcript also enqueued on gemini into this batch: job 4.
+    with sessions() as s:
+        transcript = s.get(Job, 1).transcript_id  # type: ignore[union-attr]
+    line = json.dumps({"transcript_id": transcript, "variables": {"team": "x"}})
+    enqueue_lines(sessions, [line], batch_id=batch, model="gemini-2.5-flash")
+    with sessions.begin() as s:
+        s.execute(update(Job).values(status=JobStatus.FAILED))
+    with (
+        pytest.raises(InputError, match=r"job 1 cannot move to it, job 4 of batch"),
+        sessions.begin() as s,
+    ):
+        reprocess(s, [2, 1], now=utcnow(), model="gemini-2.5-flash", catalog=catalog)
+    with sessions() as s:  # nothing of the call was stored: job 2 was not moved either
+        assert s.get(Job, 2).model == "claude-sonnet-4-6"  # type: ignore[union-attr]

@@ -196,7 +196,7 @@ class GatewayClient(PooledHttp):
         try:
             response = self._http.get(f"{self.base_url(region)}/models")
         except httpx.TransportError as exc:
-            raise error_from_transport(exc, model=None) from exc
+            raise error_from_transport(exc, model=None, secret=self._secret()) from None
         if not response.is_success:
             raise error_from_response(response, model=None, secret=self._secret())
         return parse_catalog(response.text)
@@ -242,9 +242,9 @@ class GatewayClient(PooledHttp):
             if gate is not None and self._shared_transport:
                 gate.written()
         except httpx.TransportError as exc:
-            error = error_from_transport(exc, model=req.model)
+            error = error_from_transport(exc, model=req.model, secret=key)
             self._log_call(req, fields, _ms_since(sent.perf_s), error=error)
-            raise error from exc
+            raise error from None
         latency_ms = _ms_since(sent.perf_s)
         info = rate_limit_info(response.headers)
         if gate is not None:

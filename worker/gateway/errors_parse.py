@@ -44,8 +44,16 @@ class ErrorEnvelope:
 
 
 def redact(text: str, secret: str | None) -> str:
-    """``text`` with every occurrence of ``secret`` replaced (no-op for an empty secret)."""
-    return text.replace(secret, REDACTED) if secret else text
+    """``text`` with ``secret`` replaced wherever it shows: as is, as Python quotes it in a
+    ``str`` or ``bytes`` repr (an HTTP library's error does), and each run of it between
+    whitespace (a key with a newline inside is quoted in pieces). No-op for an empty secret."""
+    if not secret:
+        return text
+    forms = {secret, repr(secret)[1:-1], repr(secret.encode("utf-8", "replace"))[2:-1]}
+    forms.update(part for part in secret.split() if len(part) >= 6)
+    for form in sorted(forms, key=len, reverse=True):
+        text = text.replace(form, REDACTED)
+    return text
 
 
 def truncate_body(text: str, limit_bytes: int = BODY_LIMIT_BYTES) -> str:
@@ -178,9 +186,13 @@ def error_from_response(
     return BadRequest(message, **common)
 
 
-def error_from_transport(exc: httpx.TransportError, *, model: str | None) -> GatewayError:
-    """Timeouts and broken connections (the message names the failure, never a header)."""
-    detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+def error_from_transport(
+    exc: httpx.TransportError, *, model: str | None, secret: str | None = None
+) -> GatewayError:
+    """Timeouts and broken connections. The message names the failure; ``secret`` is scrubbed
+    from it (an HTTP library's protocol error can quote a header's value). Raise the result
+    ``from None``: the original exception's text is not scrubbed."""
+    detail = f"{type(exc).__name__}: {redact(str(exc), secret)}" if str(exc) else type(exc).__name__
     if isinstance(exc, httpx.TimeoutException):
         return GatewayTimeout(f"gateway timeout ({detail})", model=model)
     return ConnectionFailed(f"gateway connection failed ({detail})", model=model)

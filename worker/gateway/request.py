@@ -12,7 +12,13 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from worker.errors import RequestRejected
-from worker.gateway.types import TRANSCRIPT_TAG, CompletionRequest, Message, ModelInfo
+from worker.gateway.types import (
+    TRANSCRIPT_TAG,
+    CompletionRequest,
+    Message,
+    ModelInfo,
+    residency_problem,
+)
 
 MAX_FALLBACK_DEPTH = 2
 MAX_FALLBACKS = 2
@@ -91,6 +97,9 @@ def check_request_shape(req: CompletionRequest) -> None:
     """Checks that need no catalog. Raises ``RequestRejected`` saying why."""
     if not req.messages:
         raise RequestRejected("request has no messages")
+    residency = residency_problem(req.region, req.model_region_global)
+    if residency is not None:
+        raise RequestRejected(residency)
     if req.transcript_id is not None:
         if not _has_tag(req.messages):
             raise RequestRejected(_tag_problem(req.messages, "request"))

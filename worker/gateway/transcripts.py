@@ -97,7 +97,7 @@ class TranscriptLister(PooledHttp):
         try:
             response = self._http.get(url, params=params or None, headers={"Authorization": key})
         except httpx.TransportError as exc:
-            raise error_from_transport(exc, model=None) from exc
+            raise error_from_transport(exc, model=None, secret=key) from None
         if not response.is_success:
             error: GatewayError = error_from_response(response, model=None, secret=key)
             log.warning(

@@ -15,6 +15,18 @@ Region = Literal["us", "eu"]
 TRANSCRIPT_TAG = "{{ transcript }}"
 
 
+def residency_problem(region: str, model_region_global: bool) -> str | None:
+    """Why a job may not be sent as asked, or None. ``model_region: "global"`` is the opt-out
+    from in-region processing: an EU job that carries it would send EU data out of the EU."""
+    if region == "eu" and model_region_global:
+        return (
+            'global routing (model_region "global") cannot be used with region eu: it opts out '
+            "of in-region processing, and an EU job's data must stay in the EU; drop global "
+            "routing, or use region us"
+        )
+    return None
+
+
 class Message(BaseModel):
     """One chat message. Extra keys (``name``, ``tool_call_id``, ``cache_control``) pass through."""
 

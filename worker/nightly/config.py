@@ -37,6 +37,7 @@ from pydantic import (
 )
 
 from worker.errors import ConfigError
+from worker.gateway.types import residency_problem
 from worker.nightly.cron import Cron, parse_cron
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"
@@ -124,7 +125,7 @@ class Pipeline(_Strict):
     region: Literal["us", "eu"] = "us"
     priority: int = Field(default=0, ge=-4, le=4)
     global_routing: bool = False
-    max_tokens: int | None = Field(default=None, ge=1)
+    max_tokens: int | None = Field(default=None, ge=1, le=2**31 - 1)
     temperature: float | None = Field(default=None, ge=0, le=2)
     variables: dict[str, str | int | float | bool] = Field(default_factory=dict)
     report: ReportConfig
@@ -136,6 +137,13 @@ class Pipeline(_Strict):
         if isinstance(data, dict) and "report" not in data:
             return {**data, "report": {}}
         return data
+
+    @model_validator(mode="after")
+    def _residency(self) -> Pipeline:
+        problem = residency_problem(self.region, self.global_routing)
+        if problem is not None:
+            raise ValueError(problem)
+        return self
 
     @field_validator("schedule")
     @classmethod

@@ -23,9 +23,15 @@ from models.content import Schema, Template
 from models.db import insert_ignoring_conflicts
 from models.jobs import Batch, Job, JobStatus
 from worker.errors import InputError, NotFoundError
+from worker.gateway.types import residency_problem
 from worker.output import check_schema, schema_hash
 from worker.prompts import check_template_for_enqueue, compile_template, template_hash
-from worker.services.job_input import JobInput, check_fallback_count, parse_job_lines
+from worker.services.job_input import (
+    MAX_TOKENS_LIMIT,
+    JobInput,
+    check_fallback_count,
+    parse_job_lines,
+)
 
 CHUNK_ROWS = 5000
 MAX_REPORTED_ERRORS = 20
@@ -89,6 +95,8 @@ def enqueue(
     """Validate and store; raises InputError (nothing stored) on the first bad input."""
     if req.region not in REGIONS:
         raise InputError(f"region must be one of {', '.join(REGIONS)}, not {req.region!r}")
+    _raise_if(residency_problem(req.region, req.model_region_global), "--global-routing")
+    _check_request_fields(req)
     tpl = compile_template(req.template_text, source=req.template_source)
     check_schema(req.schema, source=req.schema_source)
     check_fallback_count(req.fallbacks, lambda p: InputError(p, source="--fallback"))
@@ -112,11 +120,14 @@ def enqueue(
 
     errors: list[InputError] = []
     checked_variables: set[str] = set()
+    seen = _SeenJobs()
     for item in parse_job_lines(lines, source=req.transcripts_source):
         if isinstance(item, InputError):
             errors.append(item)
         else:
-            problem = _check_job(item, req, tpl, models, checked_variables)
+            problem = _check_job(item, req, tpl, models, checked_variables) or seen.problem(
+                _row(item, req)
+            )
             if problem:
                 errors.append(InputError(problem, source=req.transcripts_source, line=item.line))
             elif not errors:
@@ -132,6 +143,39 @@ def enqueue(
     new = writer.flush()
     jobs = session.scalar(select(func.count()).select_from(Job).where(Job.batch_id == batch_id))
     return EnqueueOutcome(batch_id=batch_id, jobs=int(jobs or 0), new=new)
+
+
+class _SeenJobs:
+    """Lines naming the same transcript and model are one job (the table's unique key): the
+    same line twice is harmless, but different variables or overrides would be merged into
+    whichever came first, silently. Kept as two integers per job, so 1M lines stay small."""
+
+    def __init__(self) -> None:
+        self._jobs: dict[int, int] = {}
+
+    def problem(self, row: dict[str, Any]) -> str | None:
+        key = hash((row["transcript_id"], row["model"]))
+        fields = (row["fallbacks"], row["max_tokens"], row["temperature"], row["variables"])
+        fingerprint = hash(json.dumps(fields, sort_keys=True, default=str))
+        first = self._jobs.setdefault(key, fingerprint)
+        if first == fingerprint:
+            return None
+        return (
+            f"transcript {row['transcript_id']} with model {row['model']} is already on an "
+            "earlier line with different variables or overrides; a batch holds one job per "
+            "transcript and model (enqueue the variant into another batch)"
+        )
+
+
+def _check_request_fields(req: EnqueueRequest) -> None:
+    """What the batch and job columns cannot hold, named before anything is stored."""
+    name_length = Batch.name.type.length
+    if req.name is not None and name_length is not None and len(req.name) > name_length:
+        raise InputError(
+            f"batch name is {len(req.name)} characters; at most {name_length}", source="--name"
+        )
+    if req.max_tokens is not None and not 1 <= req.max_tokens <= MAX_TOKENS_LIMIT:
+        raise InputError(f"must be an integer from 1 to {MAX_TOKENS_LIMIT}", source="--max-tokens")
 
 
 def _raise_if(problem: str | None, source: str) -> None:

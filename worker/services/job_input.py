@@ -15,7 +15,9 @@ from typing import Any
 from worker.errors import InputError
 
 # AssemblyAI transcript ids are UUIDs today (older ones are shorter tokens of the same alphabet).
-TRANSCRIPT_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{7,127}$")
+# Matched whole (``fullmatch``): ``$`` would let an id with a trailing newline through.
+TRANSCRIPT_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{7,127}")
+MAX_TOKENS_LIMIT = 2**31 - 1  # the column is a 32-bit integer
 MAX_FALLBACKS = 2
 JOB_KEYS = {"transcript_id", "variables", "model", "fallbacks", "max_tokens", "temperature"}
 
@@ -72,7 +74,7 @@ def _parse_line(text: str, number: int, source: str) -> JobInput:
 
 
 def _check_id(value: object, fail: Any) -> str:
-    if not isinstance(value, str) or not TRANSCRIPT_ID_RE.match(value):
+    if not isinstance(value, str) or not TRANSCRIPT_ID_RE.fullmatch(value):
         shown = value if isinstance(value, str) else type(value).__name__
         raise fail(
             f"{str(shown)[:60]!r} is not a plausible transcript id "
@@ -114,8 +116,8 @@ def check_fallback_count(fallbacks: list[str] | tuple[str, ...], fail: Any) -> N
 def _check_max_tokens(value: object, fail: Any) -> int | None:
     if value is None:
         return None
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise fail("max_tokens must be a positive integer")
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_TOKENS_LIMIT:
+        raise fail(f"max_tokens must be an integer from 1 to {MAX_TOKENS_LIMIT}")
     return value
 
 

@@ -79,6 +79,7 @@ def reprocess(
             )
         if model is not None:
             _check_model(model, job, catalog)
+            _check_unique(session, job, model)
         if job.status == JobStatus.SUCCEEDED:
             _archive_result(session, job.id, now)
         values: dict[str, Any] = {
@@ -109,6 +110,28 @@ def _check_model(model: str, job: Job, catalog: Catalog | None) -> None:
         raise InputError(
             f"--model {model!r} is not served by {where}; job {job.id} is a {job.region.upper()} "
             "job and its data must stay there"
+        )
+
+
+def _check_unique(session: Session, job: Job, model: str) -> None:
+    """A batch holds one job per transcript, template, schema and model: moving this job to
+    ``model`` must not collide with the job that already has it."""
+    if model == job.model:
+        return
+    twin = session.scalar(
+        select(Job.id).where(
+            Job.batch_id == job.batch_id,
+            Job.transcript_id == job.transcript_id,
+            Job.template_id == job.template_id,
+            Job.schema_id == job.schema_id,
+            Job.model == model,
+        )
+    )
+    if twin is not None:
+        raise InputError(
+            f"--model {model!r}: job {job.id} cannot move to it, job {twin} of batch "
+            f"{job.batch_id} already runs transcript {job.transcript_id} on {model}; "
+            f"reprocess job {twin} instead"
         )
 
 
