@@ -24,7 +24,7 @@ def _req(**kw: object) -> EnqueueRequest:
         "model": "claude-sonnet-4-6",
         "region": "eu",
         "priority": 2,
-        "model_region_global": True,
+        "model_region_global": False,  # an EU job never routes globally (residency)
     }
     fields.update(kw)
     return EnqueueRequest(**fields)  # type: ignore[arg-type]
@@ -68,7 +68,7 @@ def test_fields_and_idempotency_on_postgres(fresh_database_url: str) -> None:
         None,
         {"team": "b"},
     )
-    assert (a.region, a.priority, a.model_region_global, a.status) == ("eu", 2, True, "pending")
+    assert (a.region, a.priority, a.model_region_global, a.status) == ("eu", 2, False, "pending")
 
 
 def test_concurrent_first_enqueues_of_one_template_both_succeed(fresh_database_url: str) -> None:
