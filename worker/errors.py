@@ -55,6 +55,12 @@ class RequestRejected(TbatchError):
     """The client refused to build or send a request that the gateway would mishandle."""
 
 
+class ModelUnavailable(RequestRejected):
+    """A model the job was enqueued for is missing from the catalog right now (a catalog that
+    briefly omits it, or could not be fetched). A problem of the fleet, not of the job: the
+    job waits and the model's lane pauses, loudly, instead of failing."""
+
+
 class SendDeferred(TbatchError):
     """The model's send gate had no permit within ``permit_max_wait_s``: the request was not
     sent, and the job goes back to ``pending`` without spending a retry."""
@@ -153,6 +159,9 @@ class BadRequest(PermanentGatewayError):
 
 
 class AuthFailed(PermanentGatewayError):
+    """401/403, or no key on this machine: a problem of the machine, not of the job (the
+    worker stops taking work for a while and the job waits)."""
+
     kind = "auth"
 
 

@@ -88,6 +88,9 @@ class Settings(BaseSettings):
     # Reliability
     # A dead worker's job runs again within lease_s + reconcile_interval_s (< 2 minutes).
     lease_s: float = 90.0
+    # A problem of the fleet (the key refused, a model missing from the catalog) holds the job
+    # in pending this long, and stops this worker (auth) or pauses the model (catalog) as long.
+    fleet_hold_s: float = Field(default=60.0, gt=0, le=3600)
     max_deliveries: int = 6
     reconcile_interval_s: float = 15.0
     requeue_after_s: float = 90.0

@@ -250,3 +250,49 @@ def test_a_schema_that_cannot_be_used_fails_the_job_with_its_reason(sessions) ->
     job, attempts, _ = _state(sessions, job_id)
     assert job.status == JobStatus.FAILED and job.error_kind == "bad_content"
     assert "schema" in (job.error_message or "") and attempts == [] and gateway.requests == []
+
+
+def test_a_refused_key_holds_the_job_and_halts_this_worker(sessions) -> None:
+    from worker.errors import AuthFailed
+    from worker.services.queries import batch_status
+
+    batch, job_id = _new_job(sessions)
+    refused = AuthFailed("gateway rejected the API key", status=401, request_id="rid-401")
+    gateway = FakeGateway([refused])
+    deps = _deps(sessions, gateway)
+    assert process_job(job_id, deps) == "held"
+    job, [attempt], _ = _state(sessions, job_id)
+    assert job.status == JobStatus.PENDING and job.error_kind == "auth"
+    assert (job.deliveries, job.transport_retries) == (0, 0) and job.not_before is not None
+    assert attempt.request_id == "rid-401"
+    # The next delivery on this machine is held without a call.
+    with sessions.begin() as s:
+        s.execute(update(Job).where(Job.id == job_id).values(status=JobStatus.QUEUED))
+    assert process_job(job_id, deps) == "held" and len(gateway.requests) == 1
+    with sessions() as s:
+        held = batch_status(s, batch)["held"]
+    assert held["auth"]["jobs"] == 1 and "rejected the API key" in held["auth"]["reason"]
+
+
+def test_no_key_on_this_machine_holds_the_job_without_an_attempt(sessions) -> None:
+    from worker.errors import AuthFailed
+
+    _, job_id = _new_job(sessions)
+    deps = _deps(sessions, FakeGateway([AuthFailed("ASSEMBLYAI_API_KEY is not set")]))
+    assert process_job(job_id, deps) == "held"
+    job, attempts, _ = _state(sessions, job_id)
+    assert job.status == JobStatus.PENDING and attempts == [] and deps.halt.active()
+
+
+def test_a_model_missing_from_the_catalog_pauses_its_lane_and_holds_the_job(sessions) -> None:
+    from worker.errors import ModelUnavailable
+
+    _, job_id = _new_job(sessions)
+    limiter = FakeLimiter()
+    missing = ModelUnavailable("model 'claude-sonnet-4-6' is not in the US catalog")
+    deps = _deps(sessions, FakeGateway([missing]), limiter=limiter, fleet_hold_s=45)
+    assert process_job(job_id, deps) == "held"
+    job, attempts, _ = _state(sessions, job_id)
+    assert job.status == JobStatus.PENDING and job.error_kind == "model_unavailable"
+    assert attempts == [] and limiter.paused == {"claude-sonnet-4-6": 45}
+    assert not deps.halt.active()  # the machine is fine; the model's lane waits

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress_bar import ProgressBar
 from rich.table import Table
 
@@ -26,6 +27,11 @@ def render_status(status: dict[str, Any], console: Console | None = None) -> Non
         f"   429s: {status['http_429']}   tokens in/out: {status['input_tokens']}/"
         f"{status['output_tokens']}   cost: ${status['cost_usd']:.4f}"
     )
+    for kind, held in sorted(status.get("held", {}).items()):
+        console.print(
+            f"[bold red]held[/]: {held['jobs']} job(s) waiting on a fleet problem ({kind}): "
+            f"{escape(held['reason'] or '')}"
+        )
     if status["failures"]:
         fails = Table("failure reason", "jobs", title="failures")
         for kind, n in sorted(status["failures"].items(), key=lambda kv: -kv[1]):

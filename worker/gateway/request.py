@@ -11,7 +11,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from worker.errors import RequestRejected
+from worker.errors import ModelUnavailable, RequestRejected
 from worker.gateway.types import (
     TRANSCRIPT_TAG,
     CompletionRequest,
@@ -144,11 +144,11 @@ def _check_model(
     info = catalog.get(model_id)
     if info is None:
         if region == "eu":
-            raise RequestRejected(
+            raise ModelUnavailable(
                 f"{label} {model_id!r} is not served by the EU host (US-only or unknown) "
                 "and this is an EU job"
             )
-        raise RequestRejected(f"{label} {model_id!r} is not in the {region.upper()} catalog")
+        raise ModelUnavailable(f"{label} {model_id!r} is not in the {region.upper()} catalog")
     regions = info.available_regions
     if regions is not None and region not in regions:
         where = "US-only" if region == "eu" else "not available in the US"

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import random
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -26,7 +27,9 @@ from models.base import utcnow
 from models.jobs import Job, JobStatus
 from worker import metrics
 from worker.errors import (
+    AuthFailed,
     GatewayError,
+    ModelUnavailable,
     RateLimited,
     RepairFailed,
     RequestRejected,
@@ -99,6 +102,30 @@ class Leases:
             return dict(self._held)
 
 
+class Halt:
+    """This worker stopped taking work: its key was refused (401/403) or it has none.
+
+    Every job would fail the same way on this machine, so while the halt lasts each delivery
+    goes back to ``pending`` uncalled, for healthy machines to take; after ``fleet_hold_s`` one
+    job tries again (a rotated key, an auth outage that ended). Tripping logs one error line.
+    """
+
+    def __init__(self) -> None:
+        self._until = 0.0
+        self.reason: str | None = None
+        self._lock = threading.Lock()
+
+    def trip(self, reason: str, hold_s: float) -> None:
+        with self._lock:
+            self._until = time.monotonic() + hold_s
+            self.reason = reason
+        log.error("worker.halted", extra={"reason": reason, "hold_s": hold_s})
+
+    def active(self) -> str | None:
+        with self._lock:
+            return self.reason if time.monotonic() < self._until else None
+
+
 @dataclass
 class PipelineDeps:
     sessions: sessionmaker[Session]
@@ -109,6 +136,7 @@ class PipelineDeps:
     clock: Callable[[], datetime] = utcnow
     rng: random.Random = field(default_factory=random.Random)
     leases: Leases = field(default_factory=Leases)
+    halt: Halt = field(default_factory=Halt)
 
 
 def process_job(job_id: int, deps: PipelineDeps) -> str:
@@ -138,6 +166,9 @@ def process_job(job_id: int, deps: PipelineDeps) -> str:
 
 
 def _deliver(job: Job, deps: PipelineDeps) -> str:
+    halted = deps.halt.active()
+    if halted is not None:
+        return _hold(job, None, deps, kind="auth", message=f"worker halted: {halted}")
     try:
         with deps.sessions() as session:
             template, schema = deps.content.load(session, job.template_id, job.schema_id)
@@ -175,6 +206,15 @@ def _call(job: Job, template: Any, schema: Any, deps: PipelineDeps) -> str:
         result = deps.gateway.complete(req, log_fields=fields, gate=gate)
     except SendDeferred as deferred:
         return _defer(job, deps, deferred)
+    except ModelUnavailable as error:
+        return _model_unavailable(job, deps, str(error))
+    except AuthFailed as error:
+        record.sent_at = _sent_at(gate)
+        if error.status is not None:
+            record.take_error(error)
+        deps.halt.trip(f"{error} (this machine's ASSEMBLYAI_API_KEY)", settings.fleet_hold_s)
+        called = record if error.status is not None else None
+        return _hold(job, called, deps, kind="auth", message=f"worker halted: {error}")
     except GatewayError as error:
         record.sent_at = _sent_at(gate)
         return _answered(job, record, deps, partial(_on_gateway_error, job, error, record, deps))
@@ -240,6 +280,37 @@ def _pause(
         limiter.on_429(model, region, error.retry_after_s, settings.rate_limit_pause_cap_s)
     except Exception as exc:  # the 429 is recorded and the job goes back either way
         log.warning("ratelimit.pause_failed", extra={"model": model, "error": repr(exc)})
+
+
+def _model_unavailable(job: Job, deps: PipelineDeps, problem: str) -> str:
+    """The model is missing from the catalog now: pause its lane and hold the job (no call)."""
+    hold_s = deps.settings.fleet_hold_s
+    fields = {"job_id": job.id, "model": job.model, "problem": problem, "hold_s": hold_s}
+    log.error("fleet.model_unavailable", extra=fields)
+    if deps.limiter is not None:
+        try:
+            deps.limiter.on_429(job.model, job.region, hold_s, hold_s)
+        except Exception as exc:  # the hold below stands either way
+            log.warning("ratelimit.pause_failed", extra={"model": job.model, "error": repr(exc)})
+    return _hold(job, None, deps, kind="model_unavailable", message=problem)
+
+
+def _hold(
+    job: Job, record: AttemptRecord | None, deps: PipelineDeps, *, kind: str, message: str
+) -> str:
+    """Back to ``pending`` for ``fleet_hold_s`` after a problem of the fleet, spending no retry
+    and giving back the delivery: the job is not at fault. ``tbatch status`` lists held jobs by
+    ``kind`` with the message."""
+    _settle(
+        job,
+        record,
+        deps,
+        status=JobStatus.PENDING,
+        not_before=deps.clock() + timedelta(seconds=deps.settings.fleet_hold_s),
+        error_kind=kind,
+        error_message=storable_text(message, 4000),
+    )
+    return "held"
 
 
 def _defer(job: Job, deps: PipelineDeps, deferred: SendDeferred) -> str:

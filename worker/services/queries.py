@@ -14,6 +14,8 @@ from models.attempts import Attempt, Result
 from models.jobs import Batch, Job, JobStatus
 from worker.errors import NotFoundError
 
+FLEET_KINDS = ("auth", "model_unavailable")  # pipeline._hold's kinds
+
 
 def require_batch(session: Session, batch_id: int) -> Batch:
     batch = session.get(Batch, batch_id)
@@ -37,6 +39,16 @@ def batch_status(session: Session, batch_id: int | None) -> dict[str, Any]:
         for kind, n in session.execute(
             select(Job.error_kind, func.count())
             .where(*where, Job.status == JobStatus.FAILED)
+            .group_by(Job.error_kind)
+        )
+    }
+    # Jobs waiting on a problem of the fleet (a refused key, a model missing from the catalog):
+    # not failures, but nothing moves until someone looks.
+    held = {
+        str(kind): {"jobs": int(n), "reason": reason}
+        for kind, n, reason in session.execute(
+            select(Job.error_kind, func.count(), func.max(Job.error_message))
+            .where(*where, Job.status == JobStatus.PENDING, Job.error_kind.in_(FLEET_KINDS))
             .group_by(Job.error_kind)
         )
     }
@@ -64,6 +76,7 @@ def batch_status(session: Session, batch_id: int | None) -> dict[str, Any]:
         "done": done,
         "final": total > 0 and done == total,
         "failures": failures,
+        "held": held,
         "throughput_jobs_per_s": _rate(finished, first, last),
         "attempts": int(usage[0]),
         "http_429": int(usage[4] or 0),
