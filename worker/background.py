@@ -20,12 +20,14 @@ from worker.services.dispatch import Dispatcher
 from worker.services.reconcile import reconcile, renew_leases
 
 log = logging.getLogger("tbatch.background")
+HEARTBEAT = "tbatch-heartbeat"
 
 
 class BackgroundLoops:
     def __init__(self, runtime: Runtime) -> None:
         self._rt = runtime
-        self._stop = threading.Event()
+        self._stop = threading.Event()  # the dispatcher and reconciler stop
+        self._draining = threading.Event()  # the heartbeat stops (once no lease is held)
         self._threads: list[threading.Thread] = []
         settings = runtime.settings
         self.dispatcher = Dispatcher(
@@ -43,7 +45,7 @@ class BackgroundLoops:
                 "tbatch-reconcile", self._reconcile_once, every_s=settings.reconcile_interval_s
             )
         if heartbeat:
-            self._spawn("tbatch-heartbeat", self._heartbeat_once, every_s=settings.lease_s / 4)
+            self._spawn_heartbeat(every_s=settings.lease_s / 4)
 
     def wait(self, alive: Callable[[], bool], poll_s: float = 1.0) -> None:
         """Block until stopped or until ``alive()`` turns false (e.g. the parent worker died)."""
@@ -53,8 +55,19 @@ class BackgroundLoops:
 
     def stop(self, timeout_s: float = 5.0) -> None:
         self._stop.set()
+        self._draining.set()
         for thread in self._threads:
             thread.join(timeout_s)
+
+    def stop_dispatch(self, timeout_s: float = 5.0) -> None:
+        """A warm shutdown: stop releasing and reconciling now, but keep renewing this
+        process's leases until its calls in flight have finished (they drain in the pool
+        after this returns); only then does the heartbeat end. Stopping it with the
+        dispatcher let long calls' leases expire and other machines call them again."""
+        self._stop.set()
+        for thread in self._threads:
+            if thread.name != HEARTBEAT:
+                thread.join(timeout_s)
 
     def _spawn(self, name: str, step: Callable[[], float | None], every_s: float = 0.0) -> None:
         def run() -> None:
@@ -69,6 +82,24 @@ class BackgroundLoops:
         thread = threading.Thread(target=run, name=name, daemon=True)
         thread.start()
         self._threads.append(thread)
+
+    def _spawn_heartbeat(self, every_s: float) -> None:
+        def run() -> None:
+            while not (self._draining.is_set() or (self._stop.is_set() and self._idle())):
+                try:
+                    self._heartbeat_once()
+                except Exception:  # a database outage must not end the heartbeat
+                    log.exception("background.error", extra={"loop": HEARTBEAT})
+                # Wakes early once stopping, to end as soon as the last lease is released.
+                step = every_s if not self._stop.is_set() else min(every_s, 0.5)
+                self._draining.wait(step)
+
+        thread = threading.Thread(target=run, name=HEARTBEAT, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def _idle(self) -> bool:
+        return not self._rt.deps.leases.snapshot()
 
     def _reconcile_once(self) -> None:
         settings = self._rt.settings

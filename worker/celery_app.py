@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import subprocess
 import sys
@@ -19,10 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from celery import Celery, bootsteps
-from celery.signals import worker_ready
+from celery.signals import worker_process_init, worker_ready
 
 from worker.settings import Settings, get_settings
 
+log = logging.getLogger("tbatch.worker")
 _lock = threading.Lock()
 _app: Celery | None = None
 
@@ -76,15 +78,17 @@ def celery_config(settings: Settings) -> dict[str, Any]:
 
 
 class BackgroundStep(bootsteps.StartStopStep):
-    """Runs the lease heartbeat in the worker's main process, and the dispatcher and reconciler
-    in-process (embedded mode) or as a `tbatch dispatch` child process (shared Redis limiter;
-    see worker/background.py for why)."""
+    """Runs the lease heartbeat where the tasks run (this process for the threads pool, each
+    child for prefork), and the dispatcher and reconciler in-process (embedded mode) or as a
+    `tbatch dispatch` child process (shared Redis limiter; see worker/background.py for why),
+    restarted if it dies."""
 
     requires = {"celery.worker.components:Pool"}
 
     def __init__(self, worker: Any, **kwargs: Any) -> None:
         self.loops: Any = None
         self.child: subprocess.Popen[bytes] | None = None
+        self._stopping = threading.Event()
 
     def start(self, worker: Any) -> None:
         from worker.background import BackgroundLoops
@@ -113,21 +117,50 @@ class BackgroundStep(bootsteps.StartStopStep):
         if not settings.run_background or self.loops is None:
             return
         if shared_limiter_url(settings):
-            self.child = subprocess.Popen(
-                [sys.executable, "-m", "worker", "dispatch", "--parent-pid", str(os.getpid())]
-            )
+            self.child = _spawn_dispatch()
+            watch = threading.Thread(target=self._watch_child, name="tbatch-dispatch-watch")
+            watch.daemon = True
+            watch.start()
         else:
             self.loops.start(dispatch=True, heartbeat=False)
 
+    def _watch_child(self) -> None:
+        """A dead dispatcher stops this machine releasing and reconciling in silence: say so
+        and start another (at most one restart per ``_RESTART_S``)."""
+        while not self._stopping.wait(_RESTART_S):
+            child = self.child
+            if child is None or child.poll() is None:
+                continue
+            log.error("dispatch.child_exited", extra={"returncode": child.returncode})
+            if not self._stopping.is_set():
+                self.child = _spawn_dispatch()
+
     def stop(self, worker: Any) -> None:
+        self._stopping.set()
         if self.loops is not None:
-            self.loops.stop()
+            self.loops.stop_dispatch()  # the heartbeat runs on until the pool has drained
         if self.child is not None and self.child.poll() is None:
             self.child.terminate()
             try:
                 self.child.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 self.child.kill()
+
+
+_RESTART_S = 1.0
+
+
+def _spawn_dispatch() -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "worker", "dispatch", "--parent-pid", str(os.getpid())]
+    )
+
+
+def _heartbeat_in_child(**_: Any) -> None:
+    from worker.background import BackgroundLoops
+    from worker.runtime import get_runtime
+
+    BackgroundLoops(get_runtime()).start(dispatch=False, heartbeat=True)
 
 
 def _warm_up(runtime: Any) -> None:
@@ -145,6 +178,10 @@ def create_app(settings: Settings | None = None) -> Celery:
     app = Celery("tbatch")
     app.conf.update(celery_config(settings))
     app.steps["worker"].add(BackgroundStep)
+    # Prefork: a task runs in a child, and so does the lease it holds; each child renews its
+    # own (the parent's heartbeat sees none of them). Connected here: the pool forks its
+    # children before the bootstep above starts.
+    worker_process_init.connect(_heartbeat_in_child, weak=False)
     return app
 
 

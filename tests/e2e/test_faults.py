@@ -5,9 +5,12 @@ recorded with its request_id, and no job that had succeeded is called again."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -276,3 +279,109 @@ def test_cancel_stops_the_rest_and_keeps_results(world, emu, workers) -> None:  
     wait_final(url, out["batch_id"], 30)
     ev = invariants.check(url, out["batch_id"], emu, env)
     assert ev.counts.get("cancelled", 0) >= 30 and ev.counts.get("succeeded", 0) >= 3
+
+
+def _sent_after(url: str, batch_id: int, moment: datetime) -> int:
+    engine = make_engine(url, pool_size=1)
+    with make_session_factory(engine)() as s:
+        n = s.scalar(
+            select(func.count())
+            .select_from(Attempt)
+            .join(Job, Job.id == Attempt.job_id)
+            .where(Job.batch_id == batch_id, Attempt.started_at > moment)
+        )
+    engine.dispose()
+    return int(n or 0)
+
+
+def test_cancel_while_running_calls_nothing_of_the_batch_again(world, emu, workers) -> None:  # type: ignore[no-untyped-def]
+    """Running jobs at cancel time that then get a 5xx, a 429 or an invalid answer are settled
+    as cancelled, never released and called again; calls in flight keep their results."""
+    url, rurl, tmp, ids = world
+    emu.configure(
+        {
+            "latency_ms": 1500,
+            "latency_jitter_ms": 300,
+            "faults": [
+                {"kind": "5xx", "rate": 0.3},
+                {"kind": "429", "rate": 0.2, "retry_after_s": 1},
+                {"kind": "malformed", "rate": 0.3},
+            ],
+        }
+    )
+    env = tbatch_env(url, rurl, emu.url, **fast(TBATCH_GATEWAY_READ_TIMEOUT_S="5"))
+    out = enqueue_cli(env, tmp, ids[:60], "--model", "claude-sonnet-4-6")
+    workers(env, concurrency=12)
+    _poll(lambda: _count(url, Job.status == JobStatus.RUNNING) >= 8, 60, "nothing running")
+    running_at_cancel = _count(url, Job.status == JobStatus.RUNNING)
+    run_cli(env, "cancel", str(out["batch_id"]))
+    cancelled_at = datetime.now(UTC)
+    wait_final(url, out["batch_id"], 60)
+    ev = invariants.check(url, out["batch_id"], emu, env, killed_calls_allowed=True)
+    assert _sent_after(url, out["batch_id"], cancelled_at) == 0
+    assert ev.counts.get("cancelled", 0) >= 60 - running_at_cancel - ev.counts.get("succeeded", 0)
+    assert set(ev.counts) <= {"cancelled", "succeeded", "failed"}
+    RESULTS.append(
+        invariants.summary("cancel while 5xx/429/invalid answers are in flight", ev)
+        | {"running_at_cancel": running_at_cancel, "calls_started_after_cancel": 0}
+    )
+
+
+def test_warm_shutdown_renews_leases_until_its_calls_finish(world, emu, workers) -> None:  # type: ignore[no-untyped-def]
+    url, rurl, tmp, ids = world
+    emu.configure({"latency_ms": 6000, "latency_jitter_ms": 0})
+    env = tbatch_env(
+        url, rurl, emu.url, **fast(TBATCH_LEASE_S="2", TBATCH_GATEWAY_READ_TIMEOUT_S="15")
+    )
+    out = enqueue_cli(env, tmp, ids[:4], "--model", "claude-sonnet-4-6")
+    leaving = workers(env, concurrency=4)
+    _poll(lambda: _count(url, Job.status == JobStatus.RUNNING) == 4, 30, "calls not started")
+    workers(env, concurrency=4)  # another machine: its reconciler requeues expired leases
+    leaving.stop()  # SIGTERM: a warm shutdown waits for the calls in flight
+    wait_final(url, out["batch_id"], 60)
+    ev = invariants.check(url, out["batch_id"], emu, env)
+    assert ev.counts == {"succeeded": 4} and ev.emulator_calls == 4  # none paid twice
+    assert _count(url, Job.deliveries >= 2) == 0
+
+
+def test_prefork_children_renew_their_leases(world, emu, workers) -> None:  # type: ignore[no-untyped-def]
+    url, rurl, tmp, ids = world
+    emu.configure({"latency_ms": 5000, "latency_jitter_ms": 0})
+    env = tbatch_env(
+        url,
+        rurl,
+        emu.url,
+        **fast(
+            TBATCH_LEASE_S="2", TBATCH_GATEWAY_READ_TIMEOUT_S="15", TBATCH_WORKER_POOL="prefork"
+        ),
+    )
+    out = enqueue_cli(env, tmp, ids[:2], "--model", "claude-sonnet-4-6")
+    workers(env, concurrency=2)
+    wait_final(url, out["batch_id"], 60)
+    ev = invariants.check(url, out["batch_id"], emu, env)
+    assert ev.counts == {"succeeded": 2} and ev.emulator_calls == 2
+    assert _count(url, Job.deliveries >= 2) == 0
+
+
+def test_a_dead_dispatch_child_is_restarted(world, emu, workers) -> None:  # type: ignore[no-untyped-def]
+    url, rurl, tmp, ids = world
+    env = tbatch_env(url, rurl, emu.url, **fast())
+    worker = workers(env, concurrency=4)
+
+    def child() -> int | None:
+        found = subprocess.run(
+            ["pgrep", "-f", f"worker dispatch --parent-pid {worker.proc.pid}"],
+            capture_output=True,
+            text=True,
+        ).stdout.split()
+        return int(found[0]) if found else None
+
+    _poll(lambda: child() is not None, 30, "no dispatch child")
+    first = child()
+    assert first is not None
+    os.kill(first, signal.SIGKILL)
+    _poll(lambda: child() not in (None, first), 30, "dispatch child not restarted")
+    out = enqueue_cli(env, tmp, ids[:10], "--model", "claude-sonnet-4-6")
+    wait_final(url, out["batch_id"], 60)
+    assert invariants.check(url, out["batch_id"], emu, env).counts == {"succeeded": 10}
+    assert "dispatch.child_exited" in worker.log_path.read_text(errors="replace")
