@@ -14,7 +14,6 @@ import logging
 import threading
 from collections.abc import Callable
 
-from models.base import utcnow
 from worker.runtime import Runtime
 from worker.services.dispatch import Dispatcher
 from worker.services.reconcile import reconcile, renew_leases
@@ -35,6 +34,7 @@ class BackgroundLoops:
             runtime.limiter,
             runtime.publish,
             release_ahead=settings.unlimited_release_ahead,
+            now=runtime.clock,
         )
 
     def start(self, *, dispatch: bool = True, heartbeat: bool = True) -> None:
@@ -106,7 +106,7 @@ class BackgroundLoops:
         with self._rt.sessions.begin() as session:
             moved = reconcile(
                 session,
-                now=utcnow(),
+                now=self._rt.clock(),
                 requeue_after_s=settings.requeue_after_s,
                 max_deliveries=settings.max_deliveries,
             )
@@ -117,4 +117,5 @@ class BackgroundLoops:
         leases = self._rt.deps.leases.snapshot()
         if leases:
             with self._rt.sessions.begin() as session:
-                renew_leases(session, leases, now=utcnow(), lease_s=self._rt.settings.lease_s)
+                lease_s = self._rt.settings.lease_s
+                renew_leases(session, leases, now=self._rt.clock(), lease_s=lease_s)

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from models.clock import DatabaseClock
 from models.db import make_engine, make_session_factory
 from worker.gateway.client import GatewayClient
 from worker.ratelimit.config import RateLimitConfig
@@ -42,6 +43,12 @@ class Runtime:
         return make_session_factory(self.engine)
 
     @cached_property
+    def clock(self) -> DatabaseClock:
+        """The database's time: leases, queue ages and backoffs mean the same on every
+        machine whatever their clocks say."""
+        return DatabaseClock(self.sessions)
+
+    @cached_property
     def gateway(self) -> GatewayClient:
         return GatewayClient(self.settings)
 
@@ -60,6 +67,7 @@ class Runtime:
             gateway=self.gateway,
             limiter=self.limiter,
             settings=self.settings,
+            clock=self.clock,
         )
 
     def publish(self, job_ids: Sequence[int]) -> None:
