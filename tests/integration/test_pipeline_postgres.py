@@ -296,3 +296,19 @@ def test_a_model_missing_from_the_catalog_pauses_its_lane_and_holds_the_job(sess
     assert job.status == JobStatus.PENDING and job.error_kind == "model_unavailable"
     assert attempts == [] and limiter.paused == {"claude-sonnet-4-6": 45}
     assert not deps.halt.active()  # the machine is fine; the model's lane waits
+
+
+class DownLimiter(FakeLimiter):
+    def permit(self, model: str, region: str | None) -> float:
+        from worker.errors import LimiterUnavailable
+
+        raise LimiterUnavailable("Redis unreachable: ConnectionError")
+
+
+def test_a_limiter_outage_before_the_send_holds_the_job_uncalled(sessions) -> None:
+    _, job_id = _new_job(sessions)
+    gateway = FakeGateway([answer(GOOD)])
+    assert process_job(job_id, _deps(sessions, gateway, limiter=DownLimiter())) == "held"
+    job, attempts, _ = _state(sessions, job_id)
+    assert job.status == JobStatus.PENDING and job.error_kind == "limiter_unavailable"
+    assert attempts == [] and gateway.requests == [] and job.transport_retries == 0

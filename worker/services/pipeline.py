@@ -29,6 +29,7 @@ from worker import metrics
 from worker.errors import (
     AuthFailed,
     GatewayError,
+    LimiterUnavailable,
     ModelUnavailable,
     RateLimited,
     RepairFailed,
@@ -208,6 +209,9 @@ def _call(job: Job, template: Any, schema: Any, deps: PipelineDeps) -> str:
         return _defer(job, deps, deferred)
     except ModelUnavailable as error:
         return _model_unavailable(job, deps, str(error))
+    except LimiterUnavailable as error:  # no permit could be asked for: nothing was sent
+        log.error("ratelimit.unavailable", extra={"job_id": job.id, "error": str(error)})
+        return _hold(job, None, deps, kind="limiter_unavailable", message=str(error), delay_s=2.0)
     except AuthFailed as error:
         record.sent_at = _sent_at(gate)
         if error.status is not None:
@@ -296,17 +300,24 @@ def _model_unavailable(job: Job, deps: PipelineDeps, problem: str) -> str:
 
 
 def _hold(
-    job: Job, record: AttemptRecord | None, deps: PipelineDeps, *, kind: str, message: str
+    job: Job,
+    record: AttemptRecord | None,
+    deps: PipelineDeps,
+    *,
+    kind: str,
+    message: str,
+    delay_s: float | None = None,
 ) -> str:
-    """Back to ``pending`` for ``fleet_hold_s`` after a problem of the fleet, spending no retry
-    and giving back the delivery: the job is not at fault. ``tbatch status`` lists held jobs by
-    ``kind`` with the message."""
+    """Back to ``pending`` for ``delay_s`` (default ``fleet_hold_s``) after a problem of the
+    fleet, spending no retry and giving back the delivery: the job is not at fault.
+    ``tbatch status`` lists held jobs by ``kind`` with the message."""
+    hold_s = deps.settings.fleet_hold_s if delay_s is None else delay_s
     _settle(
         job,
         record,
         deps,
         status=JobStatus.PENDING,
-        not_before=deps.clock() + timedelta(seconds=deps.settings.fleet_hold_s),
+        not_before=deps.clock() + timedelta(seconds=hold_s),
         error_kind=kind,
         error_message=storable_text(message, 4000),
     )

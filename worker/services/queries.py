@@ -14,7 +14,7 @@ from models.attempts import Attempt, Result
 from models.jobs import Batch, Job, JobStatus
 from worker.errors import NotFoundError
 
-FLEET_KINDS = ("auth", "model_unavailable")  # pipeline._hold's kinds
+FLEET_KINDS = ("auth", "model_unavailable", "limiter_unavailable")  # pipeline._hold's kinds
 
 
 def require_batch(session: Session, batch_id: int) -> Batch:
