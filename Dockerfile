@@ -4,6 +4,7 @@ COPY pyproject.toml README.md alembic.ini ./
 COPY worker ./worker
 COPY models ./models
 COPY migrations ./migrations
+COPY emulator ./emulator
 RUN pip install --no-cache-dir .
 USER nobody
 ENTRYPOINT ["tbatch"]

@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 
-from worker.emulator.server import EmulatorProcess
+from emulator.routes.server import EmulatorProcess
 
 BODY = {
     "model": "gpt-5-mini",

@@ -25,8 +25,8 @@ import redis
 
 from bench_lib import measure
 from bench_lib.procs import WorkerProcess, run_measured
+from emulator.routes.server import EmulatorProcess
 from models.migrate import upgrade
-from worker.emulator.server import EmulatorProcess
 
 PG_ADMIN = "postgresql://127.0.0.1:5432/postgres"
 REDIS_BASE = "redis://127.0.0.1:6379"

@@ -9,11 +9,11 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from emulator.routes.server import EmulatorProcess
 from models.attempts import Attempt, Result
 from models.db import make_engine, make_session_factory
 from models.jobs import Job, JobStatus
 from tests.fixtures.pipeline import run_cli
-from worker.emulator.server import EmulatorProcess
 
 
 @dataclass

@@ -17,6 +17,7 @@ import pytest
 import redis
 from sqlalchemy import func, select
 
+from emulator.routes.server import EmulatorProcess
 from models.attempts import Attempt
 from models.db import make_engine, make_session_factory
 from models.jobs import Job, JobStatus
@@ -29,7 +30,6 @@ from tests.fixtures.pipeline import (
     tbatch_env,
     wait_final,
 )
-from worker.emulator.server import EmulatorProcess
 
 pytestmark = pytest.mark.slow
 FAST_RECOVERY = {

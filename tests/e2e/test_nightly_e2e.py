@@ -18,11 +18,11 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from emulator.routes.server import EmulatorProcess
 from models.db import make_engine, make_session_factory
 from models.jobs import Batch, Job
 from models.nightly import NightlyRun, RunState
 from tests.fixtures.pipeline import E2E_KEY, run_cli, tbatch_env, wait_final
-from worker.emulator.server import EmulatorProcess
 
 pytestmark = pytest.mark.slow
 

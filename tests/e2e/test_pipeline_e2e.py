@@ -15,11 +15,11 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
+from emulator.routes.server import EmulatorProcess
 from models.attempts import Attempt, Result
 from models.db import make_engine, make_session_factory
 from models.jobs import Job
 from tests.fixtures.pipeline import E2E_KEY, enqueue_cli, run_cli, tbatch_env, wait_final
-from worker.emulator.server import EmulatorProcess
 
 pytestmark = pytest.mark.slow
 

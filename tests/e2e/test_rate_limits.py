@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import redis
 
+from emulator.routes.server import EmulatorProcess
 from tests.fixtures.pipeline import E2E_KEY, enqueue_cli, run_cli, tbatch_env, wait_final
-from worker.emulator.server import EmulatorProcess
 
 pytestmark = pytest.mark.slow
 MODEL = "claude-sonnet-4-6"

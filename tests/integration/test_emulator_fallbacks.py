@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from worker.emulator.server import EmulatorProcess
+from emulator.routes.server import EmulatorProcess
 
 #: One shared client: a new httpx client per call costs ~40 ms (it builds an SSL context).
 HTTP = httpx.Client(timeout=10)

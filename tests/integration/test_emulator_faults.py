@@ -10,7 +10,7 @@ import httpx
 import pytest
 from jsonschema import Draft202012Validator
 
-from worker.emulator.server import EmulatorProcess
+from emulator.routes.server import EmulatorProcess
 
 #: One shared client: a new httpx client per call costs ~40 ms (it builds an SSL context).
 HTTP = httpx.Client(timeout=10)
@@ -166,8 +166,8 @@ def test_bad_config_update_is_rejected(gateway: EmulatorProcess) -> None:
 
 def _run_scenario(seed: int) -> tuple[list[str], list[str]]:
     """Transcript ids and the outcomes of a fixed scenario on a fresh in-process emulator."""
-    from worker.emulator.config import EmulatorConfig, parse_fault
-    from worker.emulator.server import serve_in_thread
+    from emulator.config import EmulatorConfig, parse_fault
+    from emulator.routes.server import serve_in_thread
 
     config = EmulatorConfig(
         port=0, seed=seed, transcripts=12, rate_limit_enabled=False,

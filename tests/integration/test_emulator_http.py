@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from worker.emulator.server import EmulatorProcess
+from emulator.routes.server import EmulatorProcess
 
 #: One shared client: a new httpx client per call costs ~40 ms (it builds an SSL context).
 HTTP = httpx.Client(timeout=10)
@@ -243,8 +243,8 @@ def test_cli_options_reach_the_server(eu_emulator: EmulatorProcess) -> None:
 
 
 def test_serve_in_thread_runs_an_in_process_emulator() -> None:
-    from worker.emulator.config import EmulatorConfig
-    from worker.emulator.server import serve_in_thread
+    from emulator.config import EmulatorConfig
+    from emulator.routes.server import serve_in_thread
 
     config = EmulatorConfig(port=0, seed=3, transcripts=4, rate_limit=1, window_s=30)
     with serve_in_thread(config) as url:

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from worker.emulator.server import EmulatorProcess
+from emulator.routes.server import EmulatorProcess
 
 #: One shared client: a new httpx client per call costs ~40 ms (it builds an SSL context).
 HTTP = httpx.Client(timeout=10)

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
+from emulator.routes.server import EmulatorProcess
 from tests.fixtures.emulator import API_KEY
-from worker.emulator.server import EmulatorProcess
 from worker.errors import (
     AuthFailed,
     BadRequest,

@@ -19,11 +19,11 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from emulator.routes.server import EmulatorProcess
 from models.db import make_engine, make_session_factory, session_scope
 from models.jobs import Batch, Job
 from models.nightly import NightlyRun, RunState
 from tests.fixtures.pipeline import tbatch_env
-from worker.emulator.server import EmulatorProcess
 from worker.gateway.transcripts import TranscriptLister, TranscriptSummary
 from worker.gateway.types import Region
 from worker.nightly.config import Pipeline, load_config

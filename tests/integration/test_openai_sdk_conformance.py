@@ -7,7 +7,7 @@ import json
 import openai
 import pytest
 
-from worker.emulator.server import EmulatorProcess
+from emulator.routes.server import EmulatorProcess
 
 
 def client(gateway: EmulatorProcess, key: str = "test-key") -> openai.OpenAI:

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
-from worker.emulator.answers import instance_for, text_answer
-from worker.emulator.source import analyse
+from emulator.answers.instances import instance_for, text_answer
+from emulator.answers.source import analyse
 
 TRANSCRIPT = (
     "Thank you for calling Brightline Internet, this is Priya, how can I help you today? "

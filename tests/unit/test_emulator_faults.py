@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from worker.emulator.config import MALFORMED_KINDS, FaultRule, parse_fault
-from worker.emulator.faults import FaultCounter, decide
+from emulator.config import MALFORMED_KINDS, FaultRule, parse_fault
+from emulator.world.faults import FaultCounter, decide
 
 
 def rule(**kw: object) -> FaultRule:

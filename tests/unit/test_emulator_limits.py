@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from worker.emulator.limits import FixedWindowLimiter
+from emulator.world.limits import FixedWindowLimiter
 
 
 def test_window_counts_down_goes_negative_and_reopens() -> None:

@@ -8,12 +8,12 @@ import random
 import pytest
 from jsonschema import Draft202012Validator
 
-from worker.emulator.catalog import served
-from worker.emulator.config import EmulatorConfig, apply_update, parse_model_limit
-from worker.emulator.injection import TAG, inject, prompt_tokens
-from worker.emulator.malform import malform, violate
-from worker.emulator.postprocess import RepairError, repair
-from worker.emulator.validation import merged_attempts, validate
+from emulator.answers.malform import malform, violate
+from emulator.answers.postprocess import RepairError, repair
+from emulator.config import EmulatorConfig, apply_update, parse_model_limit
+from emulator.routes.injection import TAG, inject, prompt_tokens
+from emulator.routes.validation import merged_attempts, validate
+from emulator.world.catalog import served
 
 US = served("us")
 CFG = EmulatorConfig()

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from worker.emulator import listing, transcripts
+from emulator.routes import listing
+from emulator.world import transcripts
 
 TODAY = date(2026, 9, 24)
 BASE = "http://emu"

@@ -40,7 +40,7 @@ def _register() -> None:
     ):
         main.add_command(command)
     try:
-        from worker.emulator.cli import emulator_command
+        from emulator.cli import emulator_command
     except ImportError:  # pragma: no cover - the emulator ships with tbatch
         return
     main.add_command(emulator_command)

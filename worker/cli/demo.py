@@ -46,7 +46,7 @@ def asset(name: str) -> Path:
 @click.option("--timeout-s", default=900.0, show_default=True)
 def demo(workdir: str, count: int, concurrency: int, timeout_s: float) -> None:
     """Run ~200 synthetic calls through the whole pipeline on this machine."""
-    from worker.emulator.server import EmulatorProcess
+    from emulator.routes.server import EmulatorProcess
 
     console = Console()
     if not console.is_terminal:

@@ -15,18 +15,18 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from worker.emulator import envelopes as env
-from worker.emulator.catalog import ModelInfo, served
-from worker.emulator.faults import Fault, decide
-from worker.emulator.injection import content_text, inject, messages_of, prompt_tokens
-from worker.emulator.limits import Decision
-from worker.emulator.model import Completion, complete
-from worker.emulator.postprocess import RepairError, repair, wants_repair
-from worker.emulator.rng import text_key, unit
-from worker.emulator.source import analyse
-from worker.emulator.state import EmulatorState, LogEntry
-from worker.emulator.success import success_body
-from worker.emulator.validation import merged_attempts, validate
+from emulator.answers.model import Completion, complete
+from emulator.answers.postprocess import RepairError, repair, wants_repair
+from emulator.answers.source import analyse
+from emulator.answers.success import success_body
+from emulator.rng import text_key, unit
+from emulator.routes import envelopes as env
+from emulator.routes.injection import content_text, inject, messages_of, prompt_tokens
+from emulator.routes.validation import merged_attempts, validate
+from emulator.world.catalog import ModelInfo, served
+from emulator.world.faults import Fault, decide
+from emulator.world.limits import Decision
+from emulator.world.state import EmulatorState, LogEntry
 
 _UNLIMITED = 2**31
 

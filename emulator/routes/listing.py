@@ -13,7 +13,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
-from worker.emulator.transcripts import STATUSES, TranscriptMeta, TranscriptStore
+from emulator.world.transcripts import STATUSES, TranscriptMeta, TranscriptStore
 
 LIST_DAYS = 90
 DEFAULT_LIMIT = 10

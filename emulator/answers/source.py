@@ -11,7 +11,7 @@ import re
 from collections import Counter, OrderedDict
 from dataclasses import dataclass
 
-from worker.emulator.rng import text_key
+from emulator.rng import text_key
 
 _SCAN_CHARS = 20_000
 _CACHE_SIZE = 512

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 
-from worker.emulator import calltext
-from worker.emulator.rng import seeded
+from emulator.answers import calltext
+from emulator.rng import seeded
 
 STATUSES = ("queued", "processing", "completed", "error")
 _TEXT_CACHE_SIZE = 256

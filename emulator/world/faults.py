@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from worker.emulator.config import MALFORMED_KINDS, FaultRule
-from worker.emulator.rng import digest, unit
+from emulator.config import MALFORMED_KINDS, FaultRule
+from emulator.rng import digest, unit
 
 _5XX = (500, 502, 503)
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from worker.emulator.config import (
+from emulator.config import (
     EmulatorConfig,
     parse_fault,
     parse_model_latency,
@@ -99,6 +99,6 @@ def emulator_command(
         )
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
-    from worker.emulator.server import run  # uvicorn is only needed once we actually serve
+    from emulator.routes.server import run  # uvicorn is only needed once we actually serve
 
     run(config)

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from worker.emulator import envelopes as env
-from worker.emulator.catalog import ModelInfo
-from worker.emulator.model import Completion
+from emulator.answers.model import Completion
+from emulator.routes import envelopes as env
+from emulator.world.catalog import ModelInfo
 
 
 def _message(info: ModelInfo, done: Completion) -> dict[str, Any]:

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from worker.emulator.catalog import ModelInfo
-from worker.emulator.config import EmulatorConfig
+from emulator.config import EmulatorConfig
+from emulator.world.catalog import ModelInfo
 
 #: Body fields the gateway itself handles; any other field is a model parameter and must be in
 #: the model's ``supported_parameters``.

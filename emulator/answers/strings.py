@@ -8,8 +8,8 @@ import string
 import uuid
 from typing import Any
 
-from worker.emulator.source import Source
-from worker.emulator.xeger import sample_pattern
+from emulator.answers.source import Source
+from emulator.answers.xeger import sample_pattern
 
 
 def _datetime(rng: random.Random) -> str:

@@ -14,12 +14,12 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from worker.emulator import admin, gateway, listing
-from worker.emulator import envelopes as env
-from worker.emulator.catalog import served
-from worker.emulator.config import EmulatorConfig
-from worker.emulator.state import EmulatorState, LogEntry, key_id
-from worker.emulator.stream import sse_events
+from emulator.config import EmulatorConfig
+from emulator.routes import admin, completions, listing
+from emulator.routes import envelopes as env
+from emulator.routes.stream import sse_events
+from emulator.world.catalog import served
+from emulator.world.state import EmulatorState, LogEntry, key_id
 
 ARRIVED_AT = "tbatch_arrived_at"  # the ASGI scope's ``state`` key the server stamps (wall time, s)
 
@@ -67,7 +67,7 @@ async def chat_completions(request: Request) -> Response:
         entry.status = 401
         state.record(entry)
         return denied
-    reply = await gateway.handle(state, key, entry, await request.body())
+    reply = await completions.handle(state, key, entry, await request.body())
     entry.status = reply.status
     state.record(entry)
     if reply.stream:

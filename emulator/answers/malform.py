@@ -14,7 +14,7 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
-from worker.emulator.schema_norm import Compiled
+from emulator.answers.schema_norm import Compiled
 
 UNREPAIRABLE_TEXT = "I'm not able to produce that in the requested format."
 _PROSE_BEFORE = "Sure! Here is the analysis you asked for:\n\n"

@@ -19,8 +19,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from worker.emulator.config import LIMIT_FIELDS, apply_update
-from worker.emulator.state import EmulatorState
+from emulator.config import LIMIT_FIELDS, apply_update
+from emulator.world.state import EmulatorState
 
 
 def _json(body: Any, status: int = 200) -> Response:

@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from worker.emulator import transcripts
-from worker.emulator.config import EmulatorConfig
-from worker.emulator.faults import FaultCounter
-from worker.emulator.limits import FixedWindowLimiter
+from emulator.config import EmulatorConfig
+from emulator.world import transcripts
+from emulator.world.faults import FaultCounter
+from emulator.world.limits import FixedWindowLimiter
 
 _LOG_SIZE = 200_000
 

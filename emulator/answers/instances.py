@@ -15,10 +15,10 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
-from worker.emulator.numbers import make_integer, make_number
-from worker.emulator.schema_norm import Compiled, Schema
-from worker.emulator.source import Source
-from worker.emulator.strings import make_string
+from emulator.answers.numbers import make_integer, make_number
+from emulator.answers.schema_norm import Compiled, Schema
+from emulator.answers.source import Source
+from emulator.answers.strings import make_string
 
 _MAX_DEPTH = 6
 _ATTEMPTS = 12

@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from worker.emulator.catalog import Family
+from emulator.world.catalog import Family
 
 INVALID_BODY = "invalid request body"
 RATE_LIMITED = "too many requests for this action"

@@ -12,12 +12,12 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
-from worker.emulator.answers import instance_for, text_answer
-from worker.emulator.catalog import ModelInfo
-from worker.emulator.injection import CHARS_PER_TOKEN, count_tokens
-from worker.emulator.malform import UNREPAIRABLE_TEXT, cut, malform, violate
-from worker.emulator.rng import seeded
-from worker.emulator.source import Source
+from emulator.answers.instances import instance_for, text_answer
+from emulator.answers.malform import UNREPAIRABLE_TEXT, cut, malform, violate
+from emulator.answers.source import Source
+from emulator.rng import seeded
+from emulator.routes.injection import CHARS_PER_TOKEN, count_tokens
+from emulator.world.catalog import ModelInfo
 
 REFUSAL_TEXT = "I'm sorry, but I can't help with that request."
 

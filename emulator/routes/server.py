@@ -2,7 +2,7 @@
 
 ``run(config)`` serves in the foreground and prints ``tbatch emulator listening on URL`` once
 the socket is listening (port 0 picks a free port, and the line tells the parent which).
-``EmulatorProcess`` starts ``python -m worker.emulator ... --port 0`` and reads that line;
+``EmulatorProcess`` starts ``python -m emulator ... --port 0`` and reads that line;
 ``serve_in_thread`` is the in-process variant for tests that want no subprocess.
 """
 
@@ -25,8 +25,8 @@ import httpx
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from worker.emulator.app import ARRIVED_AT, create_app
-from worker.emulator.config import EmulatorConfig
+from emulator.config import EmulatorConfig
+from emulator.routes.app import ARRIVED_AT, create_app
 
 READY_PREFIX = "tbatch emulator listening on "
 
@@ -111,7 +111,7 @@ class EmulatorProcess:
     """The emulator as a child process, with helpers for its control endpoints."""
 
     def __init__(self, *args: str, ready_timeout_s: float = 30.0) -> None:
-        self.args = [sys.executable, "-m", "worker.emulator", *args, "--port", "0"]
+        self.args = [sys.executable, "-m", "emulator", *args, "--port", "0"]
         self.ready_timeout_s = ready_timeout_s
         self.url = ""
         self.log_path: Path | None = None

@@ -1,0 +1,1 @@
+"""Answer generation: schema-conforming values from a transcript's text, malformations."""

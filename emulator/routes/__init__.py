@@ -1,0 +1,1 @@
+"""HTTP: the routes, request validation and transcript injection, the server."""

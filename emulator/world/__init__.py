@@ -1,0 +1,1 @@
+"""The gateway's state: per-model limits, faults, the catalog, the transcript store, the log."""

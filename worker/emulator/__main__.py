@@ -1,6 +1,0 @@
-"""``python -m worker.emulator ...``: the same as ``tbatch emulator ...``."""
-
-from worker.emulator.cli import emulator_command
-
-if __name__ == "__main__":
-    emulator_command()
