@@ -76,3 +76,43 @@ def test_postgres_release_matches_tokens_with_racing_dispatchers(fresh_database_
     assert 38 <= sum(1 for t in sends if t < 1004.0) <= 40
     assert max(sum(1 for t in sends if s <= t < s + 1.0) for s in sends) <= 10
     assert queued == len(published) == len(set(published))
+
+
+def test_the_lanes_query_finds_every_due_lane_without_counting_every_job(
+    fresh_database_url: str, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from models.base import utcnow
+    from models.jobs import Batch
+    from worker.services import dispatch
+
+    sessions = make_session_factory(make_engine(fresh_database_url))
+    lines = [json.dumps({"transcript_id": t, "variables": {"team": "x"}}) for t in ids(30)]
+    fields = dict(transcripts_source="ids", template_text=TEMPLATE, template_source="t",
+                  schema=SCHEMA, schema_source="s")  # fmt: skip
+    with sessions.begin() as s:
+        big = enqueue(s, EnqueueRequest(**fields, model="gpt-5", priority=2), lines, catalog)
+        small = enqueue(s, EnqueueRequest(**fields, model="gpt-5"), lines[:5], catalog)
+        eu = enqueue(
+            s, EnqueueRequest(**fields, model="gemini-2.5-flash", region="eu"), lines[:4], catalog
+        )
+        held = enqueue(s, EnqueueRequest(**fields, model="claude-sonnet-4-6"), lines[:3], catalog)
+        later = utcnow() + timedelta(minutes=5)
+        s.execute(update(Job).where(Job.batch_id == held.batch_id).values(not_before=later))
+        s.execute(
+            update(Job)
+            .where(Job.batch_id == small.batch_id, Job.transcript_id == ids(1)[0])
+            .values(status=JobStatus.SUCCEEDED)
+        )
+        assert s.get(Batch, big.batch_id).priority == 2  # type: ignore[union-attr]
+    monkeypatch.setattr(dispatch, "COUNT_CAP", 10)
+    with sessions() as s:
+        lanes = {(m, r, b): (p, n) for m, r, b, p, n in dispatch._pending_lanes(s, utcnow())}
+    assert lanes == {
+        ("gpt-5", "us", big.batch_id): (2, 10),  # 30 due, counted up to the cap
+        ("gpt-5", "us", small.batch_id): (0, 4),
+        ("gemini-2.5-flash", "eu", eu.batch_id): (0, 4),
+    }  # the held batch has nothing due

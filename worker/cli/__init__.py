@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 from typing import Any
 
@@ -9,9 +10,99 @@ import click
 
 from worker.errors import TbatchError
 
+#: Every command: where it lives, and its one-line help. Commands are imported only when run,
+#: so ``tbatch --help`` (and any one command) does not load SQLAlchemy, Celery, httpx and the
+#: emulator first; tests/unit/test_cli_lazy.py keeps these lines equal to the commands' own.
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "enqueue": (
+        "worker.cli.jobs",
+        "enqueue_command",
+        "Validate a whole input and store it as a batch of pending jobs (or store...",
+    ),
+    "status": (
+        "worker.cli.jobs",
+        "status_command",
+        "Counts per state, progress, throughput, failures by reason, per-model budgets.",
+    ),
+    "results": (
+        "worker.cli.jobs",
+        "results_command",
+        "One record per job: job id, transcript_id, status, result, request_id, model,...",
+    ),
+    "show": (
+        "worker.cli.recovery",
+        "show_command",
+        "The job, its attempts with request_ids, models, statuses, errors and usage...",
+    ),
+    "reprocess": (
+        "worker.cli.recovery",
+        "reprocess_command",
+        "Run failed jobs again (a new attempt; history kept).",
+    ),
+    "cancel": (
+        "worker.cli.recovery",
+        "cancel_command",
+        "Stop the rest of a batch; finished results stay.",
+    ),
+    "report": (
+        "worker.cli.report",
+        "report_command",
+        "Aggregate a batch's validated results: counts, averages, top items, failures,...",
+    ),
+    "migrate": (
+        "worker.cli.ops",
+        "migrate_command",
+        "Bring the database to the latest schema (Alembic).",
+    ),
+    "worker": (
+        "worker.cli.ops",
+        "worker_command",
+        "A Celery worker with tbatch's configuration (plus dispatcher, reconciler,...",
+    ),
+    "dispatch": (
+        "worker.cli.ops",
+        "dispatch_command",
+        "Run the dispatcher and reconciler alone (one per machine, or as a worker's...",
+    ),
+    "beat": ("worker.cli.nightly", "beat_command", "Run the pipelines' schedule (Celery beat)."),
+    "nightly": (
+        "worker.cli.nightly",
+        "nightly_group",
+        "Nightly pipelines: run a night now, list past nights, build finished reports.",
+    ),
+    "demo": (
+        "worker.cli.demo",
+        "demo",
+        "Run ~200 synthetic calls through the whole pipeline on this machine.",
+    ),
+    "emulator": (
+        "emulator.cli",
+        "emulator_command",
+        "Serve an emulated AssemblyAI LLM Gateway (+ transcript list) on one port.",
+    ),
+}
+
 
 class _Group(click.Group):
-    """Turns tbatch's own errors into a one-line message and exit 2, never a traceback."""
+    """Loads a command only when it runs, and turns tbatch's own errors into a one-line
+    message and exit 2, never a traceback."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        entry = COMMANDS.get(cmd_name)
+        if entry is None:
+            return None
+        module, attr, _ = entry
+        command = getattr(importlib.import_module(module), attr)
+        assert isinstance(command, click.Command)
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, COMMANDS[name][2]) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -25,25 +116,3 @@ class _Group(click.Group):
 @click.version_option(package_name="tbatch")
 def main() -> None:
     """Batch transcript processing through AssemblyAI's LLM Gateway."""
-
-
-def _register() -> None:
-    from worker.cli import demo, jobs, nightly, ops, recovery, report
-
-    for command in (
-        *jobs.COMMANDS,
-        *ops.COMMANDS,
-        *recovery.COMMANDS,
-        *nightly.COMMANDS,
-        report.report_command,
-        demo.demo,
-    ):
-        main.add_command(command)
-    try:
-        from emulator.cli import emulator_command
-    except ImportError:  # pragma: no cover - the emulator ships with tbatch
-        return
-    main.add_command(emulator_command)
-
-
-_register()
