@@ -39,6 +39,11 @@ class JobStatus:
     ACTIVE = (PENDING, QUEUED, RUNNING)
 
 
+FLEET_KINDS = ("auth", "model_unavailable", "limiter_unavailable")  # pipeline._hold's kinds
+_KINDS_SQL = ", ".join(f"'{kind}'" for kind in FLEET_KINDS)
+HELD_WHERE = f"status = 'pending' AND error_kind IN ({_KINDS_SQL})"
+
+
 class Batch(Base):
     __tablename__ = "batches"
 
@@ -64,6 +69,15 @@ class Job(Base):
             "id",
             postgresql_where=text("status = 'pending'"),
             sqlite_where=text("status = 'pending'"),
+        ),
+        # `tbatch status`: jobs held by a problem of the fleet (pipeline._hold), without
+        # reading every pending row of a million-job batch.
+        Index(
+            "ix_jobs_held",
+            "batch_id",
+            "error_kind",
+            postgresql_where=text(HELD_WHERE),
+            sqlite_where=text(HELD_WHERE),
         ),
         # The reconciler's query: leases and queue times of jobs in flight.
         Index(

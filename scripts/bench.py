@@ -26,7 +26,7 @@ from collections.abc import Callable
 from typing import Any
 
 # `python scripts/bench.py` puts scripts/ on sys.path, which is where bench_lib lives.
-from bench_lib import limited, others
+from bench_lib import limited, others, scale
 from bench_lib.infra import EXTRA_ENV, progress, source_version
 
 Runner = Callable[[argparse.Namespace], dict[str, Any]]
@@ -51,6 +51,7 @@ SCENARIOS: dict[str, Runner] = {
     "overhead": lambda a: others.run_overhead(a.jobs, a.concurrency, a.quick, a.redis_db, a.keep),
     "scale-out": _limited("scale-out"),
     "enqueue": lambda a: others.run_enqueue(a.jobs, a.quick, a.redis_db, a.keep),
+    "scale": lambda a: scale.run_scale(a.jobs, a.quick, a.redis_db, a.keep),
 }
 
 

@@ -11,10 +11,8 @@ from sqlalchemy import ColumnElement, case, func, select
 from sqlalchemy.orm import Session
 
 from models.attempts import Attempt, Result
-from models.jobs import Batch, Job, JobStatus
+from models.jobs import FLEET_KINDS, Batch, Job, JobStatus
 from worker.errors import NotFoundError
-
-FLEET_KINDS = ("auth", "model_unavailable", "limiter_unavailable")  # pipeline._hold's kinds
 
 
 def require_batch(session: Session, batch_id: int) -> Batch:

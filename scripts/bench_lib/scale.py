@@ -1,0 +1,165 @@
+"""``scale``: what a dispatcher costs Postgres while a million jobs wait (issue 9's first part).
+
+Pending jobs are written with one ``INSERT ... SELECT generate_series`` (the enqueue path has
+its own scenario), then, at ``small`` and at ``big`` pending jobs plus a 1,000-job second batch:
+the dispatcher's refresh query (the loose-index-scan lanes, and the old ``GROUP BY`` as the
+baseline measured in the same run), and the Postgres CPU used while one ``tbatch dispatch``
+runs idle (nothing is released: every lane's model is paused) for ``idle_s``. Also timed:
+``tbatch status B --json`` on the big batch and ``tbatch --help``.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import time
+from typing import Any
+
+import psycopg
+from sqlalchemy import func, select
+
+from bench_lib.infra import Run, progress
+from models.base import utcnow
+from models.db import make_engine, make_session_factory
+from models.jobs import Job, JobStatus
+from worker.services.dispatch import _due, _pending_lanes
+
+MODEL = "claude-sonnet-4-6"
+SMALL_BATCH = 1000
+
+
+def _fill(pg_url: str, batch: int, count: int, first: int = 1) -> None:
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO batches (id, name, priority, cancelled, created_at) "
+            "VALUES (%s, %s, 0, false, now()) ON CONFLICT (id) DO NOTHING",
+            (batch, f"scale-{batch}"),
+        )
+        conn.execute(
+            "INSERT INTO jobs (batch_id, transcript_id, template_id, schema_id, model, fallbacks,"
+            " region, model_region_global, priority, status, deliveries, transport_retries,"
+            " reasks, created_at) SELECT %s, 'tr-' || %s || '-' || g, 1, 1, %s, '[]', 'us',"
+            " false, 0, 'pending', 0, 0, 0, now() FROM generate_series(%s::bigint, %s::bigint) g",
+            (batch, batch, MODEL, first, first + count - 1),
+        )
+        conn.execute("ANALYZE jobs")
+
+
+def _query_ms(database_url: str) -> dict[str, float]:
+    engine = make_engine(database_url, pool_size=1)
+    sessions = make_session_factory(engine)
+
+    def group_by(session: Any, now: Any) -> Any:
+        return session.execute(
+            select(Job.model, Job.region, Job.batch_id, func.max(Job.priority), func.count())
+            .where(Job.status == JobStatus.PENDING, _due(now))
+            .group_by(Job.model, Job.region, Job.batch_id)
+        ).all()
+
+    out: dict[str, float] = {}
+    for label, query in (("lanes", _pending_lanes), ("group_by_baseline", group_by)):
+        times = []
+        for _ in range(11):
+            with sessions.begin() as session:
+                started = time.perf_counter()
+                query(session, utcnow())
+                times.append((time.perf_counter() - started) * 1000)
+        out[f"{label}_ms"] = round(statistics.median(times[1:]), 2)
+    engine.dispose()
+    return out
+
+
+def _postgres_cpu_s() -> float:
+    """utime + stime of every postgres process (the server and its backends)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            with open(f"/proc/{pid}/comm") as f:
+                comm = f.read().strip()
+        except OSError:
+            continue
+        if comm.startswith("postgres"):
+            total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
+
+
+def _idle_dispatcher_cores(run: Run, env: dict[str, str], idle_s: float) -> float:
+    child = subprocess.Popen([sys.executable, "-m", "worker", "dispatch"], env=env)
+    try:
+        time.sleep(3)  # start-up and the first refreshes
+        before, started = _postgres_cpu_s(), time.monotonic()
+        time.sleep(idle_s)
+        used = _postgres_cpu_s() - before
+        return round(used / (time.monotonic() - started), 4)
+    finally:
+        child.terminate()
+        child.wait(10)
+
+
+def _timed(env: dict[str, str], *args: str) -> float:
+    started = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "worker", *args], env=env, check=True, capture_output=True
+    )
+    return round(time.perf_counter() - started, 3)
+
+
+def run_scale(jobs: int | None, quick: bool, redis_db: int, keep: bool) -> dict[str, Any]:
+    big = jobs or (100_000 if quick else 1_000_000)
+    small = 10_000
+    idle_s = 10.0 if quick else 20.0
+    with Run("scale", redis_db, keep) as run:
+        run.start_emulator("--transcripts", "10", "--seed", "7")
+        # Every lane paused: the dispatcher refreshes as always but releases nothing.
+        env = run.env(TBATCH_RATE_LIMITS=f"{MODEL}=1/3600s", TBATCH_LOG_LEVEL="ERROR")
+        with psycopg.connect(run.pg_url, autocommit=True) as conn:
+            conn.execute(
+                "INSERT INTO templates (id, sha256, body, created_at) VALUES "
+                "(1, 't', '\"[user]\\n{{ transcript }}\"', now())"
+            )
+            conn.execute(
+                "INSERT INTO schemas (id, sha256, body, created_at) VALUES (1, 's', '{}', now())"
+            )
+        levels: dict[str, dict[str, float]] = {}
+        _fill(run.pg_url, 2, SMALL_BATCH)
+        for label, count, already in (("small", small, 0), ("big", big, small)):
+            progress(f"scale: {count} pending jobs in batch 1 (+{SMALL_BATCH} in batch 2)")
+            _fill(run.pg_url, 1, count - already, first=already + 1)
+            levels[label] = _query_ms(run.database_url) | {
+                "postgres_cores_idle_dispatcher": _idle_dispatcher_cores(run, env, idle_s)
+            }
+        status_s = _timed(env, "status", "1", "--json")
+        help_s = _timed(env, "--help")
+    ratio = levels["big"]["lanes_ms"] / max(levels["small"]["lanes_ms"], 1e-6)
+    pg_cores = levels["big"]["postgres_cores_idle_dispatcher"]
+    return {
+        "scenario": "scale",
+        "pending": {"small": small + SMALL_BATCH, "big": big + SMALL_BATCH},
+        "at_small": levels["small"],
+        "at_big": levels["big"],
+        "lanes_ms_big_over_small": round(ratio, 2),
+        "status_json_s_at_big": status_s,
+        "cli_help_s": help_s,
+        "method": "jobs written with INSERT ... generate_series; refresh query median of 10 "
+        "after one warm-up; Postgres CPU = utime+stime of every postgres process over "
+        f"{idle_s:g} s while one `tbatch dispatch` runs with every lane paused",
+        "targets": {
+            "lanes_ratio_max": 1.5,
+            "postgres_cores_max": 0.05,
+            "status_s_max": 1.0,
+            "cli_help_s_max": 0.5,
+        },
+        "pass": {
+            "lanes_ratio_max": ratio <= 1.5,
+            "postgres_cores_max": pg_cores <= 0.05,
+            "status_s_max": status_s <= 1.0,
+            "cli_help_s_max": help_s <= 0.5,
+        },
+    }
