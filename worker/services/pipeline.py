@@ -278,11 +278,12 @@ def _debit_fallback(limiter: LimiterPort, model: str, region: str) -> None:
 
 
 def _pause(
-    limiter: LimiterPort, model: str, region: str, error: RateLimited, settings: Settings
+    limiter: LimiterPort, model: str, region: str, pause_s: float | None, cap_s: float
 ) -> None:
+    """Pause the model's lane everywhere (as a 429 does); a limiter outage is logged only."""
     try:
-        limiter.on_429(model, region, error.retry_after_s, settings.rate_limit_pause_cap_s)
-    except Exception as exc:  # the 429 is recorded and the job goes back either way
+        limiter.on_429(model, region, pause_s, cap_s)
+    except Exception as exc:  # the job is recorded and goes back either way
         log.warning("ratelimit.pause_failed", extra={"model": model, "error": repr(exc)})
 
 
@@ -292,10 +293,7 @@ def _model_unavailable(job: Job, deps: PipelineDeps, problem: str) -> str:
     fields = {"job_id": job.id, "model": job.model, "problem": problem, "hold_s": hold_s}
     log.error("fleet.model_unavailable", extra=fields)
     if deps.limiter is not None:
-        try:
-            deps.limiter.on_429(job.model, job.region, hold_s, hold_s)
-        except Exception as exc:  # the hold below stands either way
-            log.warning("ratelimit.pause_failed", extra={"model": job.model, "error": repr(exc)})
+        _pause(deps.limiter, job.model, job.region, hold_s, hold_s)
     return _hold(job, None, deps, kind="model_unavailable", message=problem)
 
 
@@ -412,7 +410,14 @@ def _on_gateway_error(
     if isinstance(error, RateLimited):
         # A rate-limit wait is the model's, not the job's: it never spends the retry budget.
         if deps.limiter is not None:
-            _pause(deps.limiter, error.limit_model or job.model, job.region, error, settings)
+            model = error.limit_model or job.model
+            _pause(
+                deps.limiter,
+                model,
+                job.region,
+                error.retry_after_s,
+                settings.rate_limit_pause_cap_s,
+            )
         return _back_to_pending(job, record, deps, delay_s=0.0, count_retry=False)
     if isinstance(error, RepairFailed):
         # The gateway's json-repair gave up: the model's output was garbage, like an invalid
