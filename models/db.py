@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import CursorResult, Engine, Pool, create_engine, event
+from sqlalchemy import CursorResult, Engine, Pool, Table, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -20,6 +20,7 @@ __all__ = [
     "make_session_factory",
     "rowcount",
     "session_scope",
+    "table_of",
 ]
 
 
@@ -64,6 +65,14 @@ def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+def table_of(model: type[Base]) -> Table:
+    """A mapped class's ``Table``: hot-path statements are built on it once, as Core, so each
+    execution only binds parameters (no ORM bulk-persistence pass, no statement building)."""
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table
 
 
 def insert_ignoring_conflicts(session: Session, table: Any, **conflict: Any) -> Any:

@@ -1,7 +1,9 @@
 """Per-process resources: engine, sessions, gateway client, limiter, publisher.
 
 Built lazily on first use in the process that uses them (after any fork: the pid is checked),
-never at import. One ``Runtime`` per process, shared by its task threads.
+never at import. One ``Runtime`` per process, shared by its task threads. The gateway client
+and the pipeline are imported when first built: ``tbatch status`` needs only sessions and the
+limiter, and should not pay for httpx, Jinja2 and jsonschema at start.
 """
 
 from __future__ import annotations
@@ -11,19 +13,21 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from models.clock import DatabaseClock
 from models.db import make_engine, make_session_factory
-from worker.gateway.client import GatewayClient
 from worker.ratelimit.config import RateLimitConfig
 from worker.ratelimit.limiter import GateTiming, ModelLimiter
 from worker.ratelimit.memory_backend import MemoryBackend
-from worker.services.pipeline import PipelineDeps
 from worker.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from worker.gateway.client import GatewayClient
+    from worker.services.pipeline import PipelineDeps
 
 PROCESS_TASK = "jobs.process"
 
@@ -50,6 +54,8 @@ class Runtime:
 
     @cached_property
     def gateway(self) -> GatewayClient:
+        from worker.gateway.client import GatewayClient
+
         return GatewayClient(self.settings)
 
     @cached_property
@@ -62,6 +68,8 @@ class Runtime:
 
     @cached_property
     def deps(self) -> PipelineDeps:
+        from worker.services.pipeline import PipelineDeps
+
         return PipelineDeps(
             sessions=self.sessions,
             gateway=self.gateway,

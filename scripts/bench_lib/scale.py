@@ -5,7 +5,9 @@ its own scenario), then, at ``small`` and at ``big`` pending jobs plus a 1,000-j
 the dispatcher's refresh query (the loose-index-scan lanes, and the old ``GROUP BY`` as the
 baseline measured in the same run), and the Postgres CPU used while one ``tbatch dispatch``
 runs idle (nothing is released: every lane's model is paused) for ``idle_s``. Also timed:
-``tbatch status B --json`` on the big batch and ``tbatch --help``.
+``tbatch status B --json`` on the big batch and ``tbatch --help``. Last, the big batch is
+marked succeeded with a result each (a ~300-byte JSON object) and ``tbatch results B`` exports
+it to a file: rows per second and the export's peak RSS.
 """
 
 from __future__ import annotations
@@ -103,6 +105,61 @@ def _idle_dispatcher_cores(run: Run, env: dict[str, str], idle_s: float) -> floa
         child.wait(10)
 
 
+RESULT = (
+    '{"summary": "The caller asked about a late delivery; the agent promised a refund within '
+    'five working days and apologised for the delay.", "sentiment": "neutral", "topics": '
+    '["delivery", "refund", "apology"], "action_items": ["issue refund"], "escalate": false}'
+)
+
+
+def _succeed_all(pg_url: str, batch: int) -> None:
+    """Every job of ``batch`` succeeded with one stored result (all share one attempt row)."""
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        attempt_id = conn.execute(
+            "INSERT INTO attempts (job_id, purpose, model_requested, model_answered,"
+            " fallback_used, region, outcome, started_at, finished_at) SELECT min(id), 'call',"
+            " %s, %s, false, 'us', 'ok', now(), now() FROM jobs WHERE batch_id = %s RETURNING id",
+            (MODEL, MODEL, batch),
+        ).fetchone()
+        assert attempt_id is not None
+        conn.execute(
+            "INSERT INTO results (job_id, attempt_id, data, raw_text, repaired, model,"
+            " request_id, created_at) SELECT id, %s, %s::json, %s, false, %s,"
+            " 'req-' || id, now() FROM jobs WHERE batch_id = %s",
+            (attempt_id[0], RESULT, RESULT, MODEL, batch),
+        )
+        conn.execute(
+            "UPDATE jobs SET status = 'succeeded', finished_at = now() WHERE batch_id = %s",
+            (batch,),
+        )
+        conn.execute("ANALYZE")
+
+
+def _export(env: dict[str, str], batch: int, path: str, rows: int) -> dict[str, float]:
+    """``tbatch results`` into a file: rows/s and the process's peak RSS (``wait4``)."""
+    started = time.perf_counter()
+    child = subprocess.Popen(
+        [sys.executable, "-m", "worker", "results", str(batch), "-o", path],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    _, status, usage = os.wait4(child.pid, 0)
+    elapsed = time.perf_counter() - started
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"tbatch results failed: {child.stderr.read() if child.stderr else ''}")
+    with open(path, "rb") as f:
+        written = sum(1 for _ in f)
+    if written != rows:
+        raise RuntimeError(f"tbatch results wrote {written} lines, expected {rows}")
+    return {
+        "rows": rows,
+        "seconds": round(elapsed, 2),
+        "rows_per_s": round(rows / elapsed),
+        "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),  # KiB on Linux
+    }
+
+
 def _timed(env: dict[str, str], *args: str) -> float:
     started = time.perf_counter()
     subprocess.run(
@@ -137,6 +194,9 @@ def run_scale(jobs: int | None, quick: bool, redis_db: int, keep: bool) -> dict[
             }
         status_s = _timed(env, "status", "1", "--json")
         help_s = _timed(env, "--help")
+        progress(f"scale: {big} results, then tbatch results")
+        _succeed_all(run.pg_url, 1)
+        export = _export(env, 1, str(run.tmp / "results.jsonl"), big)
     ratio = levels["big"]["lanes_ms"] / max(levels["small"]["lanes_ms"], 1e-6)
     pg_cores = levels["big"]["postgres_cores_idle_dispatcher"]
     return {
@@ -147,6 +207,7 @@ def run_scale(jobs: int | None, quick: bool, redis_db: int, keep: bool) -> dict[
         "lanes_ms_big_over_small": round(ratio, 2),
         "status_json_s_at_big": status_s,
         "cli_help_s": help_s,
+        "results_export": export,
         "method": "jobs written with INSERT ... generate_series; refresh query median of 10 "
         "after one warm-up; Postgres CPU = utime+stime of every postgres process over "
         f"{idle_s:g} s while one `tbatch dispatch` runs with every lane paused",
@@ -155,11 +216,13 @@ def run_scale(jobs: int | None, quick: bool, redis_db: int, keep: bool) -> dict[
             "postgres_cores_max": 0.05,
             "status_s_max": 1.0,
             "cli_help_s_max": 0.5,
+            "results_rows_per_s_min": 20_000,
         },
         "pass": {
             "lanes_ratio_max": ratio <= 1.5,
             "postgres_cores_max": pg_cores <= 0.05,
             "status_s_max": status_s <= 1.0,
             "cli_help_s_max": help_s <= 0.5,
+            "results_rows_per_s_min": export["rows_per_s"] >= 20_000,
         },
     }

@@ -15,7 +15,6 @@ from worker.cli.common import db, print_json
 from worker.cli.render import render_status
 from worker.errors import InputError
 from worker.runtime import get_runtime
-from worker.services.enqueue import EnqueueRequest, enqueue, load_schema_text
 from worker.services.queries import batch_status, iter_results, models_in_use
 
 
@@ -60,6 +59,8 @@ def enqueue_command(
     as_json: bool,
 ) -> None:
     """Validate a whole input and store it as a batch of pending jobs (or store nothing)."""
+    from worker.services.enqueue import EnqueueRequest, enqueue, load_schema_text
+
     req = EnqueueRequest(
         transcripts_source=transcripts_path,
         template_text=_read(template_path, "template"),

@@ -12,12 +12,28 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, case, exists, update
+from sqlalchemy import ColumnElement, bindparam, case, exists, update
 from sqlalchemy.orm import Session
 
+from models.db import table_of
 from models.jobs import Batch, Job, JobStatus
 
 CANCELLED_KIND = "cancelled"
+
+_JOBS = table_of(Job)
+# Built once: a claim per delivery only binds its parameters.
+_CLAIM = (
+    update(_JOBS)
+    .where(_JOBS.c.id == bindparam("b_job_id"), _JOBS.c.status == JobStatus.QUEUED)
+    .values(
+        status=JobStatus.RUNNING,
+        lease_token=bindparam("b_token"),
+        lease_expires_at=bindparam("b_expires"),
+        deliveries=_JOBS.c.deliveries + 1,
+        started_at=bindparam("b_now"),
+    )
+    .returning(*_JOBS.c)
+)
 
 
 def batch_cancelled() -> ColumnElement[bool]:
@@ -41,20 +57,16 @@ def claim(session: Session, job_id: int, *, now: datetime, lease_s: float) -> Jo
     """queued -> running under a new lease; None if the job was not queued (a duplicate or
     stale delivery, a cancelled or finished job)."""
     token = str(uuid.uuid4())
-    # One statement: the ORM loads the claimed row from RETURNING (no second SELECT).
-    return session.scalars(
-        update(Job)
-        .where(Job.id == job_id, Job.status == JobStatus.QUEUED)
-        .values(
-            status=JobStatus.RUNNING,
-            lease_token=token,
-            lease_expires_at=now + timedelta(seconds=lease_s),
-            deliveries=Job.deliveries + 1,
-            started_at=now,
-        )
-        .returning(Job),
-        execution_options={"populate_existing": True},
-    ).first()
+    params = {
+        "b_job_id": job_id,
+        "b_token": token,
+        "b_expires": now + timedelta(seconds=lease_s),
+        "b_now": now,
+    }
+    row = session.execute(_CLAIM, params).mappings().first()
+    # A detached ``Job`` from the claimed row (RETURNING: no second SELECT): the call that
+    # follows runs outside any session, and the moves after it name the job by id and lease.
+    return None if row is None else Job(**row)
 
 
 def finish(session: Session, job: Job, *, now: datetime, status: str, **values: Any) -> bool:

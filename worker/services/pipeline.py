@@ -157,7 +157,6 @@ def process_job(job_id: int, deps: PipelineDeps) -> str:
                 f"(cap {deps.settings.max_deliveries}); history kept in attempts",
             )
             return "poison"
-        session.expunge(job)
     token = str(job.lease_token)
     deps.leases.hold(job.id, token)
     try:

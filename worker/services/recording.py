@@ -11,11 +11,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, update
+from sqlalchemy import Insert, bindparam, insert, update
 from sqlalchemy.orm import Session
 
 from models.attempts import Attempt, Result
-from models.db import insert_ignoring_conflicts
+from models.db import insert_ignoring_conflicts, table_of
 from models.jobs import Job, JobStatus
 from worker import metrics
 from worker.errors import GatewayError
@@ -24,6 +24,30 @@ from worker.output import Valid
 
 MAX_RAW_CHARS = 100_000
 _NUL = "\x00"
+
+# The per-answer statements, built once (see ``models.db.table_of``).
+_ATTEMPTS = table_of(Attempt)
+_JOBS = table_of(Job)
+_INSERT_ATTEMPT = insert(_ATTEMPTS).returning(_ATTEMPTS.c.id)
+_SUCCEED = (
+    update(_JOBS)
+    .where(
+        _JOBS.c.id == bindparam("b_job_id"),
+        _JOBS.c.status == JobStatus.RUNNING,
+        _JOBS.c.lease_token == bindparam("b_lease_token"),
+    )
+    .values(
+        status=JobStatus.SUCCEEDED,
+        lease_token=None,
+        lease_expires_at=None,
+        finished_at=bindparam("b_now"),
+        error_kind=None,
+        error_message=None,
+        reask_context=None,
+    )
+    .returning(_JOBS.c.id)
+)
+_INSERT_RESULT: dict[str, Insert] = {}  # per dialect: ON CONFLICT (job_id) DO NOTHING
 
 
 def storable_text(text: str | None, limit: int | None = None) -> str | None:
@@ -131,33 +155,33 @@ def observe(rec: AttemptRecord) -> None:
 def record_attempt(session: Session, rec: AttemptRecord, *, now: datetime) -> int:
     observe(rec)
     job = rec.job
-    row = session.execute(
-        insert(Attempt)
-        .values(
-            job_id=job.id,
-            request_id=fit(Attempt.request_id, rec.request_id),
-            purpose=rec.purpose,
-            model_requested=job.model,
-            model_answered=fit(Attempt.model_answered, rec.model_answered),
-            fallback_used=bool(rec.model_answered and rec.model_answered != job.model),
-            region=rec.region,
-            http_status=rec.http_status,
-            outcome=rec.outcome,
-            error_kind=fit(Attempt.error_kind, rec.error_kind),
-            error_message=storable_text(rec.error_message, 4000),
-            finish_reason=fit(Attempt.finish_reason, rec.finish_reason),
-            raw_text=storable_text(rec.raw_text, MAX_RAW_CHARS),
-            repairs=storable_list(rec.repairs),
-            validation_errors=storable_list(rec.validation_errors),
-            latency_ms=rec.latency_ms,
-            cost_usd=rec.cost_usd,
-            started_at=rec.started_at,
-            sent_at=rec.sent_at,
-            finished_at=now,
-            **rec.usage,
-        )
-        .returning(Attempt.id)
-    ).scalar_one()
+    values = {
+        "job_id": job.id,
+        "request_id": fit(Attempt.request_id, rec.request_id),
+        "purpose": rec.purpose,
+        "model_requested": job.model,
+        "model_answered": fit(Attempt.model_answered, rec.model_answered),
+        "fallback_used": bool(rec.model_answered and rec.model_answered != job.model),
+        "region": rec.region,
+        "http_status": rec.http_status,
+        "outcome": rec.outcome,
+        "error_kind": fit(Attempt.error_kind, rec.error_kind),
+        "error_message": storable_text(rec.error_message, 4000),
+        "finish_reason": fit(Attempt.finish_reason, rec.finish_reason),
+        "raw_text": storable_text(rec.raw_text, MAX_RAW_CHARS),
+        "repairs": storable_list(rec.repairs),
+        "validation_errors": storable_list(rec.validation_errors),
+        "latency_ms": rec.latency_ms,
+        "cost_usd": rec.cost_usd,
+        "started_at": rec.started_at,
+        "sent_at": rec.sent_at,
+        "finished_at": now,
+        "input_tokens": rec.usage.get("input_tokens"),
+        "output_tokens": rec.usage.get("output_tokens"),
+        "total_tokens": rec.usage.get("total_tokens"),
+        "cached_tokens": rec.usage.get("cached_tokens"),
+    }
+    row = session.execute(_INSERT_ATTEMPT, values).scalar_one()
     return int(row)
 
 
@@ -178,22 +202,7 @@ def store_result(
     ``job_id``, so the database itself never holds two results for one job.
     """
     moved = session.execute(
-        update(Job)
-        .where(
-            Job.id == job.id,
-            Job.status == JobStatus.RUNNING,
-            Job.lease_token == job.lease_token,
-        )
-        .values(
-            status=JobStatus.SUCCEEDED,
-            lease_token=None,
-            lease_expires_at=None,
-            finished_at=now,
-            error_kind=None,
-            error_message=None,
-            reask_context=None,
-        )
-        .returning(Job.id)
+        _SUCCEED, {"b_job_id": job.id, "b_lease_token": job.lease_token, "b_now": now}
     ).first()
     if moved is None:
         return False
@@ -209,6 +218,14 @@ def store_result(
         "output_tokens": result.usage.output_tokens,
         "created_at": now,
     }
-    stmt = insert_ignoring_conflicts(session, Result, index_elements=["job_id"])
-    session.execute(stmt.values(**values))
+    session.execute(_result_insert(session), values)
     return True
+
+
+def _result_insert(session: Session) -> Insert:
+    dialect = session.get_bind().dialect.name
+    stmt = _INSERT_RESULT.get(dialect)
+    if stmt is None:
+        stmt = insert_ignoring_conflicts(session, table_of(Result), index_elements=["job_id"])
+        _INSERT_RESULT[dialect] = stmt
+    return stmt
