@@ -142,6 +142,14 @@ def test_a_report_seeds_the_lane_with_what_the_gateway_counts(h: Harness) -> Non
     assert h.permits(9) == 2
 
 
+def test_only_the_untrusted_lanes_permit_is_marked_a_probe(h: Harness) -> None:
+    probe = h.send()
+    assert probe.probe  # its answer must be observed: it seeds the lane
+    h.backend.observe(h.key, P, sent_at_s=probe.at_s, counted=1, reset_s=10.0)
+    after = h.backend.permit(h.key, P, 0.0)
+    assert after.granted and not after.probe  # a trusted lane's answers need no report
+
+
 def test_a_report_without_headers_only_ends_the_probe(h: Harness) -> None:
     probe = h.backend.permit(h.key, P, 0.0)
     assert h.backend.observe(h.key, P, sent_at_s=probe.at_s, counted=None, reset_s=None) == 0

@@ -122,7 +122,13 @@ class FakeLimiter:
         return permit + 0.001
 
     def observe(
-        self, model: str, region: str | None, sent_at_s: float | None, info: RateLimitInfo
+        self,
+        model: str,
+        region: str | None,
+        sent_at_s: float | None,
+        info: RateLimitInfo,
+        *,
+        probe: bool = True,
     ) -> None:
         self.observed.append((info.model or model, sent_at_s, info))
         if info.limit is not None:

@@ -149,6 +149,25 @@ def test_learns_a_lower_limit_for_the_model_the_headers_name(limiter: ModelLimit
     assert limiter.limit("fast", "eu") == Limit(3, 1.0)  # another region's lane
 
 
+def test_only_a_probes_answer_reaches_the_store_but_every_answer_can_lower_the_limit(
+    limiter: ModelLimiter, backend: MemoryBackend
+) -> None:
+    probe = limiter.permit("fast", None)
+    assert probe is not None and probe.probe
+    sent = limiter.written(probe)
+    params = limiter.params("fast", None)
+    assert params is not None
+    # Not marked a probe: the report is not taken (no ghosts, the lane stays untrusted)...
+    limiter.observe("fast", None, sent, RateLimitInfo(limit=8, remaining=0), probe=False)
+    assert not backend.snapshot("us:fast", params).trusted
+    # ...but the lower limit it names is learned all the same.
+    assert limiter.limit("fast", None) == Limit(8, 1.0)
+    limiter.observe("fast", None, sent, RateLimitInfo(limit=8, remaining=7), probe=True)
+    assert backend.snapshot("us:fast", params).trusted
+    after = limiter.permit("fast", None)
+    assert after is not None and not after.probe
+
+
 @pytest.mark.parametrize("reported", [20, 10, None, 0])
 def test_ignores_headers_that_do_not_lower_the_limit(
     limiter: ModelLimiter, reported: int | None

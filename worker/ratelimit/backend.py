@@ -29,13 +29,15 @@ class Permit:
     """A send permit asked at ``at_s`` (the backend's clock): if ``granted``, the request may
     leave at ``slot_s`` (``>= at_s``) and its log entry is ``entry_id`` (to confirm once
     written); else no slot opens within the wait asked for, and ``wait_s`` says when one
-    might."""
+    might. ``probe``: the lane did not trust its log yet, so this is its one probe, whose
+    answer's headers must be observed to seed it; every other answer needs no observing."""
 
     granted: bool
     at_s: float
     slot_s: float = 0.0
     wait_s: float = 0.0
     entry_id: str = ""
+    probe: bool = False
 
 
 @dataclass(frozen=True, slots=True)

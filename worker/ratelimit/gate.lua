@@ -112,22 +112,23 @@ elseif op == 'give_back' then
   end
   return 1
 elseif op == 'permit' then
-  -- Returns {entry id or '', the slot (granted) or the wait (refused), the server's now}.
+  -- Returns {entry id or '', the slot (granted) or the wait (refused), the server's now,
+  -- 1 if the permit is the untrusted lane's probe}.
   local max_wait = tonumber(ARGV[8])
   local p = paused_s()
-  if p > 0 then return {'', fmt(p), fmt(now)} end
-  if not is_trusted and probe_until > now then return {'', fmt(POLL_S), fmt(now)} end
+  if p > 0 then return {'', fmt(p), fmt(now), 0} end
+  if not is_trusted and probe_until > now then return {'', fmt(POLL_S), fmt(now), 0} end
   local slot = math.max(now, tonumber(redis.call('HGET', gate, 'last_slot') or '0'))
   if alive_at(slot) >= limit then slot = math.max(slot, opening(limit)) end
   if slot - now > max_wait or (not is_trusted and slot > now) then
-    return {'', fmt(slot - now), fmt(now)}
+    return {'', fmt(slot - now), fmt(now), 0}
   end
   if not is_trusted then redis.call('HSET', gate, 'probe_until', fmt(now + PROBE_TTL_S)) end
   local id = add(sends, 's', slot + hold + span)
   redis.call('HSET', gate, 'last_slot', fmt(slot))
   redis.call('ZPOPMIN', resv, 1)
   redis.call('HINCRBY', gate, 'permits', 1)
-  return {id, fmt(slot), fmt(now)}
+  return {id, fmt(slot), fmt(now), is_trusted and 0 or 1}
 elseif op == 'confirm' then
   local id = ARGV[8]
   local held = tonumber(redis.call('ZSCORE', sends, id))

@@ -73,6 +73,7 @@ class SendPermit:
     entry_id: str
     at_s: float
     asked_s: float
+    probe: bool = False
 
 
 class ModelLimiter:
@@ -186,7 +187,9 @@ class ModelLimiter:
             # The answer left the backend at or after ``at_s``: sleeping the slot's distance
             # from now on never wakes before the slot.
             self._sleep_until(answered_s + (permit.slot_s - permit.at_s))
-            granted = SendPermit(key, params, permit.entry_id, permit.at_s, asked_s)
+            granted = SendPermit(
+                key, params, permit.entry_id, permit.at_s, asked_s, probe=permit.probe
+            )
             if self._latest_now_s(granted) <= permit.slot_s + self._timing.stale_after_s:
                 return granted
             # Too late to write within the entry's hold: it stays held; book another slot.
@@ -203,12 +206,20 @@ class ModelLimiter:
             self._sleep(left_s)
 
     def observe(
-        self, model: str, region: str | None, sent_at_s: float | None, info: RateLimitInfo
+        self,
+        model: str,
+        region: str | None,
+        sent_at_s: float | None,
+        info: RateLimitInfo,
+        *,
+        probe: bool = True,
     ) -> None:
         """Take what one answer's ``X-RateLimit-*`` headers say, for the model they name.
 
-        A lower ``Limit`` than configured is learned (window: the configured one); ``Limit -
-        Remaining`` arrivals the gate's log cannot account for are added to it.
+        A lower ``Limit`` than configured is learned (window: the configured one). For a
+        ``probe``'s answer, ``Limit - Remaining`` arrivals the gate's log cannot account for are
+        added to it; a permit granted on a trusted lane needs no report (``window.observe``
+        ignores it there), so it costs no store round trip.
         """
         model = info.model or model
         configured = self._config.limit_for(model, region)
@@ -218,6 +229,8 @@ class ModelLimiter:
         if info.limit is not None and 1 <= info.limit < configured.requests:
             self._backend.learn_limit(key, info.limit, configured.window_s, self._learned_ttl_s)
             self._learned_cache.pop(key, None)
+        if not probe:
+            return
         params = self.params(model, region)
         if params is None or sent_at_s is None:
             return

@@ -56,12 +56,14 @@ class MemoryBackend:
             paused_s = self._paused_for(key, now_s)
             if paused_s > 0:
                 return Permit(granted=False, at_s=now_s, wait_s=paused_s)
-            entry_id, slot_or_wait_s = window.permit(
-                self._lane(key, now_s), now_s, params, max_wait_s
-            )
+            lane = self._lane(key, now_s)
+            probe = not window.trusted(lane, now_s, params)
+            entry_id, slot_or_wait_s = window.permit(lane, now_s, params, max_wait_s)
             if entry_id is None:
                 return Permit(granted=False, at_s=now_s, wait_s=slot_or_wait_s)
-            return Permit(granted=True, at_s=now_s, slot_s=slot_or_wait_s, entry_id=entry_id)
+            return Permit(
+                granted=True, at_s=now_s, slot_s=slot_or_wait_s, entry_id=entry_id, probe=probe
+            )
 
     def confirm(self, key: str, params: GateParams, entry_id: str, written_s: float) -> None:
         with self._lock:

@@ -84,11 +84,12 @@ class RedisBackend:
         self._run("give_back", key, params, str(max(0, n)), "1" if deferred else "0")
 
     def permit(self, key: str, params: GateParams, max_wait_s: float) -> Permit:
-        entry_id, slot_or_wait_s, at_s = self._run("permit", key, params, repr(max_wait_s))
+        entry_id, slot_or_wait_s, at_s, probe = self._run("permit", key, params, repr(max_wait_s))
         entry = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
         if not entry:
             return Permit(granted=False, at_s=float(at_s), wait_s=float(slot_or_wait_s))
-        return Permit(granted=True, at_s=float(at_s), slot_s=float(slot_or_wait_s), entry_id=entry)
+        slot_s = float(slot_or_wait_s)
+        return Permit(True, float(at_s), slot_s=slot_s, entry_id=entry, probe=probe == 1)
 
     def confirm(self, key: str, params: GateParams, entry_id: str, written_s: float) -> None:
         self._run("confirm", key, params, entry_id, repr(written_s))

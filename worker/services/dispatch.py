@@ -23,10 +23,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import func, or_, select, text, update
+from sqlalchemy import Integer, bindparam, func, or_, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from models.base import utcnow
+from models.db import table_of
 from models.jobs import Job, JobStatus
 from worker import metrics
 from worker.ratelimit.backend import Grant
@@ -163,16 +164,8 @@ class Dispatcher:
 
     def _in_flight(self, key: ModelKey) -> int:
         with self._sessions() as session:
-            return int(
-                session.scalar(
-                    select(func.count())
-                    .select_from(Job)
-                    .where(
-                        Job.status == JobStatus.QUEUED, Job.model == key[0], Job.region == key[1]
-                    )
-                )
-                or 0
-            )
+            params = {"b_model": key[0], "b_region": key[1]}
+            return int(session.execute(_IN_FLIGHT, params).scalar() or 0)
 
     def _refresh(self) -> None:
         now = self._now()
@@ -255,32 +248,46 @@ def _due(now: datetime):  # type: ignore[no-untyped-def]
     return or_(Job.not_before.is_(None), Job.not_before <= now)
 
 
+_JOBS = table_of(Job)
+# The release statements, built once as Core: a tick binds parameters only.
+_IN_FLIGHT = (
+    select(func.count())
+    .select_from(_JOBS)
+    .where(
+        _JOBS.c.status == JobStatus.QUEUED,
+        _JOBS.c.model == bindparam("b_model"),
+        _JOBS.c.region == bindparam("b_region"),
+    )
+)
+# A CTE, not ``WHERE id IN (subquery)``: Postgres may re-run a LIMIT ... SKIP LOCKED subquery
+# per candidate row, releasing far more jobs than tokens. A CTE runs once.
+_CHOSEN = (
+    select(_JOBS.c.id)
+    .where(
+        _JOBS.c.status == JobStatus.PENDING,
+        _JOBS.c.model == bindparam("b_model"),
+        _JOBS.c.region == bindparam("b_region"),
+        _JOBS.c.batch_id == bindparam("b_batch"),
+        or_(_JOBS.c.not_before.is_(None), _JOBS.c.not_before <= bindparam("b_now")),
+    )
+    .order_by(_JOBS.c.id)
+    .limit(bindparam("b_count", type_=Integer))
+    .with_for_update(skip_locked=True)
+    .cte("chosen")
+)
+_RELEASE = (
+    update(_JOBS)
+    .where(_JOBS.c.id == _CHOSEN.c.id, _JOBS.c.status == JobStatus.PENDING)
+    .values(status=JobStatus.QUEUED, queued_at=bindparam("b_now"))
+    .returning(_JOBS.c.id)
+)
+
+
 def _release_batch(
     session: Session, key: ModelKey, batch: int, count: int, now: datetime
 ) -> list[int]:
-    model, region = key
-    # A CTE, not ``WHERE id IN (subquery)``: Postgres may re-run a LIMIT ... SKIP LOCKED
-    # subquery per candidate row, releasing far more jobs than tokens. A CTE runs once.
-    chosen = (
-        select(Job.id)
-        .where(
-            Job.status == JobStatus.PENDING,
-            Job.model == model,
-            Job.region == region,
-            Job.batch_id == batch,
-            _due(now),
-        )
-        .order_by(Job.id)
-        .limit(count)
-        .with_for_update(skip_locked=True)
-        .cte("chosen")
-    )
-    rows = session.execute(
-        update(Job)
-        .where(Job.id == chosen.c.id, Job.status == JobStatus.PENDING)
-        .values(status=JobStatus.QUEUED, queued_at=now)
-        .returning(Job.id)
-        .execution_options(synchronize_session=False)
-    ).all()
+    params = {"b_model": key[0], "b_region": key[1], "b_batch": batch, "b_now": now}
+    params["b_count"] = count
+    rows = session.execute(_RELEASE, params).all()
     assert len(rows) <= count, "released more jobs than tokens"
     return sorted(int(r[0]) for r in rows)

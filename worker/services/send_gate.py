@@ -24,7 +24,13 @@ class PermitPort(Protocol):
     def written(self, permit: Any) -> float: ...
 
     def observe(
-        self, model: str, region: str | None, sent_at_s: float | None, info: RateLimitInfo
+        self,
+        model: str,
+        region: str | None,
+        sent_at_s: float | None,
+        info: RateLimitInfo,
+        *,
+        probe: bool = True,
     ) -> None: ...
 
 
@@ -55,7 +61,12 @@ class CallGate:
 
     def answered(self, info: RateLimitInfo) -> None:
         try:
-            self.limiter.observe(self.model, self.region, self.sent_at_s, info)
+            # Only a probe's answer seeds the lane; any other is checked for a lower limit only
+            # (no store round trip per answer). No permit (an unlimited model), or headers of
+            # another model's lane (a fallback answered): observed as a probe's.
+            probe = bool(getattr(self.permit, "probe", True))
+            probe = probe or (info.model is not None and info.model != self.model)
+            self.limiter.observe(self.model, self.region, self.sent_at_s, info, probe=probe)
         except Exception as exc:  # the answer is paid for: a limiter outage must not lose it
             log.warning(
                 "send_gate.observe_failed",
