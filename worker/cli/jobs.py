@@ -15,7 +15,7 @@ from worker.cli.common import db, print_json
 from worker.cli.render import render_status
 from worker.errors import InputError
 from worker.runtime import get_runtime
-from worker.services.queries import batch_status, iter_results, models_in_use
+from worker.services.queries import batch_status, iter_results
 
 
 def _read(path: str, what: str) -> str:
@@ -103,8 +103,7 @@ def status_command(batch_id: int | None, as_json: bool, watch: bool, interval_s:
     while True:
         with db() as session:
             status = batch_status(session, batch_id)
-            keys = models_in_use(session, batch_id)
-        status["models"] = _budgets(keys)
+        status["models"] = _budgets(status.pop("lanes"))
         if as_json:
             print_json(status)
         else:

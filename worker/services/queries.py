@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, case, func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from models.attempts import Attempt, Result
@@ -23,23 +23,46 @@ def require_batch(session: Session, batch_id: int) -> Batch:
 
 
 def batch_status(session: Session, batch_id: int | None) -> dict[str, Any]:
+    """Counts per state, failures by reason, held jobs, throughput, usage; with ``lanes``,
+    the (model, region) pairs of the batch (of every active job when no batch is named).
+
+    The jobs are read in one pass (``GROUP BY status, error_kind, model, region``: a handful
+    of groups however many jobs), not one scan per figure: at a million jobs each scan costs
+    a few hundred milliseconds."""
     where = [] if batch_id is None else [Job.batch_id == batch_id]
     if batch_id is not None:
         require_batch(session, batch_id)
     counts = dict.fromkeys(JobStatus.ALL, 0)
-    for status, n in session.execute(
-        select(Job.status, func.count()).where(*where).group_by(Job.status)
-    ):
-        counts[status] = int(n)
-    total = sum(counts.values())
-    failures = {
-        str(kind): int(n)
-        for kind, n in session.execute(
-            select(Job.error_kind, func.count())
-            .where(*where, Job.status == JobStatus.FAILED)
-            .group_by(Job.error_kind)
+    failures: dict[str, int] = {}
+    lanes: set[tuple[str, str]] = set()
+    created: list[datetime] = []
+    ended: list[datetime] = []
+    finished = 0
+    groups = session.execute(
+        select(
+            Job.status,
+            Job.error_kind,
+            Job.model,
+            Job.region,
+            func.count(),
+            func.min(Job.created_at),
+            func.max(Job.finished_at),
+            func.count(Job.finished_at),
         )
-    }
+        .where(*where)
+        .group_by(Job.status, Job.error_kind, Job.model, Job.region)
+    )
+    for status, kind, model, region, n, first_created, last_ended, ended_n in groups:
+        counts[status] = counts.get(status, 0) + int(n)
+        if status == JobStatus.FAILED:
+            failures[str(kind)] = failures.get(str(kind), 0) + int(n)
+        if batch_id is not None or status in JobStatus.ACTIVE:
+            lanes.add((model, region))
+        created.extend([first_created] if first_created is not None else [])
+        ended.extend([last_ended] if last_ended is not None else [])
+        finished += int(ended_n)
+    total = sum(counts.values())
+    first, last = min(created, default=None), max(ended, default=None)
     # Jobs waiting on a problem of the fleet (a refused key, a model missing from the catalog):
     # not failures, but nothing moves until someone looks.
     held = {
@@ -50,11 +73,6 @@ def batch_status(session: Session, batch_id: int | None) -> dict[str, Any]:
             .group_by(Job.error_kind)
         )
     }
-    first, last, finished = session.execute(
-        select(
-            func.min(Job.created_at), func.max(Job.finished_at), func.count(Job.finished_at)
-        ).where(*where)
-    ).one()
     usage = session.execute(
         select(
             func.count(Attempt.id),
@@ -81,6 +99,7 @@ def batch_status(session: Session, batch_id: int | None) -> dict[str, Any]:
         "input_tokens": int(usage[1]),
         "output_tokens": int(usage[2]),
         "cost_usd": round(float(usage[3]), 6),
+        "lanes": sorted(lanes),
     }
 
 
@@ -89,17 +108,6 @@ def _rate(finished: int, first: datetime | None, last: datetime | None) -> float
         return None
     span = (last - first).total_seconds()
     return round(finished / span, 3) if span > 0 else None
-
-
-def models_in_use(session: Session, batch_id: int | None) -> list[tuple[str, str]]:
-    """The (model, region) pairs of a batch, or of every active job when no batch is named."""
-    if batch_id is not None:
-        where: list[ColumnElement[bool]] = [Job.batch_id == batch_id]
-    else:
-        where = [Job.status.in_(JobStatus.ACTIVE)]
-    return [
-        (m, r) for m, r in session.execute(select(Job.model, Job.region).where(*where).distinct())
-    ]
 
 
 def iter_results(session: Session, batch_id: int, chunk: int = 5000) -> Iterator[dict[str, Any]]:
