@@ -3,6 +3,7 @@ window maxima from the emulator's own log and counters (the gateway's point of v
 
 from __future__ import annotations
 
+import os
 import statistics
 from collections import Counter
 from collections.abc import Iterable
@@ -271,3 +272,23 @@ def send_to_arrival_ms(log: list[dict[str, Any]], gate: GateLog) -> dict[str, fl
         "max": round(deltas[-1], 2),
         "spread_max_minus_min": round(deltas[-1] - deltas[0], 2),
     }
+
+
+def postgres_cpu_s() -> float:
+    """utime + stime of every live postgres process (the server and its backends); a
+    backend that exited took its share with it, so read it while the clients still run."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            with open(f"/proc/{pid}/comm") as f:
+                comm = f.read().strip()
+        except OSError:
+            continue
+        if comm.startswith("postgres"):
+            total += (int(fields[11]) + int(fields[12])) / ticks
+    return total

@@ -22,6 +22,7 @@ from typing import Any
 import psycopg
 from sqlalchemy import func, select
 
+from bench_lib import measure
 from bench_lib.infra import Run, progress
 from models.base import utcnow
 from models.db import make_engine, make_session_factory
@@ -73,32 +74,13 @@ def _query_ms(database_url: str) -> dict[str, float]:
     return out
 
 
-def _postgres_cpu_s() -> float:
-    """utime + stime of every postgres process (the server and its backends)."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0.0
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            with open(f"/proc/{pid}/comm") as f:
-                comm = f.read().strip()
-        except OSError:
-            continue
-        if comm.startswith("postgres"):
-            total += (int(fields[11]) + int(fields[12])) / ticks
-    return total
-
-
 def _idle_dispatcher_cores(run: Run, env: dict[str, str], idle_s: float) -> float:
     child = subprocess.Popen([sys.executable, "-m", "worker", "dispatch"], env=env)
     try:
         time.sleep(3)  # start-up and the first refreshes
-        before, started = _postgres_cpu_s(), time.monotonic()
+        before, started = measure.postgres_cpu_s(), time.monotonic()
         time.sleep(idle_s)
-        used = _postgres_cpu_s() - before
+        used = measure.postgres_cpu_s() - before
         return round(used / (time.monotonic() - started), 4)
     finally:
         child.terminate()
