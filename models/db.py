@@ -10,7 +10,7 @@ from sqlalchemy import CursorResult, Engine, Pool, Table, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
-from models import attempts, content, jobs, nightly  # noqa: F401  (register every table on Base)
+from models import attempts, content, counts, jobs, nightly  # noqa: F401  (register every table on Base)
 from models.base import Base
 
 __all__ = [

@@ -15,6 +15,7 @@ import threading
 from collections.abc import Callable
 
 from worker.runtime import Runtime
+from worker.services.counts import counters_kept, fold
 from worker.services.dispatch import Dispatcher
 from worker.services.reconcile import reconcile, renew_leases
 
@@ -112,6 +113,9 @@ class BackgroundLoops:
             )
         if any(moved.values()):
             log.warning("reconcile", extra={"event": "reconcile", **moved})
+        with self._rt.sessions.begin() as session:
+            if counters_kept(session):
+                fold(session)
 
     def _heartbeat_once(self) -> None:
         leases = self._rt.deps.leases.snapshot()

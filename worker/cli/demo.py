@@ -8,6 +8,7 @@ shows progress, then a table of results and where the files are.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -223,7 +224,7 @@ def _report(batch_id: int, status: dict[str, Any], out: Path, console: Console) 
     for name, width in widths.items():
         table.add_column(name, no_wrap=True, overflow="ellipsis", min_width=width)
     for rec in records[:15]:
-        data = rec["result"] or {}
+        data = json.loads(rec["result"]) if rec["result"] else {}
         table.add_row(
             str(rec["job_id"]),
             rec["transcript_id"][:13],

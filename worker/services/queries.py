@@ -1,5 +1,5 @@
-"""Read models for the CLI: batch status, result export, one job's history. One query each
-where it matters (they run against million-job tables)."""
+"""Read models for the CLI: batch status, result export, one job's history. None reads a
+whole million-job batch where a counter or an index answers."""
 
 from __future__ import annotations
 
@@ -7,12 +7,13 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case, func, select
+from sqlalchemy import Text, case, cast, func, select
 from sqlalchemy.orm import Session
 
 from models.attempts import Attempt, Result
 from models.jobs import FLEET_KINDS, Batch, Job, JobStatus
 from worker.errors import NotFoundError
+from worker.services.counts import Group, Usage, counted_groups, counted_usage, counters_kept
 
 
 def require_batch(session: Session, batch_id: int) -> Batch:
@@ -22,68 +23,30 @@ def require_batch(session: Session, batch_id: int) -> Batch:
     return batch
 
 
-def batch_status(session: Session, batch_id: int | None) -> dict[str, Any]:
+def batch_status(session: Session, batch_id: int | None, *, scan: bool = False) -> dict[str, Any]:
     """Counts per state, failures by reason, held jobs, throughput, usage; with ``lanes``,
     the (model, region) pairs of the batch (of every active job when no batch is named).
 
-    The jobs are read in one pass (``GROUP BY status, error_kind, model, region``: a handful
-    of groups however many jobs), not one scan per figure: at a million jobs each scan costs
-    a few hundred milliseconds."""
-    where = [] if batch_id is None else [Job.batch_id == batch_id]
+    On Postgres the figures come from the counters the triggers keep (a handful of rows per
+    batch, however many jobs: worker/services/counts.py); ``scan`` (and SQLite, which has no
+    triggers) reads the jobs and attempts themselves, in one pass each."""
     if batch_id is not None:
         require_batch(session, batch_id)
+    counted = counters_kept(session) and not scan
+    groups = counted_groups(session, batch_id) if counted else _scanned_groups(session, batch_id)
+    usage = counted_usage(session, batch_id) if counted else _scanned_usage(session, batch_id)
     counts = dict.fromkeys(JobStatus.ALL, 0)
     failures: dict[str, int] = {}
     lanes: set[tuple[str, str]] = set()
-    created: list[datetime] = []
-    ended: list[datetime] = []
-    finished = 0
-    groups = session.execute(
-        select(
-            Job.status,
-            Job.error_kind,
-            Job.model,
-            Job.region,
-            func.count(),
-            func.min(Job.created_at),
-            func.max(Job.finished_at),
-            func.count(Job.finished_at),
-        )
-        .where(*where)
-        .group_by(Job.status, Job.error_kind, Job.model, Job.region)
-    )
-    for status, kind, model, region, n, first_created, last_ended, ended_n in groups:
-        counts[status] = counts.get(status, 0) + int(n)
-        if status == JobStatus.FAILED:
-            failures[str(kind)] = failures.get(str(kind), 0) + int(n)
-        if batch_id is not None or status in JobStatus.ACTIVE:
-            lanes.add((model, region))
-        created.extend([first_created] if first_created is not None else [])
-        ended.extend([last_ended] if last_ended is not None else [])
-        finished += int(ended_n)
+    for group in groups:
+        counts[group.status] = counts.get(group.status, 0) + group.jobs
+        if group.status == JobStatus.FAILED:
+            failures[str(group.error_kind)] = failures.get(str(group.error_kind), 0) + group.jobs
+        if batch_id is not None or group.status in JobStatus.ACTIVE:
+            lanes.add((group.model, group.region))
     total = sum(counts.values())
-    first, last = min(created, default=None), max(ended, default=None)
-    # Jobs waiting on a problem of the fleet (a refused key, a model missing from the catalog):
-    # not failures, but nothing moves until someone looks.
-    held = {
-        str(kind): {"jobs": int(n), "reason": reason}
-        for kind, n, reason in session.execute(
-            select(Job.error_kind, func.count(), func.max(Job.error_message))
-            .where(*where, Job.status == JobStatus.PENDING, Job.error_kind.in_(FLEET_KINDS))
-            .group_by(Job.error_kind)
-        )
-    }
-    usage = session.execute(
-        select(
-            func.count(Attempt.id),
-            func.coalesce(func.sum(Attempt.input_tokens), 0),
-            func.coalesce(func.sum(Attempt.output_tokens), 0),
-            func.coalesce(func.sum(Attempt.cost_usd), 0.0),
-            func.sum(case((Attempt.http_status == 429, 1), else_=0)),
-        )
-        .join(Job, Job.id == Attempt.job_id)
-        .where(*where)
-    ).one()
+    first = min((g.first_created for g in groups if g.first_created), default=None)
+    last = max((g.last_finished for g in groups if g.last_finished), default=None)
     done = counts[JobStatus.SUCCEEDED] + counts[JobStatus.FAILED] + counts[JobStatus.CANCELLED]
     return {
         "batch_id": batch_id,
@@ -92,14 +55,68 @@ def batch_status(session: Session, batch_id: int | None) -> dict[str, Any]:
         "done": done,
         "final": total > 0 and done == total,
         "failures": failures,
-        "held": held,
-        "throughput_jobs_per_s": _rate(finished, first, last),
-        "attempts": int(usage[0]),
-        "http_429": int(usage[4] or 0),
-        "input_tokens": int(usage[1]),
-        "output_tokens": int(usage[2]),
-        "cost_usd": round(float(usage[3]), 6),
+        "held": _held(session, batch_id),
+        "throughput_jobs_per_s": _rate(sum(g.finished for g in groups), first, last),
+        "attempts": usage.attempts,
+        "http_429": usage.http_429,
+        "input_tokens": usage.input_tokens,
+        "output_tokens": usage.output_tokens,
+        "cost_usd": round(usage.cost_usd, 6),
         "lanes": sorted(lanes),
+    }
+
+
+def _scanned_groups(session: Session, batch_id: int | None) -> list[Group]:
+    """The jobs in one pass (``GROUP BY status, error_kind, model, region``), not one scan
+    per figure."""
+    where = [] if batch_id is None else [Job.batch_id == batch_id]
+    rows = session.execute(
+        select(
+            Job.status,
+            Job.error_kind,
+            Job.model,
+            Job.region,
+            func.count(),
+            func.count(Job.finished_at),
+            func.min(Job.created_at),
+            func.max(Job.finished_at),
+        )
+        .where(*where)
+        .group_by(Job.status, Job.error_kind, Job.model, Job.region)
+    )
+    return [
+        Group(status, kind or None, model, region, int(n), int(done), first, last)
+        for status, kind, model, region, n, done, first, last in rows
+    ]
+
+
+def _scanned_usage(session: Session, batch_id: int | None) -> Usage:
+    where = [] if batch_id is None else [Job.batch_id == batch_id]
+    row = session.execute(
+        select(
+            func.count(Attempt.id),
+            func.coalesce(func.sum(Attempt.input_tokens), 0),
+            func.coalesce(func.sum(Attempt.output_tokens), 0),
+            func.coalesce(func.sum(Attempt.cost_usd), 0.0),
+            func.coalesce(func.sum(case((Attempt.http_status == 429, 1), else_=0)), 0),
+        )
+        .join(Job, Job.id == Attempt.job_id)
+        .where(*where)
+    ).one()
+    return Usage(int(row[0]), int(row[1]), int(row[2]), float(row[3]), int(row[4]))
+
+
+def _held(session: Session, batch_id: int | None) -> dict[str, dict[str, Any]]:
+    """Jobs waiting on a problem of the fleet (a refused key, a model missing from the
+    catalog): not failures, but nothing moves until someone looks. Read from ix_jobs_held."""
+    where = [] if batch_id is None else [Job.batch_id == batch_id]
+    return {
+        str(kind): {"jobs": int(n), "reason": reason}
+        for kind, n, reason in session.execute(
+            select(Job.error_kind, func.count(), func.max(Job.error_message))
+            .where(*where, Job.status == JobStatus.PENDING, Job.error_kind.in_(FLEET_KINDS))
+            .group_by(Job.error_kind)
+        )
     }
 
 
@@ -112,8 +129,10 @@ def _rate(finished: int, first: datetime | None, last: datetime | None) -> float
 
 def iter_results(session: Session, batch_id: int, chunk: int = 5000) -> Iterator[dict[str, Any]]:
     """One record per job, in id order, in keyset pages of ``chunk`` (memory stays bounded
-    over a million jobs). Only the exported columns are read, as plain rows: loading whole
-    ``Job`` objects (variables, re-ask context) costs more than writing the line."""
+    over a million jobs). ``result`` is the stored JSON document as the database prints it
+    (text, or None): an export writes it as is, and parsing it only to serialise it again was
+    two fifths of `tbatch results`' time (py-spy). Only the exported columns are read, as
+    plain Core rows: loading ``Job`` objects (variables, re-ask context) costs more."""
     require_batch(session, batch_id)
     query = (
         select(
@@ -123,7 +142,7 @@ def iter_results(session: Session, batch_id: int, chunk: int = 5000) -> Iterator
             Job.model,
             Job.error_kind,
             Job.error_message,
-            Result.data,
+            cast(Result.data, Text),
             Result.request_id,
             Result.model,
             Result.repaired,
@@ -132,9 +151,10 @@ def iter_results(session: Session, batch_id: int, chunk: int = 5000) -> Iterator
         .order_by(Job.id)
         .limit(chunk)
     )
+    connection = session.connection()
     last_id = 0
     while True:
-        rows = session.execute(query.where(Job.batch_id == batch_id, Job.id > last_id)).all()
+        rows = connection.execute(query.where(Job.batch_id == batch_id, Job.id > last_id)).all()
         if not rows:
             return
         for job_id, transcript_id, status, model, kind, message, data, rid, answered, rep in rows:
