@@ -4,8 +4,9 @@ Pending jobs are written with one ``INSERT ... SELECT generate_series`` (the enq
 its own scenario), then, at ``small`` and at ``big`` pending jobs plus a 1,000-job second batch:
 the dispatcher's refresh query (the loose-index-scan lanes, and the old ``GROUP BY`` as the
 baseline measured in the same run), and the Postgres CPU used while one ``tbatch dispatch``
-runs idle (nothing is released: every lane's model is paused) for ``idle_s``. Also timed:
-``tbatch status B --json`` on the big batch and ``tbatch --help``. Last, the big batch is
+runs idle (nothing is released: every lane's model is paused) for ``idle_s``, and
+``tbatch status B --json`` on the big batch (median of 3). Also timed: what status imports
+(its floor) and ``tbatch --help``. Last, the big batch is
 marked succeeded with a result each (a ~300-byte JSON object) and ``tbatch results B`` exports
 it to a file: rows per second and the export's peak RSS.
 """
@@ -142,12 +143,19 @@ def _export(env: dict[str, str], batch: int, path: str, rows: int) -> dict[str, 
     }
 
 
-def _timed(env: dict[str, str], *args: str) -> float:
-    started = time.perf_counter()
-    subprocess.run(
-        [sys.executable, "-m", "worker", *args], env=env, check=True, capture_output=True
-    )
-    return round(time.perf_counter() - started, 3)
+def _timed(env: dict[str, str], *args: str, repeat: int = 1) -> float:
+    """Wall time of ``python -m worker ARGS`` (``-c CODE`` for a bare import), median."""
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        command = list(args) if args[0] == "-c" else ["-m", "worker", *args]
+        subprocess.run([sys.executable, *command], env=env, check=True, capture_output=True)
+        times.append(time.perf_counter() - started)
+    return round(statistics.median(times), 3)
+
+
+# What `tbatch status` imports before it reads anything: its floor on this machine.
+STATUS_IMPORTS = "import worker.cli.jobs, worker.cli.common, psycopg"
 
 
 def run_scale(jobs: int | None, quick: bool, redis_db: int, keep: bool) -> dict[str, Any]:
@@ -172,9 +180,11 @@ def run_scale(jobs: int | None, quick: bool, redis_db: int, keep: bool) -> dict[
             progress(f"scale: {count} pending jobs in batch 1 (+{SMALL_BATCH} in batch 2)")
             _fill(run.pg_url, 1, count - already, first=already + 1)
             levels[label] = _query_ms(run.database_url) | {
-                "postgres_cores_idle_dispatcher": _idle_dispatcher_cores(run, env, idle_s)
+                "postgres_cores_idle_dispatcher": _idle_dispatcher_cores(run, env, idle_s),
+                "status_json_s": _timed(env, "status", "1", "--json", repeat=3),
             }
-        status_s = _timed(env, "status", "1", "--json")
+        status_s = levels["big"]["status_json_s"]
+        imports_s = _timed(env, "-c", STATUS_IMPORTS, repeat=3)
         help_s = _timed(env, "--help")
         progress(f"scale: {big} results, then tbatch results")
         _succeed_all(run.pg_url, 1)
@@ -188,6 +198,8 @@ def run_scale(jobs: int | None, quick: bool, redis_db: int, keep: bool) -> dict[
         "at_big": levels["big"],
         "lanes_ms_big_over_small": round(ratio, 2),
         "status_json_s_at_big": status_s,
+        "status_json_big_over_small": round(status_s / levels["small"]["status_json_s"], 2),
+        "status_imports_s": imports_s,
         "cli_help_s": help_s,
         "results_export": export,
         "method": "jobs written with INSERT ... generate_series; refresh query median of 10 "

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from worker.cli.jobs import FIELDS, write_results
+from worker.services.export import FIELDS, write_results
 
 RESULT = {"summary": 'said "no", then\n€ ✓', "topics": ["a, b"], "score": 0.5, "ok": None}
 

@@ -201,7 +201,7 @@ def _watch(batch_id: int, total: int, timeout_s: float, console: Console) -> dic
 
 def _report(batch_id: int, status: dict[str, Any], out: Path, console: Console) -> None:
     from worker.cli.common import db
-    from worker.cli.jobs import write_results
+    from worker.services.export import write_results
     from worker.services.queries import iter_results
 
     with db() as session, (out / "results.jsonl").open("w", encoding="utf-8") as fh:
