@@ -10,38 +10,56 @@ with scripts/bench.py). The embedded mode's in-memory limiter keeps them in-proc
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import subprocess
+import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
-from worker.runtime import Runtime
+from celery import bootsteps
+from celery.signals import worker_ready
+
+from worker.errors import TbatchError
+from worker.publisher import Publisher
+from worker.runtime import Runtime, get_runtime, shared_limiter_url
 from worker.services.counts import counters_kept, fold
 from worker.services.dispatch import Dispatcher
 from worker.services.reconcile import reconcile, renew_leases
 
+if TYPE_CHECKING:
+    from celery.worker import WorkController
+
 log = logging.getLogger("tbatch.background")
 HEARTBEAT = "tbatch-heartbeat"
+Publish = Callable[[Sequence[int]], None]
 
 
 class BackgroundLoops:
-    def __init__(self, runtime: Runtime) -> None:
+    """``publish`` hands released job ids to the broker; only the dispatcher needs it."""
+
+    def __init__(self, runtime: Runtime, publish: Publish | None = None) -> None:
         self._rt = runtime
+        self._publish = publish
         self._stop = threading.Event()  # the dispatcher and reconciler stop
         self._draining = threading.Event()  # the heartbeat stops (once no lease is held)
         self._threads: list[threading.Thread] = []
-        settings = runtime.settings
-        self.dispatcher = Dispatcher(
-            runtime.sessions,
-            runtime.limiter,
-            runtime.publish,
-            release_ahead=settings.unlimited_release_ahead,
-            now=runtime.clock,
-        )
 
     def start(self, *, dispatch: bool = True, heartbeat: bool = True) -> None:
         settings = self._rt.settings
         if dispatch:
-            self._spawn("tbatch-dispatch", self.dispatcher.tick)
+            if self._publish is None:
+                raise ValueError("the dispatcher needs a publisher for the jobs it releases")
+            dispatcher = Dispatcher(
+                self._rt.sessions,
+                self._rt.limiter,
+                self._publish,
+                release_ahead=settings.unlimited_release_ahead,
+                now=self._rt.clock,
+            )
+            self._spawn("tbatch-dispatch", dispatcher.tick)
             self._spawn(
                 "tbatch-reconcile", self._reconcile_once, every_s=settings.reconcile_interval_s
             )
@@ -123,3 +141,90 @@ class BackgroundLoops:
             with self._rt.sessions.begin() as session:
                 lease_s = self._rt.settings.lease_s
                 renew_leases(session, leases, now=self._rt.clock(), lease_s=lease_s)
+
+
+class BackgroundStep(bootsteps.StartStopStep):
+    """Runs the lease heartbeat where the tasks run (this process for the threads pool, each
+    child for prefork), and the dispatcher and reconciler in-process (embedded mode) or as a
+    `tbatch dispatch` child process (shared Redis limiter; see worker/background.py for why),
+    restarted if it dies."""
+
+    requires = {"celery.worker.components:Pool"}
+
+    def __init__(self, worker: WorkController, **kwargs: Any) -> None:
+        self.loops: BackgroundLoops | None = None
+        self.child: subprocess.Popen[bytes] | None = None
+        self._stopping = threading.Event()
+
+    def start(self, worker: WorkController) -> None:
+        # The consumer thread must hand a released job to a task thread promptly while other task
+        # threads parse and validate: a 1 ms GIL switch interval (default 5 ms) keeps the time
+        # from release to gateway call steady, which is what the rate-limit margin is spent on.
+        sys.setswitchinterval(0.001)
+        settings = get_runtime().settings
+        if settings.metrics_port:
+            from worker.metrics import serve
+
+            serve(settings.metrics_port)
+        _warm_up(get_runtime())
+        self.loops = BackgroundLoops(get_runtime(), Publisher(worker.app))
+        self.loops.start(dispatch=False, heartbeat=True)
+        # Release jobs only once this worker consumes: messages published before that would
+        # reach the gateway in one burst when the consumer starts.
+        worker_ready.connect(self._start_dispatch, weak=False)
+
+    def _start_dispatch(self, **_: Any) -> None:
+        settings = get_runtime().settings
+        if not settings.run_background or self.loops is None:
+            return
+        if shared_limiter_url(settings):
+            self.child = _spawn_dispatch()
+            watch = threading.Thread(target=self._watch_child, name="tbatch-dispatch-watch")
+            watch.daemon = True
+            watch.start()
+        else:
+            self.loops.start(dispatch=True, heartbeat=False)
+
+    def _watch_child(self) -> None:
+        """A dead dispatcher stops this machine releasing and reconciling in silence: say so
+        and start another (at most one restart per ``_RESTART_S``)."""
+        while not self._stopping.wait(_RESTART_S):
+            child = self.child
+            if child is None or child.poll() is None:
+                continue
+            log.error("dispatch.child_exited", extra={"returncode": child.returncode})
+            if not self._stopping.is_set():
+                self.child = _spawn_dispatch()
+
+    def stop(self, worker: WorkController) -> None:
+        self._stopping.set()
+        if self.loops is not None:
+            self.loops.stop_dispatch()  # the heartbeat runs on until the pool has drained
+        if self.child is not None and self.child.poll() is None:
+            self.child.terminate()
+            try:
+                self.child.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.child.kill()
+
+
+_RESTART_S = 1.0
+
+
+def _spawn_dispatch() -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "worker", "dispatch", "--parent-pid", str(os.getpid())]
+    )
+
+
+def heartbeat_in_child(**_: Any) -> None:
+    """A prefork child renews the leases of the tasks it runs (connected by the app factory)."""
+    BackgroundLoops(get_runtime()).start(dispatch=False, heartbeat=True)
+
+
+def _warm_up(runtime: Runtime) -> None:
+    """Build the per-process resources and fetch the model catalog before the first job: the
+    first jobs would otherwise all wait on that work and then call the gateway in one burst."""
+    runtime.deps  # noqa: B018 (builds engine, sessions, client, limiter)
+    with contextlib.suppress(TbatchError):  # the first job tries again and records the error
+        runtime.gateway.list_models("us")

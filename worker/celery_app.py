@@ -10,21 +10,17 @@
 
 from __future__ import annotations
 
-import contextlib
-import logging
-import os
-import subprocess
-import sys
 import threading
 from pathlib import Path
 from typing import Any
 
-from celery import Celery, bootsteps
-from celery.signals import worker_process_init, worker_ready
+from celery import Celery
+from celery.signals import worker_process_init, worker_shutdown
 
+from worker.background import BackgroundStep, heartbeat_in_child
+from worker.runtime import reset_runtime
 from worker.settings import Settings, get_settings
 
-log = logging.getLogger("tbatch.worker")
 _lock = threading.Lock()
 _app: Celery | None = None
 
@@ -77,102 +73,6 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     }
 
 
-class BackgroundStep(bootsteps.StartStopStep):
-    """Runs the lease heartbeat where the tasks run (this process for the threads pool, each
-    child for prefork), and the dispatcher and reconciler in-process (embedded mode) or as a
-    `tbatch dispatch` child process (shared Redis limiter; see worker/background.py for why),
-    restarted if it dies."""
-
-    requires = {"celery.worker.components:Pool"}
-
-    def __init__(self, worker: Any, **kwargs: Any) -> None:
-        self.loops: Any = None
-        self.child: subprocess.Popen[bytes] | None = None
-        self._stopping = threading.Event()
-
-    def start(self, worker: Any) -> None:
-        from worker.background import BackgroundLoops
-        from worker.runtime import get_runtime
-
-        # The consumer thread must hand a released job to a task thread promptly while other task
-        # threads parse and validate: a 1 ms GIL switch interval (default 5 ms) keeps the time
-        # from release to gateway call steady, which is what the rate-limit margin is spent on.
-        sys.setswitchinterval(0.001)
-        settings = get_runtime().settings
-        if settings.metrics_port:
-            from worker.metrics import serve
-
-            serve(settings.metrics_port)
-        _warm_up(get_runtime())
-        self.loops = BackgroundLoops(get_runtime())
-        self.loops.start(dispatch=False, heartbeat=True)
-        # Release jobs only once this worker consumes: messages published before that would
-        # reach the gateway in one burst when the consumer starts.
-        worker_ready.connect(self._start_dispatch, weak=False)
-
-    def _start_dispatch(self, **_: Any) -> None:
-        from worker.runtime import get_runtime, shared_limiter_url
-
-        settings = get_runtime().settings
-        if not settings.run_background or self.loops is None:
-            return
-        if shared_limiter_url(settings):
-            self.child = _spawn_dispatch()
-            watch = threading.Thread(target=self._watch_child, name="tbatch-dispatch-watch")
-            watch.daemon = True
-            watch.start()
-        else:
-            self.loops.start(dispatch=True, heartbeat=False)
-
-    def _watch_child(self) -> None:
-        """A dead dispatcher stops this machine releasing and reconciling in silence: say so
-        and start another (at most one restart per ``_RESTART_S``)."""
-        while not self._stopping.wait(_RESTART_S):
-            child = self.child
-            if child is None or child.poll() is None:
-                continue
-            log.error("dispatch.child_exited", extra={"returncode": child.returncode})
-            if not self._stopping.is_set():
-                self.child = _spawn_dispatch()
-
-    def stop(self, worker: Any) -> None:
-        self._stopping.set()
-        if self.loops is not None:
-            self.loops.stop_dispatch()  # the heartbeat runs on until the pool has drained
-        if self.child is not None and self.child.poll() is None:
-            self.child.terminate()
-            try:
-                self.child.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.child.kill()
-
-
-_RESTART_S = 1.0
-
-
-def _spawn_dispatch() -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "worker", "dispatch", "--parent-pid", str(os.getpid())]
-    )
-
-
-def _heartbeat_in_child(**_: Any) -> None:
-    from worker.background import BackgroundLoops
-    from worker.runtime import get_runtime
-
-    BackgroundLoops(get_runtime()).start(dispatch=False, heartbeat=True)
-
-
-def _warm_up(runtime: Any) -> None:
-    """Build the per-process resources and fetch the model catalog before the first job: the
-    first jobs would otherwise all wait on that work and then call the gateway in one burst."""
-    from worker.errors import TbatchError
-
-    runtime.deps  # noqa: B018 (builds engine, sessions, client, limiter)
-    with contextlib.suppress(TbatchError):  # the first job tries again and records the error
-        runtime.gateway.list_models("us")
-
-
 def create_app(settings: Settings | None = None) -> Celery:
     settings = settings or get_settings()
     app = Celery("tbatch")
@@ -181,8 +81,15 @@ def create_app(settings: Settings | None = None) -> Celery:
     # Prefork: a task runs in a child, and so does the lease it holds; each child renews its
     # own (the parent's heartbeat sees none of them). Connected here: the pool forks its
     # children before the bootstep above starts.
-    worker_process_init.connect(_heartbeat_in_child, weak=False)
+    worker_process_init.connect(heartbeat_in_child, weak=False)
+    # After the pool has drained (not in the bootstep's stop, which runs before the pool's:
+    # closing the gateway client there would cut the calls still in flight).
+    worker_shutdown.connect(_close_runtime, weak=False)
     return app
+
+
+def _close_runtime(**_: Any) -> None:
+    reset_runtime()
 
 
 def get_app() -> Celery:

@@ -1,4 +1,4 @@
-"""Per-process resources: engine, sessions, gateway client, limiter, publisher.
+"""Per-process resources: engine, sessions, gateway client, limiter.
 
 Built lazily on first use in the process that uses them (after any fork: the pid is checked),
 never at import. One ``Runtime`` per process, shared by its task threads. The gateway client
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -28,8 +27,6 @@ from worker.settings import Settings, get_settings
 if TYPE_CHECKING:
     from worker.gateway.client import GatewayClient
     from worker.services.pipeline import PipelineDeps
-
-PROCESS_TASK = "jobs.process"
 
 
 @dataclass
@@ -77,14 +74,6 @@ class Runtime:
             settings=self.settings,
             clock=self.clock,
         )
-
-    def publish(self, job_ids: Sequence[int]) -> None:
-        from worker.celery_app import get_app
-
-        app = get_app()
-        with app.producer_or_acquire() as producer:
-            for job_id in job_ids:
-                app.send_task(PROCESS_TASK, args=[job_id], producer=producer)
 
     def close(self) -> None:
         if "gateway" in self.__dict__:

@@ -10,7 +10,8 @@ import logging
 
 from celery import shared_task
 
-from worker.runtime import PROCESS_TASK, get_runtime
+from worker.publisher import PROCESS_TASK
+from worker.runtime import get_runtime
 from worker.services.pipeline import process_job
 
 log = logging.getLogger("tbatch.tasks")

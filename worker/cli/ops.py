@@ -64,7 +64,9 @@ def dispatch_command(parent_pid: int | None) -> None:
     import sys
 
     from worker.background import BackgroundLoops
+    from worker.celery_app import get_app
     from worker.logs import configure_logging
+    from worker.publisher import Publisher
     from worker.runtime import get_runtime
 
     settings = get_settings()
@@ -73,7 +75,7 @@ def dispatch_command(parent_pid: int | None) -> None:
         from worker.metrics import serve
 
         serve(settings.metrics_port + 1)  # the worker beside it serves the port itself
-    loops = BackgroundLoops(get_runtime())
+    loops = BackgroundLoops(get_runtime(), Publisher(get_app()))
     signal.signal(signal.SIGTERM, lambda *_: loops.stop())
     loops.start(dispatch=True, heartbeat=False)
 
