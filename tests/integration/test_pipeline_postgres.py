@@ -312,3 +312,27 @@ def test_a_limiter_outage_before_the_send_holds_the_job_uncalled(sessions) -> No
     job, attempts, _ = _state(sessions, job_id)
     assert job.status == JobStatus.PENDING and job.error_kind == "limiter_unavailable"
     assert attempts == [] and gateway.requests == [] and job.transport_retries == 0
+
+
+class LostDatabase:
+    """Content loading that meets a database gone away (Postgres restarting)."""
+
+    def load(self, session: Session, template_id: int, schema_id: int) -> Any:
+        from sqlalchemy.exc import OperationalError
+
+        raise OperationalError("SELECT", {}, Exception("server closed the connection"))
+
+
+def test_a_database_error_while_loading_content_is_not_bad_content(sessions) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    _, job_id = _new_job(sessions)
+    gateway = FakeGateway([])
+    deps = _deps(sessions, gateway)
+    deps.content = LostDatabase()  # type: ignore[assignment]
+    with pytest.raises(OperationalError):
+        process_job(job_id, deps)
+    job, attempts, _ = _state(sessions, job_id)
+    # Left under its lease for the reconciler, not failed: the content was never the problem.
+    assert job.status == JobStatus.RUNNING and job.error_kind is None
+    assert attempts == [] and gateway.requests == []

@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any, Protocol
 
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from models.base import utcnow
@@ -172,6 +173,11 @@ def _deliver(job: Job, deps: PipelineDeps) -> str:
     try:
         with deps.sessions() as session:
             template, schema = deps.content.load(session, job.template_id, job.schema_id)
+    except SQLAlchemyError:
+        # The database, not the content (seen: Postgres restarting mid-batch failed a job as
+        # bad_content): the job stays running under its lease, and the reconciler returns it
+        # to pending once the lease expires, as after any outage mid-delivery.
+        raise
     except Exception as exc:  # stored content this worker cannot use: no call can succeed
         log.exception("job.content_unusable", extra={"job_id": job.id})
         record = AttemptRecord(job=job, started_at=deps.clock(), region=job.region)
