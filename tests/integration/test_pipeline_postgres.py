@@ -336,3 +336,22 @@ def test_a_database_error_while_loading_content_is_not_bad_content(sessions) -> 
     # Left under its lease for the reconciler, not failed: the content was never the problem.
     assert job.status == JobStatus.RUNNING and job.error_kind is None
     assert attempts == [] and gateway.requests == []
+
+
+def test_a_database_gone_while_settling_an_answer_is_an_outage_not_unstorable(sessions) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    _, job_id = _new_job(sessions)
+    # Mid-call the database goes away: every later session meets a refused connection.
+    refused = make_session_factory(make_engine("postgresql+psycopg://postgres@127.0.0.1:1/gone"))
+
+    def database_goes_away() -> None:
+        deps.sessions = refused
+
+    deps = _deps(sessions, InFlight([answer(GOOD)], during=database_goes_away))
+    with pytest.raises(OperationalError):
+        process_job(job_id, deps)
+    job, attempts, result = _state(sessions, job_id)
+    # Left under its lease for the reconciler; not failed as "unstorable".
+    assert job.status == JobStatus.RUNNING and job.error_kind is None
+    assert attempts == [] and result is None

@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any, Protocol
 
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from models.base import utcnow
@@ -173,12 +173,10 @@ def _deliver(job: Job, deps: PipelineDeps) -> str:
     try:
         with deps.sessions() as session:
             template, schema = deps.content.load(session, job.template_id, job.schema_id)
-    except SQLAlchemyError:
-        # The database, not the content (seen: Postgres restarting mid-batch failed a job as
-        # bad_content): the job stays running under its lease, and the reconciler returns it
-        # to pending once the lease expires, as after any outage mid-delivery.
-        raise
     except Exception as exc:  # stored content this worker cannot use: no call can succeed
+        if database_unreachable(exc):
+            raise  # the database, not the content: the lease brings the job back
+
         log.exception("job.content_unusable", extra={"job_id": job.id})
         record = AttemptRecord(job=job, started_at=deps.clock(), region=job.region)
         message = f"template {job.template_id} / schema {job.schema_id} unusable: {exc!r}"
@@ -256,12 +254,26 @@ def _answered(
     try:
         return settle()
     except Exception as exc:
+        if database_unreachable(exc):
+            # Nothing can be written now; failing the job as unstorable when the database
+            # came back a moment later turned an outage into a permanent failure (seen:
+            # Postgres restarting mid-batch, fresh-clone CI).
+            raise
         log.exception("job.settle_failed", extra={"job_id": job.id})
         record.outcome = "unstorable"
         record.error_kind = "unstorable"
         record.error_message = f"the answer could not be recorded as is: {exc!r}"[:4000]
         record.repairs, record.validation_errors = [], []
         return _fail(job, record, deps, kind="unstorable", message=record.error_message)
+
+
+def database_unreachable(exc: BaseException) -> bool:
+    """A lost or refused connection (Postgres restarting, failing over), as opposed to a
+    statement the database refuses (a NUL byte, an over-long value): the first is an outage
+    the lease and the reconciler recover from, the second a property of the answer."""
+    if isinstance(exc, OperationalError | InterfaceError | DisconnectionError):
+        return True
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
 
 
 def _catalog(deps: PipelineDeps, region: str) -> dict[str, ModelInfo]:
