@@ -342,11 +342,26 @@ def test_a_database_gone_while_settling_an_answer_is_an_outage_not_unstorable(se
     from sqlalchemy.exc import OperationalError
 
     _, job_id = _new_job(sessions)
-    # Mid-call the database goes away: every later session meets a refused connection.
+    # Mid-call the database restarts: the next session meets a refused connection, the one
+    # after it finds the database back (where the old code wrote "failed: unstorable").
     refused = make_session_factory(make_engine("postgresql+psycopg://postgres@127.0.0.1:1/gone"))
 
+    class Restarting:
+        def __init__(self) -> None:
+            self.down = True
+
+        def _pick(self) -> sessionmaker[Session]:
+            down, self.down = self.down, False
+            return refused if down else sessions
+
+        def __call__(self) -> Session:
+            return self._pick()()
+
+        def begin(self) -> Any:
+            return self._pick().begin()
+
     def database_goes_away() -> None:
-        deps.sessions = refused
+        deps.sessions = Restarting()  # type: ignore[assignment]
 
     deps = _deps(sessions, InFlight([answer(GOOD)], during=database_goes_away))
     with pytest.raises(OperationalError):
