@@ -7,8 +7,9 @@ keeps the delta tables short (a few thousand rows between ticks at hundreds of j
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from sqlalchemy import Subquery, func, select, text, union_all
 from sqlalchemy.orm import Session
@@ -79,6 +80,15 @@ class Usage(NamedTuple):
     http_429: int
 
 
+def groups_from(rows: Iterable[Sequence[Any]]) -> list[Group]:
+    """Rows of (status, error_kind, model, region, jobs, finished, first, last), from the
+    counters or from a scan of the jobs alike; '' and NULL both mean "no error kind"."""
+    return [
+        Group(status, kind or None, model, region, int(n), int(done), first, last)
+        for status, kind, model, region, n, done, first, last in rows
+    ]
+
+
 def counters_kept(session: Session) -> bool:
     """The triggers exist on Postgres only (migration 0005)."""
     return session.get_bind().dialect.name == "postgresql"
@@ -109,10 +119,7 @@ def counted_groups(session: Session, batch_id: int | None) -> list[Group]:
         .group_by(*key)
         .having(func.sum(both.c.jobs) != 0)
     )
-    return [
-        Group(status, kind or None, model, region, int(n), int(done), first, last)
-        for status, kind, model, region, n, done, first, last in rows
-    ]
+    return groups_from(rows)
 
 
 def counted_usage(session: Session, batch_id: int | None) -> Usage:

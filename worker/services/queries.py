@@ -13,7 +13,14 @@ from sqlalchemy.orm import Session
 from models.attempts import Attempt, Result
 from models.jobs import FLEET_KINDS, Batch, Job, JobStatus
 from worker.errors import NotFoundError
-from worker.services.counts import Group, Usage, counted_groups, counted_usage, counters_kept
+from worker.services.counts import (
+    Group,
+    Usage,
+    counted_groups,
+    counted_usage,
+    counters_kept,
+    groups_from,
+)
 
 
 def require_batch(session: Session, batch_id: int) -> Batch:
@@ -84,10 +91,7 @@ def _scanned_groups(session: Session, batch_id: int | None) -> list[Group]:
         .where(*where)
         .group_by(Job.status, Job.error_kind, Job.model, Job.region)
     )
-    return [
-        Group(status, kind or None, model, region, int(n), int(done), first, last)
-        for status, kind, model, region, n, done, first, last in rows
-    ]
+    return groups_from(rows)
 
 
 def _scanned_usage(session: Session, batch_id: int | None) -> Usage:
