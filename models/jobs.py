@@ -24,24 +24,11 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, BigId, JSONType, UTCDateTime, utcnow
+from models.vocabulary import FLEET_KINDS, JobStatus
 
-
-class JobStatus:
-    PENDING = "pending"  # waiting in Postgres for its model's budget (or a backoff)
-    QUEUED = "queued"  # released to the broker with a token; a worker will call at once
-    RUNNING = "running"  # claimed by a worker under a lease
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-    ALL = (PENDING, QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED)
-    FINAL = (SUCCEEDED, FAILED, CANCELLED)
-    ACTIVE = (PENDING, QUEUED, RUNNING)
-
-
-FLEET_KINDS = ("auth", "model_unavailable", "limiter_unavailable")  # pipeline._hold's kinds
+# The held jobs' predicate (``tbatch status`` lists them; migration 0004 indexes it).
 _KINDS_SQL = ", ".join(f"'{kind}'" for kind in FLEET_KINDS)
-HELD_WHERE = f"status = 'pending' AND error_kind IN ({_KINDS_SQL})"
+HELD_WHERE = f"status = '{JobStatus.PENDING}' AND error_kind IN ({_KINDS_SQL})"
 
 
 class Batch(Base):

@@ -12,16 +12,7 @@ from sqlalchemy import Date, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, BigId, UTCDateTime, utcnow
-
-
-class RunState:
-    ENQUEUING = "enqueuing"  # the night is claimed; ids are being fetched and enqueued
-    RUNNING = "running"  # the batch exists; its jobs are being processed
-    FINAL = "final"  # the batch is final and the report is built
-    FAILED = "failed"  # listing or enqueueing failed (see ``error``)
-    EMPTY = "empty"  # no transcripts for that date: nothing to process or report
-
-    ALL = (ENQUEUING, RUNNING, FINAL, FAILED, EMPTY)
+from models.vocabulary import RunState
 
 
 class NightlyRun(Base):

@@ -25,6 +25,8 @@ key never appears in one.
 
 from __future__ import annotations
 
+from models.vocabulary import FailureKind
+
 
 class TbatchError(Exception):
     """Root of every error tbatch raises on purpose."""
@@ -82,7 +84,7 @@ class LimiterUnavailable(TbatchError):
 class GatewayError(TbatchError):
     """A failed gateway call. ``kind`` is the stable name stored on attempts and jobs."""
 
-    kind = "gateway_error"
+    kind = FailureKind.GATEWAY_ERROR
 
     def __init__(
         self,
@@ -114,11 +116,11 @@ class GatewayError(TbatchError):
 
 
 class TransientGatewayError(GatewayError):
-    kind = "transient"
+    kind = FailureKind.TRANSIENT
 
 
 class RateLimited(TransientGatewayError):
-    kind = "rate_limited"
+    kind = FailureKind.RATE_LIMITED
 
     def __init__(
         self,
@@ -139,35 +141,35 @@ class RateLimited(TransientGatewayError):
 
 
 class ServerError(TransientGatewayError):
-    kind = "server_error"
+    kind = FailureKind.SERVER_ERROR
 
 
 class GatewayTimeout(TransientGatewayError):
-    kind = "timeout"
+    kind = FailureKind.TIMEOUT
 
 
 class ConnectionFailed(TransientGatewayError):
-    kind = "connection"
+    kind = FailureKind.CONNECTION
 
 
 class PermanentGatewayError(GatewayError):
-    kind = "permanent"
+    kind = FailureKind.PERMANENT
 
 
 class BadRequest(PermanentGatewayError):
-    kind = "bad_request"
+    kind = FailureKind.BAD_REQUEST
 
 
 class AuthFailed(PermanentGatewayError):
     """401/403, or no key on this machine: a problem of the machine, not of the job (the
     worker stops taking work for a while and the job waits)."""
 
-    kind = "auth"
+    kind = FailureKind.AUTH
 
 
 class TranscriptNotFound(PermanentGatewayError):
-    kind = "transcript_not_found"
+    kind = FailureKind.TRANSCRIPT_NOT_FOUND
 
 
 class RepairFailed(PermanentGatewayError):
-    kind = "repair_failed"
+    kind = FailureKind.REPAIR_FAILED

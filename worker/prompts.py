@@ -46,8 +46,8 @@ from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from worker.errors import InputError
+from worker.gateway.types import TRANSCRIPT_TAG
 
-TRANSCRIPT_TAG = "{{ transcript }}"
 TRANSCRIPT_VARIABLE = "transcript"
 ROLES = ("system", "user", "assistant")
 MAX_TEMPLATE_BYTES = 64 * 1024

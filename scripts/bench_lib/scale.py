@@ -27,7 +27,8 @@ from bench_lib import measure
 from bench_lib.infra import Run, progress
 from models.base import utcnow
 from models.db import make_engine, make_session_factory
-from models.jobs import Job, JobStatus
+from models.jobs import Job
+from models.vocabulary import JobStatus
 from worker.services.dispatch import _due, _pending_lanes
 
 MODEL = "claude-sonnet-4-6"

@@ -12,7 +12,8 @@ from sqlalchemy import func, select
 from emulator.routes.server import EmulatorProcess
 from models.attempts import Attempt, Result
 from models.db import make_engine, make_session_factory
-from models.jobs import Job, JobStatus
+from models.jobs import Job
+from models.vocabulary import FINAL_STATUSES, JobStatus
 from tests.fixtures.pipeline import run_cli
 
 
@@ -88,7 +89,7 @@ def check(
             )
         ),
     )
-    assert set(counts) <= set(JobStatus.FINAL), f"not all final: {counts}"
+    assert set(counts) <= set(FINAL_STATUSES), f"not all final: {counts}"
     assert evidence.results == counts[JobStatus.SUCCEEDED], evidence
     assert evidence.max_results_per_job <= 1, evidence
     assert evidence.attempts_missing_request_id == 0, evidence

@@ -20,7 +20,8 @@ from sqlalchemy import func, select
 from emulator.routes.server import EmulatorProcess
 from models.attempts import Attempt
 from models.db import make_engine, make_session_factory
-from models.jobs import Job, JobStatus
+from models.jobs import Job
+from models.vocabulary import ACTIVE_STATUSES, JobStatus
 from tests.e2e import invariants
 from tests.fixtures.pipeline import (
     E2E_KEY,
@@ -192,14 +193,14 @@ def test_poison_job_fails_after_delivery_cap(world, emu, workers) -> None:  # ty
     )
     out = enqueue_cli(env, tmp, [poison], "--model", "claude-sonnet-4-6")
     crashes = 0
-    while _count(url, Job.status.in_(JobStatus.ACTIVE)) and crashes < 6:
+    while _count(url, Job.status.in_(ACTIVE_STATUSES)) and crashes < 6:
         proc: WorkerProcess = workers(env, concurrency=2)
         delivered = crashes + 1
         try:
             _poll(
                 lambda d=delivered: (
                     _count(url, Job.status == JobStatus.RUNNING, Job.deliveries == d) == 1
-                    or not _count(url, Job.status.in_(JobStatus.ACTIVE))
+                    or not _count(url, Job.status.in_(ACTIVE_STATUSES))
                 ),
                 30,
                 "poison job never ran",

@@ -21,7 +21,8 @@ from sqlalchemy import select
 from emulator.routes.server import EmulatorProcess
 from models.db import make_engine, make_session_factory
 from models.jobs import Batch, Job
-from models.nightly import NightlyRun, RunState
+from models.nightly import NightlyRun
+from models.vocabulary import RunState
 from tests.fixtures.pipeline import E2E_KEY, run_cli, tbatch_env, wait_final
 
 pytestmark = pytest.mark.slow

@@ -10,7 +10,8 @@ from collections.abc import Sequence
 from sqlalchemy import func, select
 
 from models.db import make_engine, make_session_factory
-from models.jobs import Job, JobStatus
+from models.jobs import Job
+from models.vocabulary import JobStatus
 from tests.unit.fakes import SCHEMA, TEMPLATE, catalog, ids
 from tests.unit.test_dispatch import Clock, _run_for
 from worker.gateway.types import RateLimitInfo

@@ -22,7 +22,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from emulator.routes.server import EmulatorProcess
 from models.db import make_engine, make_session_factory, session_scope
 from models.jobs import Batch, Job
-from models.nightly import NightlyRun, RunState
+from models.nightly import NightlyRun
+from models.vocabulary import RunState
 from tests.fixtures.pipeline import tbatch_env
 from worker.gateway.transcripts import TranscriptLister, TranscriptSummary
 from worker.gateway.types import Region

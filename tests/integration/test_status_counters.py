@@ -16,8 +16,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from models.base import utcnow
 from models.counts import BatchUsageDelta, JobCount, JobCountDelta
 from models.db import make_engine, make_session_factory
-from models.jobs import Job, JobStatus
+from models.jobs import Job
 from models.migrate import upgrade
+from models.vocabulary import JobStatus
 from tests.fixtures.services import create_database, drop_database
 from tests.unit.fakes import GOOD, FakeGateway, FakeLimiter, answer, enqueue_lines, settings
 from worker.errors import ServerError, TranscriptNotFound

@@ -10,7 +10,8 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from models.jobs import Job, JobStatus
+from models.jobs import Job
+from models.vocabulary import JobStatus
 from tests.unit.fakes import enqueue_lines, ids, sqlite_sessions
 from worker.gateway.types import RateLimitInfo
 from worker.ratelimit.config import RateLimitConfig

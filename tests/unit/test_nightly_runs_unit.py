@@ -17,7 +17,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from models.attempts import Attempt
 from models.db import session_scope
 from models.jobs import Job
-from models.nightly import NightlyRun, RunState
+from models.nightly import NightlyRun
+from models.vocabulary import RunState
 from tests.unit.fakes import catalog, sqlite_sessions
 from worker.gateway.transcripts import TranscriptSummary
 from worker.nightly.config import NightlyConfig, Pipeline, load_config

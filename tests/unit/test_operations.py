@@ -12,7 +12,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from models.attempts import Result, ResultHistory
 from models.base import utcnow
-from models.jobs import Job, JobStatus
+from models.jobs import Job
+from models.vocabulary import JobStatus
 from tests.unit.fakes import (
     GOOD,
     FakeGateway,

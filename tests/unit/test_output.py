@@ -11,6 +11,7 @@ import pytest
 
 from worker import schemas
 from worker.errors import InputError
+from worker.gateway.types import TRANSCRIPT_TAG
 from worker.output import (
     Invalid,
     Outcome,
@@ -23,7 +24,6 @@ from worker.output import (
     schema_hash,
     validator_for,
 )
-from worker.prompts import TRANSCRIPT_TAG
 
 SCHEMA: dict[str, Any] = {
     "type": "object",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from models.base import utcnow
+from models.vocabulary import FailureKind, JobStatus
 from worker.cli.common import db, print_json
 from worker.errors import InputError
 from worker.runtime import get_runtime
@@ -32,8 +33,19 @@ def show_command(request_id: str | None, job_id: int | None) -> None:
 @click.command("reprocess")
 @click.option("--request-id", default=None, help="rerun the job this request_id belongs to")
 @click.option("--batch", "batch_id", type=int, default=None)
-@click.option("--status", type=click.Choice(["failed", "cancelled", "succeeded"]), default="failed")
-@click.option("--reason", default=None, help="only jobs that failed for this kind of reason")
+@click.option(
+    "--status",
+    type=click.Choice(
+        [str(s) for s in (JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.SUCCEEDED)]
+    ),
+    default=JobStatus.FAILED.value,
+)
+@click.option(
+    "--reason",
+    type=click.Choice([str(kind) for kind in FailureKind]),
+    default=None,
+    help="only jobs that failed for this kind of reason",
+)
 @click.option("--model", default=None, help="run on another model (same region only)")
 @click.option("--force", is_flag=True, help="also rerun succeeded jobs (old result kept)")
 def reprocess_command(
@@ -47,7 +59,7 @@ def reprocess_command(
     """Run failed jobs again (a new attempt; history kept)."""
     if (request_id is None) == (batch_id is None):
         raise InputError("give exactly one of --request-id or --batch")
-    if status == "succeeded" and not force:
+    if status == JobStatus.SUCCEEDED and not force:
         raise InputError("rerunning succeeded jobs needs --force")
     gateway = get_runtime().gateway
     with db() as session:

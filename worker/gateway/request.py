@@ -13,6 +13,7 @@ from typing import Any
 
 from worker.errors import ModelUnavailable, RequestRejected
 from worker.gateway.types import (
+    MAX_FALLBACKS,
     TRANSCRIPT_TAG,
     CompletionRequest,
     Message,
@@ -21,7 +22,6 @@ from worker.gateway.types import (
 )
 
 MAX_FALLBACK_DEPTH = 2
-MAX_FALLBACKS = 2
 # Parameters the gateway rejects (400) for a model whose catalog entry does not list them.
 GATED_PARAMETERS = ("response_format", "tools", "tool_choice")
 _TAG_LOOKALIKE = re.compile(r"\{\{\s*transcript\s*\}\}", re.IGNORECASE)

@@ -7,12 +7,14 @@ fields, so a failed job can be understood and reprocessed later.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-Region = Literal["us", "eu"]
-TRANSCRIPT_TAG = "{{ transcript }}"
+Region = Literal["us", "eu"]  # the gateway's hosts (llm-gateway[.eu].assemblyai.com)
+REGIONS: tuple[Region, ...] = get_args(Region)
+TRANSCRIPT_TAG = "{{ transcript }}"  # where the gateway injects the transcript
+MAX_FALLBACKS = 2  # the longest fallback chain the gateway accepts
 
 
 def residency_problem(region: str, model_region_global: bool) -> str | None:

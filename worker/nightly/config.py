@@ -37,11 +37,10 @@ from pydantic import (
 )
 
 from worker.errors import ConfigError
-from worker.gateway.types import residency_problem
+from worker.gateway.types import MAX_FALLBACKS, Region, residency_problem
 from worker.nightly.cron import Cron, parse_cron
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"
-MAX_FALLBACKS = 2
 MAX_REPORTED_ERRORS = 20
 
 
@@ -66,7 +65,7 @@ class AssemblyAISource(_Strict):
 
     type: Literal["assemblyai"]
     status: Literal["completed"] = "completed"
-    region: Literal["us", "eu"] | None = None  # None: the pipeline's region
+    region: Region | None = None  # None: the pipeline's region
 
 
 class FileSource(_Strict):
@@ -122,7 +121,7 @@ class Pipeline(_Strict):
     schema_path: Path = Field(alias="schema")
     model: str = Field(min_length=1)
     fallbacks: tuple[str, ...] = Field(default=(), max_length=MAX_FALLBACKS)
-    region: Literal["us", "eu"] = "us"
+    region: Region = "us"
     priority: int = Field(default=0, ge=-4, le=4)
     global_routing: bool = False
     max_tokens: int | None = Field(default=None, ge=1, le=2**31 - 1)
@@ -168,7 +167,7 @@ class Pipeline(_Strict):
         return parse_cron(self.schedule)
 
     @property
-    def source_region(self) -> Literal["us", "eu"]:
+    def source_region(self) -> Region:
         if isinstance(self.source, AssemblyAISource) and self.source.region:
             return self.source.region
         return self.region

@@ -18,8 +18,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from models.base import utcnow
-from models.jobs import Job, JobStatus
-from models.nightly import NightlyRun, RunState
+from models.jobs import Job
+from models.nightly import NightlyRun
+from models.vocabulary import FINAL_STATUSES, RunState
 from worker.errors import TbatchError
 from worker.nightly.config import FieldSpec, Pipeline
 
@@ -99,7 +100,7 @@ def batch_is_final(session: Session, batch_id: int) -> bool:
             select(Job.status, func.count()).where(Job.batch_id == batch_id).group_by(Job.status)
         ).all()
     )
-    return bool(counts) and all(status in JobStatus.FINAL for status in counts)
+    return bool(counts) and all(status in FINAL_STATUSES for status in counts)
 
 
 def _report(

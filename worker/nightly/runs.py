@@ -15,6 +15,7 @@ import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date
+from enum import StrEnum
 from pathlib import Path
 
 from sqlalchemy import select, update
@@ -22,13 +23,15 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from models.base import utcnow
 from models.db import insert_ignoring_conflicts, session_scope
-from models.nightly import NightlyRun, RunState
+from models.nightly import NightlyRun
+from models.vocabulary import RunState
 from worker.errors import InputError, TbatchError
 from worker.nightly.config import Pipeline
 from worker.nightly.finalize import ReportBuilder, ReportFilesLike, finalize_runs
 from worker.nightly.queries import RunView, list_runs
 from worker.nightly.sources import TranscriptListing, transcript_ids
-from worker.services.enqueue import Catalog, EnqueueRequest, enqueue, load_schema_text
+from worker.services.enqueue import EnqueueRequest, enqueue, load_schema_text
+from worker.services.job_input import Catalog
 
 __all__ = [
     "ReportBuilder",
@@ -45,7 +48,9 @@ log = logging.getLogger("tbatch.nightly")
 MAX_ERROR_CHARS = 4000
 
 
-class RunStatus:
+class RunStatus(StrEnum):
+    """What one ``start_run`` call did (the night's state is ``RunState``)."""
+
     STARTED = "started"  # this call claimed the night and enqueued its batch
     EMPTY = "empty"  # this call claimed the night; the source had no transcripts
     ALREADY_RAN = "already_ran"  # another scheduler (or an earlier run) owns the night

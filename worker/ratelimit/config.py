@@ -18,9 +18,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from worker.errors import ConfigError
+from worker.gateway.types import REGIONS
 from worker.settings import Settings
 
-KNOWN_REGIONS = ("us", "eu")
 DEFAULT_REGION = "us"
 _UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0}
 _LIMIT_RE = re.compile(r"^(?P<requests>\d+)\s*/\s*(?P<number>\d+(?:\.\d+)?)\s*(?P<unit>ms|s|m)$")
@@ -109,10 +109,10 @@ def _parse_entry(entry: str) -> tuple[tuple[str | None, str], Limit | None]:
     if ":" in name:
         region, _, name = (part.strip() for part in name.partition(":"))
         region = region.lower()
-        if region not in KNOWN_REGIONS:
+        if region not in REGIONS:
             raise ConfigError(
                 f"rate limit entry {entry!r}: unknown region {region!r} "
-                f"(known: {', '.join(KNOWN_REGIONS)})"
+                f"(known: {', '.join(REGIONS)})"
             )
     if not _MODEL_RE.match(name):
         raise ConfigError(f"rate limit entry {entry!r}: bad model name {name!r}")

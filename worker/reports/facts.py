@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from models.jobs import JobStatus
+from models.vocabulary import ACTIVE_STATUSES, JobStatus
 
 EXAMPLE_CHARS = 300
 EXAMPLE_JOBS = 5
@@ -37,7 +37,7 @@ class JobFacts:
     """Counts per status, failures by ``error_kind``, repairs, re-asks, usage and cost."""
 
     def __init__(self) -> None:
-        self.by_status = dict.fromkeys(JobStatus.ALL, 0)
+        self.by_status: dict[str, int] = dict.fromkeys(JobStatus, 0)
         self.reasons: dict[str, _Reason] = {}
         self.results = 0
         self.repaired = 0
@@ -90,7 +90,7 @@ class JobFacts:
     def _jobs(self) -> dict[str, Any]:
         total = sum(self.by_status.values())
         ok, failed = self.by_status[JobStatus.SUCCEEDED], self.by_status[JobStatus.FAILED]
-        active = sum(self.by_status.get(s, 0) for s in JobStatus.ACTIVE)
+        active = sum(self.by_status.get(s, 0) for s in ACTIVE_STATUSES)
         return {
             "total": total,
             "by_status": dict(self.by_status),

@@ -16,9 +16,8 @@ from sqlalchemy import ColumnElement, bindparam, case, exists, update
 from sqlalchemy.orm import Session
 
 from models.db import table_of
-from models.jobs import Batch, Job, JobStatus
-
-CANCELLED_KIND = "cancelled"
+from models.jobs import Batch, Job
+from models.vocabulary import FINAL_STATUSES, FailureKind, JobStatus
 
 _JOBS = table_of(Job)
 # Built once: a claim per delivery only binds its parameters.
@@ -49,8 +48,19 @@ def back_to_pending(now: datetime, error_kind: object = None) -> dict[str, Any]:
     return {
         "status": case((cancelled, JobStatus.CANCELLED), else_=JobStatus.PENDING),
         "finished_at": case((cancelled, now), else_=None),
-        "error_kind": case((cancelled, CANCELLED_KIND), else_=error_kind),
+        "error_kind": case((cancelled, FailureKind.CANCELLED), else_=error_kind),
     }
+
+
+def out_of_deliveries(unfinished: Any, max_deliveries: int) -> Any:
+    """The poison rule, written once: a job whose deliveries ended ``max_deliveries`` times
+    without finishing it (a crash, a hang, a lost lease) fails instead of being delivered again.
+
+    ``unfinished`` is a number (a worker looking at the job it just claimed: ``deliveries - 1``,
+    as its own delivery has not ended) or the ``jobs.deliveries`` column (the reconciler, whose
+    expired leases did end unfinished); ``>=`` gives a bool or a SQL expression alike.
+    """
+    return unfinished >= max_deliveries
 
 
 def claim(session: Session, job_id: int, *, now: datetime, lease_s: float) -> Job | None:
@@ -77,7 +87,7 @@ def finish(session: Session, job: Job, *, now: datetime, status: str, **values: 
     moved: dict[str, Any] = (
         back_to_pending(now, values.pop("error_kind", None))
         if status == JobStatus.PENDING
-        else {"status": status, "finished_at": now if status in JobStatus.FINAL else None}
+        else {"status": status, "finished_at": now if status in FINAL_STATUSES else None}
     )
     done = session.execute(
         update(Job)

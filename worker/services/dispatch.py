@@ -28,7 +28,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from models.base import utcnow
 from models.db import table_of
-from models.jobs import Job, JobStatus
+from models.jobs import Job
+from models.vocabulary import JobStatus
 from worker import metrics
 from worker.ratelimit.backend import Grant
 

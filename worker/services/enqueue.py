@@ -11,7 +11,7 @@ makes re-enqueueing the same (transcript, template, schema, model) into a batch 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,11 +23,12 @@ from models.content import Schema, Template
 from models.db import insert_ignoring_conflicts
 from models.jobs import Batch, Job
 from worker.errors import InputError, NotFoundError
-from worker.gateway.types import residency_problem
+from worker.gateway.types import REGIONS, residency_problem
 from worker.output import check_schema, schema_hash
 from worker.prompts import check_template_for_enqueue, compile_template, template_hash
 from worker.services.job_input import (
     MAX_TOKENS_LIMIT,
+    Catalog,
     JobInput,
     check_fallback_count,
     parse_job_lines,
@@ -35,10 +36,6 @@ from worker.services.job_input import (
 from worker.services.job_writer import JobWriter
 
 MAX_REPORTED_ERRORS = 20
-REGIONS = ("us", "eu")
-
-# region -> the model ids that region's gateway host serves
-Catalog = Callable[[str], Iterable[str]]
 
 
 @dataclass(frozen=True)

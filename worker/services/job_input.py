@@ -8,17 +8,20 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from worker.errors import InputError
+from worker.gateway.types import MAX_FALLBACKS
 
 # AssemblyAI transcript ids are UUIDs today (older ones are shorter tokens of the same alphabet).
 # Matched whole (``fullmatch``): ``$`` would let an id with a trailing newline through.
 TRANSCRIPT_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{7,127}")
 MAX_TOKENS_LIMIT = 2**31 - 1  # the column is a 32-bit integer
-MAX_FALLBACKS = 2
+# region -> the model ids that region's gateway host serves (enqueue and reprocess check
+# every model of a job against it)
+Catalog = Callable[[str], Iterable[str]]
 JOB_KEYS = {"transcript_id", "variables", "model", "fallbacks", "max_tokens", "temperature"}
 
 

@@ -14,7 +14,8 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from models.db import insert_ignoring_conflicts
-from models.jobs import Job, JobStatus
+from models.jobs import Job
+from models.vocabulary import JobStatus
 
 CHUNK_ROWS = 5000
 # The columns each row carries; the rest of the insert is fixed per batch or a default.

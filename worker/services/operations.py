@@ -3,7 +3,6 @@ cancel a batch. Every change is a compare-and-set; history is never deleted."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
@@ -12,11 +11,11 @@ from sqlalchemy.orm import Session
 
 from models.attempts import Attempt, Result, ResultHistory
 from models.db import rowcount
-from models.jobs import Batch, Job, JobStatus
+from models.jobs import Batch, Job
+from models.vocabulary import FailureKind, JobStatus
 from worker.errors import InputError, NotFoundError
+from worker.services.job_input import Catalog
 from worker.services.queries import require_batch
-
-Catalog = Callable[[str], Iterable[str]]
 
 
 def job_for_request_id(session: Session, request_id: str) -> int:
@@ -172,7 +171,7 @@ def cancel_batch(session: Session, batch_id: int, *, now: datetime) -> int:
         session.execute(
             update(Job)
             .where(Job.batch_id == batch_id, Job.status.in_((JobStatus.PENDING, JobStatus.QUEUED)))
-            .values(status=JobStatus.CANCELLED, finished_at=now, error_kind="cancelled")
+            .values(status=JobStatus.CANCELLED, finished_at=now, error_kind=FailureKind.CANCELLED)
             .execution_options(synchronize_session=False)
         )
     )

@@ -25,7 +25,8 @@ from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, Opera
 from sqlalchemy.orm import Session, sessionmaker
 
 from models.base import utcnow
-from models.jobs import Job, JobStatus
+from models.jobs import Job
+from models.vocabulary import AttemptOutcome, Delivery, FailureKind, JobStatus
 from worker import metrics
 from worker.errors import (
     AuthFailed,
@@ -141,23 +142,23 @@ class PipelineDeps:
     halt: Halt = field(default_factory=Halt)
 
 
-def process_job(job_id: int, deps: PipelineDeps) -> str:
+def process_job(job_id: int, deps: PipelineDeps) -> Delivery:
     """Run one delivery of ``jobs.process``; returns what happened (for logs and tests)."""
     with deps.sessions.begin() as session:
         job = claims.claim(session, job_id, now=deps.clock(), lease_s=deps.settings.lease_s)
         if job is None:
-            return "skipped"
-        if job.deliveries > deps.settings.max_deliveries:
+            return Delivery.SKIPPED
+        if claims.out_of_deliveries(job.deliveries - 1, deps.settings.max_deliveries):
             claims.finish(
                 session,
                 job,
                 now=deps.clock(),
                 status=JobStatus.FAILED,
-                error_kind="poison",
+                error_kind=FailureKind.POISON,
                 error_message=f"delivered {job.deliveries} times without finishing "
                 f"(cap {deps.settings.max_deliveries}); history kept in attempts",
             )
-            return "poison"
+            return Delivery.POISON
     token = str(job.lease_token)
     deps.leases.hold(job.id, token)
     try:
@@ -166,10 +167,10 @@ def process_job(job_id: int, deps: PipelineDeps) -> str:
         deps.leases.release(job.id, token)
 
 
-def _deliver(job: Job, deps: PipelineDeps) -> str:
+def _deliver(job: Job, deps: PipelineDeps) -> Delivery:
     halted = deps.halt.active()
     if halted is not None:
-        return _hold(job, None, deps, kind="auth", message=f"worker halted: {halted}")
+        return _hold(job, None, deps, kind=FailureKind.AUTH, message=f"worker halted: {halted}")
     try:
         with deps.sessions() as session:
             template, schema = deps.content.load(session, job.template_id, job.schema_id)
@@ -180,11 +181,13 @@ def _deliver(job: Job, deps: PipelineDeps) -> str:
         log.exception("job.content_unusable", extra={"job_id": job.id})
         record = AttemptRecord(job=job, started_at=deps.clock(), region=job.region)
         message = f"template {job.template_id} / schema {job.schema_id} unusable: {exc!r}"
-        return _fail(job, record, deps, kind="bad_content", message=message, call_made=False)
+        return _fail(
+            job, record, deps, kind=FailureKind.BAD_CONTENT, message=message, call_made=False
+        )
     return _call(job, template, schema, deps)
 
 
-def _call(job: Job, template: Any, schema: Any, deps: PipelineDeps) -> str:
+def _call(job: Job, template: Any, schema: Any, deps: PipelineDeps) -> Delivery:
     settings = deps.settings
     catalog = _catalog(deps, job.region)
     started = deps.clock()
@@ -214,26 +217,28 @@ def _call(job: Job, template: Any, schema: Any, deps: PipelineDeps) -> str:
         return _model_unavailable(job, deps, str(error))
     except LimiterUnavailable as error:  # no permit could be asked for: nothing was sent
         log.error("ratelimit.unavailable", extra={"job_id": job.id, "error": str(error)})
-        return _hold(job, None, deps, kind="limiter_unavailable", message=str(error), delay_s=2.0)
+        return _hold(
+            job, None, deps, kind=FailureKind.LIMITER_UNAVAILABLE, message=str(error), delay_s=2.0
+        )
     except AuthFailed as error:
         record.sent_at = _sent_at(gate)
         if error.status is not None:
             record.take_error(error)
         deps.halt.trip(f"{error} (this machine's ASSEMBLYAI_API_KEY)", settings.fleet_hold_s)
         called = record if error.status is not None else None
-        return _hold(job, called, deps, kind="auth", message=f"worker halted: {error}")
+        return _hold(job, called, deps, kind=FailureKind.AUTH, message=f"worker halted: {error}")
     except GatewayError as error:
         record.sent_at = _sent_at(gate)
         return _answered(job, record, deps, partial(_on_gateway_error, job, error, record, deps))
     except (RequestRejected, TbatchError) as error:
-        return _fail(job, record, deps, kind="rejected", message=str(error))
+        return _fail(job, record, deps, kind=FailureKind.REJECTED, message=str(error))
 
     record.sent_at = _sent_at(gate)
     if deps.limiter is not None and result.served_by_fallback:
         # The gateway served a fallback model; that model's window counted it (see README).
         _debit_fallback(deps.limiter, result.model_answered, job.region)
 
-    def settle() -> str:
+    def settle() -> Delivery:
         record.take_result(result, catalog)
         return _on_answer(job, result, schema, record, deps)
 
@@ -241,8 +246,8 @@ def _call(job: Job, template: Any, schema: Any, deps: PipelineDeps) -> str:
 
 
 def _answered(
-    job: Job, record: AttemptRecord, deps: PipelineDeps, settle: Callable[[], str]
-) -> str:
+    job: Job, record: AttemptRecord, deps: PipelineDeps, settle: Callable[[], Delivery]
+) -> Delivery:
     """Settle a call the gateway answered; if that fails, still record the paid attempt.
 
     Whatever goes wrong after the answer (a value the database refuses, a bug in handling it,
@@ -260,11 +265,11 @@ def _answered(
             # Postgres restarting mid-batch, fresh-clone CI).
             raise
         log.exception("job.settle_failed", extra={"job_id": job.id})
-        record.outcome = "unstorable"
-        record.error_kind = "unstorable"
+        record.outcome = AttemptOutcome.UNSTORABLE
+        record.error_kind = FailureKind.UNSTORABLE
         record.error_message = f"the answer could not be recorded as is: {exc!r}"[:4000]
         record.repairs, record.validation_errors = [], []
-        return _fail(job, record, deps, kind="unstorable", message=record.error_message)
+        return _fail(job, record, deps, kind=FailureKind.UNSTORABLE, message=record.error_message)
 
 
 def database_unreachable(exc: BaseException) -> bool:
@@ -304,14 +309,14 @@ def _pause(
         log.warning("ratelimit.pause_failed", extra={"model": model, "error": repr(exc)})
 
 
-def _model_unavailable(job: Job, deps: PipelineDeps, problem: str) -> str:
+def _model_unavailable(job: Job, deps: PipelineDeps, problem: str) -> Delivery:
     """The model is missing from the catalog now: pause its lane and hold the job (no call)."""
     hold_s = deps.settings.fleet_hold_s
     fields = {"job_id": job.id, "model": job.model, "problem": problem, "hold_s": hold_s}
     log.error("fleet.model_unavailable", extra=fields)
     if deps.limiter is not None:
         _pause(deps.limiter, job.model, job.region, hold_s, hold_s)
-    return _hold(job, None, deps, kind="model_unavailable", message=problem)
+    return _hold(job, None, deps, kind=FailureKind.MODEL_UNAVAILABLE, message=problem)
 
 
 def _hold(
@@ -319,10 +324,10 @@ def _hold(
     record: AttemptRecord | None,
     deps: PipelineDeps,
     *,
-    kind: str,
+    kind: FailureKind,
     message: str,
     delay_s: float | None = None,
-) -> str:
+) -> Delivery:
     """Back to ``pending`` for ``delay_s`` (default ``fleet_hold_s``) after a problem of the
     fleet, spending no retry and giving back the delivery: the job is not at fault.
     ``tbatch status`` lists held jobs by ``kind`` with the message."""
@@ -336,10 +341,10 @@ def _hold(
         error_kind=kind,
         error_message=storable_text(message, 4000),
     )
-    return "held"
+    return Delivery.HELD
 
 
-def _defer(job: Job, deps: PipelineDeps, deferred: SendDeferred) -> str:
+def _defer(job: Job, deps: PipelineDeps, deferred: SendDeferred) -> Delivery:
     """No permit within the bound: back to ``pending`` unsent, giving back the delivery and
     spending no retry; the dispatcher releases the job again when its model has room."""
     metrics.DEFERRED.labels(job.model).inc()
@@ -355,37 +360,39 @@ def _defer(job: Job, deps: PipelineDeps, deferred: SendDeferred) -> str:
         "job.deferred",
         extra={"job_id": job.id, "model": job.model, "wait_s": round(deferred.wait_s, 3)},
     )
-    return "deferred"
+    return Delivery.DEFERRED
 
 
 def _on_answer(
     job: Job, result: CompletionResult, schema: Any, record: AttemptRecord, deps: PipelineDeps
-) -> str:
+) -> Delivery:
     outcome = interpret(
         result.content, finish_reason=result.finish_reason, refusal=result.refusal, schema=schema
     )
     if isinstance(outcome, Valid):
-        record.outcome = "repaired" if outcome.repaired else "ok"
+        record.outcome = AttemptOutcome.REPAIRED if outcome.repaired else AttemptOutcome.OK
         record.repairs = list(outcome.repairs)
         with deps.sessions.begin() as session:
             attempt_id = record_attempt(session, record, now=deps.clock())
             stored = store_result(session, job, attempt_id, outcome, result, now=deps.clock())
-        return "succeeded" if stored else "lease_lost"
+        return Delivery.SUCCEEDED if stored else Delivery.LEASE_LOST
     if isinstance(outcome, Refused):
-        record.outcome = "refused"
-        return _fail(job, record, deps, kind="refused", message=f"model refused: {outcome.reason}")
+        record.outcome = AttemptOutcome.REFUSED
+        return _fail(
+            job, record, deps, kind=FailureKind.REFUSED, message=f"model refused: {outcome.reason}"
+        )
     if isinstance(outcome, Truncated):
-        record.outcome = "truncated"
+        record.outcome = AttemptOutcome.TRUNCATED
         limit = job.max_tokens or deps.settings.default_max_tokens
         return _fail(
             job,
             record,
             deps,
-            kind="truncated",
+            kind=FailureKind.TRUNCATED,
             message=f"answer cut at max_tokens ({limit}); raise --max-tokens",
         )
     assert isinstance(outcome, Invalid)
-    record.outcome = "invalid"
+    record.outcome = AttemptOutcome.INVALID
     record.repairs = list(outcome.repairs)
     record.validation_errors = list(outcome.errors)
     return _reask_or_fail(job, record, deps, answer=result.content or "", errors=outcome.errors)
@@ -393,13 +400,13 @@ def _on_answer(
 
 def _reask_or_fail(
     job: Job, record: AttemptRecord, deps: PipelineDeps, *, answer: str, errors: list[str]
-) -> str:
+) -> Delivery:
     if job.reasks >= deps.settings.max_reasks:
         return _fail(
             job,
             record,
             deps,
-            kind="invalid_output",
+            kind=FailureKind.INVALID_OUTPUT,
             message=f"output still invalid after {job.reasks} re-ask(s): " + "; ".join(errors[:3]),
         )
     _settle(
@@ -413,15 +420,15 @@ def _reask_or_fail(
             "answer": storable_text(answer, 20000),
             "errors": storable_list(errors) or [],
         },
-        error_kind="invalid_output",
+        error_kind=FailureKind.INVALID_OUTPUT,
         error_message=storable_text("; ".join(errors[:3]), 4000),
     )
-    return "reask"
+    return Delivery.REASK
 
 
 def _on_gateway_error(
     job: Job, error: GatewayError, record: AttemptRecord, deps: PipelineDeps
-) -> str:
+) -> Delivery:
     record.take_error(error)
     settings = deps.settings
     if isinstance(error, RateLimited):
@@ -462,7 +469,7 @@ def backoff_s(retries: int, settings: Settings, rng: random.Random) -> float:
 
 def _back_to_pending(
     job: Job, record: AttemptRecord, deps: PipelineDeps, *, delay_s: float, count_retry: bool
-) -> str:
+) -> Delivery:
     now = deps.clock()
     _settle(
         job,
@@ -474,7 +481,7 @@ def _back_to_pending(
         error_kind=record.error_kind,
         error_message=storable_text(record.error_message, 4000),
     )
-    return "retry" if count_retry else "rate_limited"
+    return Delivery.RETRY if count_retry else Delivery.RATE_LIMITED
 
 
 def _fail(
@@ -482,10 +489,10 @@ def _fail(
     record: AttemptRecord,
     deps: PipelineDeps,
     *,
-    kind: str,
+    kind: FailureKind,
     message: str,
     call_made: bool = True,
-) -> str:
+) -> Delivery:
     """Fail the job; its attempt is recorded when a call was made (``call_made``)."""
     if record.error_kind is None:
         record.error_kind, record.error_message = kind, message
@@ -499,7 +506,7 @@ def _fail(
         error_message=message,
     )
     log.info("job.failed", extra={"job_id": job.id, "error_kind": kind})
-    return "failed"
+    return Delivery.FAILED
 
 
 def _settle(

@@ -11,7 +11,8 @@ from sqlalchemy import Text, case, cast, func, select
 from sqlalchemy.orm import Session
 
 from models.attempts import Attempt, Result
-from models.jobs import FLEET_KINDS, Batch, Job, JobStatus
+from models.jobs import Batch, Job
+from models.vocabulary import ACTIVE_STATUSES, FLEET_KINDS, JobStatus
 from worker.errors import NotFoundError
 from worker.services.counts import (
     Group,
@@ -42,14 +43,14 @@ def batch_status(session: Session, batch_id: int | None, *, scan: bool = False) 
     counted = counters_kept(session) and not scan
     groups = counted_groups(session, batch_id) if counted else _scanned_groups(session, batch_id)
     usage = counted_usage(session, batch_id) if counted else _scanned_usage(session, batch_id)
-    counts = dict.fromkeys(JobStatus.ALL, 0)
+    counts: dict[str, int] = dict.fromkeys(JobStatus, 0)
     failures: dict[str, int] = {}
     lanes: set[tuple[str, str]] = set()
     for group in groups:
         counts[group.status] = counts.get(group.status, 0) + group.jobs
         if group.status == JobStatus.FAILED:
             failures[str(group.error_kind)] = failures.get(str(group.error_kind), 0) + group.jobs
-        if batch_id is not None or group.status in JobStatus.ACTIVE:
+        if batch_id is not None or group.status in ACTIVE_STATUSES:
             lanes.add((group.model, group.region))
     total = sum(counts.values())
     first = min((g.first_created for g in groups if g.first_created), default=None)

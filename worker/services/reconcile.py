@@ -18,8 +18,9 @@ from sqlalchemy import tuple_, update
 from sqlalchemy.orm import Session
 
 from models.db import rowcount
-from models.jobs import Job, JobStatus
-from worker.services.claims import back_to_pending
+from models.jobs import Job
+from models.vocabulary import FailureKind, JobStatus
+from worker.services.claims import back_to_pending, out_of_deliveries
 
 
 def reconcile(
@@ -29,13 +30,13 @@ def reconcile(
     poison = rowcount(
         session.execute(
             update(Job)
-            .where(expired, Job.deliveries >= max_deliveries)
+            .where(expired, out_of_deliveries(Job.deliveries, max_deliveries))
             .values(
                 status=JobStatus.FAILED,
                 lease_token=None,
                 lease_expires_at=None,
                 finished_at=now,
-                error_kind="poison",
+                error_kind=FailureKind.POISON,
                 error_message=f"worker lost the job {max_deliveries} times (crash or hang each "
                 "delivery); attempts kept",
             )
@@ -47,7 +48,7 @@ def reconcile(
             update(Job)
             .where(expired)
             .values(
-                **back_to_pending(now, "lease_expired"),
+                **back_to_pending(now, FailureKind.LEASE_EXPIRED),
                 lease_token=None,
                 lease_expires_at=None,
                 error_message="worker stopped before finishing; requeued",

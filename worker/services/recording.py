@@ -16,9 +16,10 @@ from sqlalchemy.orm import Session
 
 from models.attempts import Attempt, Result
 from models.db import insert_ignoring_conflicts, table_of
-from models.jobs import Job, JobStatus
+from models.jobs import Job
+from models.vocabulary import AttemptOutcome, JobStatus
 from worker import metrics
-from worker.errors import GatewayError
+from worker.errors import GatewayError, TransientGatewayError
 from worker.gateway.types import CompletionResult, ModelInfo
 from worker.output import Valid
 
@@ -79,7 +80,7 @@ class AttemptRecord:
     request_id: str | None = None
     model_answered: str | None = None
     http_status: int | None = None
-    outcome: str = "transient"
+    outcome: AttemptOutcome = AttemptOutcome.TRANSIENT
     error_kind: str | None = None
     error_message: str | None = None
     finish_reason: str | None = None
@@ -109,12 +110,10 @@ class AttemptRecord:
     def take_error(self, error: GatewayError) -> None:
         self.request_id = error.request_id
         self.http_status = error.status
-        self.outcome = "transient" if error.kind in _TRANSIENT_KINDS else "permanent"
+        transient = isinstance(error, TransientGatewayError)
+        self.outcome = AttemptOutcome.TRANSIENT if transient else AttemptOutcome.PERMANENT
         self.error_kind = error.kind
         self.error_message = str(error)[:4000]
-
-
-_TRANSIENT_KINDS = {"transient", "rate_limited", "server_error", "timeout", "connection"}
 
 
 def estimate_cost(info: ModelInfo | None, result: CompletionResult) -> float | None:
