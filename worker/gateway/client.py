@@ -12,22 +12,21 @@ The API key is sent only in the ``Authorization`` header and scrubbed from every
 from __future__ import annotations
 
 import logging
-import ssl
 import threading
 import time
 from collections.abc import Callable, Mapping
-from types import TracebackType
-from typing import Any, Protocol, Self
+from typing import Any, Protocol
 
 import httpx
 
-from worker.errors import AuthFailed, GatewayError, RequestRejected
+from worker.errors import GatewayError, RequestRejected
 from worker.gateway.errors_parse import (
     error_from_response,
     error_from_transport,
     rate_limit_info,
     redact,
 )
+from worker.gateway.http import PooledHttp, make_http_client, require_api_key
 from worker.gateway.request import build_body, check_request_shape, validate_request
 from worker.gateway.response import parse_catalog, parse_success
 from worker.gateway.types import (
@@ -40,7 +39,7 @@ from worker.gateway.types import (
 from worker.logs import RESERVED_ATTRS
 from worker.settings import Settings
 
-__all__ = ["GatewayClient", "SendGate", "build_body", "make_http_client", "require_api_key"]
+__all__ = ["GatewayClient", "SendGate", "build_body"]
 
 log = logging.getLogger("tbatch.gateway")
 
@@ -65,54 +64,9 @@ DEFAULT_CATALOG_TTL_S = 300.0
 CATALOG_RETRY_S = 30.0
 
 
-def require_api_key(settings: Settings) -> str:
-    key = settings.api_key.get_secret_value() if settings.api_key is not None else ""
-    if not key:
-        raise AuthFailed("ASSEMBLYAI_API_KEY is not set")
-    return key
-
-
-def make_http_client(
-    settings: Settings,
-    transport: httpx.BaseTransport | None,
-    *,
-    max_connections: int | None = None,
-    verify: ssl.SSLContext | bool = True,
-) -> httpx.Client:
-    timeout = httpx.Timeout(
-        connect=settings.gateway_connect_timeout_s,
-        read=settings.gateway_read_timeout_s,
-        write=settings.gateway_write_timeout_s,
-        pool=settings.gateway_pool_timeout_s,
-    )
-    connections = max_connections or settings.gateway_max_connections
-    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
-    return httpx.Client(timeout=timeout, limits=limits, transport=transport, verify=verify)
-
-
 def _safe_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
     """Caller fields that would collide with LogRecord attributes get a ``field_`` prefix."""
     return {(f"field_{k}" if k in RESERVED_ATTRS else k): v for k, v in fields.items()}
-
-
-class PooledHttp:
-    """One pooled ``httpx.Client`` owned by an API client; closed with it (a context manager)."""
-
-    _http: httpx.Client
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self._http.close()
 
 
 class GatewayClient(PooledHttp):

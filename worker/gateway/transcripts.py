@@ -16,8 +16,8 @@ import httpx
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from worker.errors import GatewayError, ServerError
-from worker.gateway.client import PooledHttp, make_http_client, require_api_key
 from worker.gateway.errors_parse import error_from_response, error_from_transport
+from worker.gateway.http import PooledHttp, make_http_client, require_api_key
 from worker.gateway.types import Region
 from worker.settings import Settings
 
