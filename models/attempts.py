@@ -66,7 +66,8 @@ class Result(Base):
 
 
 class ResultHistory(Base):
-    """Results replaced by a forced reprocess, kept so nothing stored is ever lost."""
+    """Results replaced by a forced reprocess, kept so nothing stored is ever lost: every
+    column of ``results`` but its ``id`` (``operations`` copies them by name), plus when."""
 
     __tablename__ = "result_history"
 
@@ -78,5 +79,7 @@ class ResultHistory(Base):
     repaired: Mapped[bool] = mapped_column(Boolean, default=False)
     model: Mapped[str] = mapped_column(String(100))
     request_id: Mapped[str | None] = mapped_column(String(64))
+    input_tokens: Mapped[int | None] = mapped_column(Integer)
+    output_tokens: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     replaced_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

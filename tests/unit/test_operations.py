@@ -26,7 +26,13 @@ from tests.unit.fakes import (
     sqlite_sessions,
 )
 from worker.errors import InputError, NotFoundError
-from worker.services.operations import cancel_batch, job_for_request_id, job_history, reprocess
+from worker.services.operations import (
+    ARCHIVED_COLUMNS,
+    cancel_batch,
+    job_for_request_id,
+    job_history,
+    reprocess,
+)
 from worker.services.pipeline import PipelineDeps, process_job
 
 
@@ -72,13 +78,28 @@ def test_unknown_request_id_is_a_clear_error(tmp_path: Path) -> None:
 def test_forced_rerun_archives_the_old_result(tmp_path: Path) -> None:
     sessions, _ = _world(tmp_path)
     _run_one(sessions, 1, answer(GOOD))
+    with sessions() as s:
+        old = s.execute(select(Result.__table__).where(Result.job_id == 1)).mappings().one()
+    assert old["input_tokens"] is not None and old["request_id"] is not None
     with sessions.begin() as s:
         assert reprocess(s, [1], now=utcnow()) == {"requeued": 0, "skipped": 1}  # needs force
         assert reprocess(s, [1], now=utcnow(), force=True) == {"requeued": 1, "skipped": 0}
     with sessions() as s:
         assert s.scalar(select(Result).where(Result.job_id == 1)) is None
-        assert len(list(s.scalars(select(ResultHistory).where(ResultHistory.job_id == 1)))) == 1
+        kept = s.execute(select(ResultHistory.__table__).where(ResultHistory.job_id == 1))
+        [archived] = kept.mappings().all()
+    # Every column of the replaced result is kept as it was (tokens were once dropped).
+    assert {name: archived[name] for name in ARCHIVED_COLUMNS} == {
+        name: old[name] for name in ARCHIVED_COLUMNS
+    }
+    assert archived["replaced_at"] is not None
     assert _run_one(sessions, 1, answer(GOOD)) == "succeeded"
+
+
+def test_result_history_has_a_column_for_every_column_of_results() -> None:
+    """The archive copies by name: a column added to ``results`` alone would fail the copy."""
+    assert set(ARCHIVED_COLUMNS) == {c.key for c in Result.__table__.columns} - {"id"}
+    assert set(ARCHIVED_COLUMNS) <= {c.key for c in ResultHistory.__table__.columns}
 
 
 def test_reprocess_cannot_move_an_eu_job_to_a_us_only_model(tmp_path: Path) -> None:

@@ -6,16 +6,21 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, insert, literal, select, update
 from sqlalchemy.orm import Session
 
 from models.attempts import Attempt, Result, ResultHistory
-from models.db import rowcount
+from models.base import UTCDateTime
+from models.db import rowcount, table_of
 from models.jobs import Batch, Job
 from models.vocabulary import FailureKind, JobStatus
 from worker.errors import InputError, NotFoundError
 from worker.services.job_input import Catalog
 from worker.services.queries import require_batch
+
+_RESULTS = table_of(Result)
+# A replaced result keeps every column of ``results`` but its own id.
+ARCHIVED_COLUMNS = tuple(column.key for column in _RESULTS.columns if column.key != "id")
 
 
 def job_for_request_id(session: Session, request_id: str) -> int:
@@ -135,23 +140,17 @@ def _check_unique(session: Session, job: Job, model: str) -> None:
 
 
 def _archive_result(session: Session, job_id: int, now: datetime) -> None:
-    result = session.scalar(select(Result).where(Result.job_id == job_id))
-    if result is None:
-        return
+    """Move the job's result to ``result_history`` in one INSERT ... SELECT over every column
+    the two tables share, so a column added to ``results`` is kept without touching this."""
     session.execute(
-        insert(ResultHistory).values(
-            job_id=job_id,
-            attempt_id=result.attempt_id,
-            data=result.data,
-            raw_text=result.raw_text,
-            repaired=result.repaired,
-            model=result.model,
-            request_id=result.request_id,
-            created_at=result.created_at,
-            replaced_at=now,
+        insert(ResultHistory).from_select(
+            [*ARCHIVED_COLUMNS, "replaced_at"],
+            select(
+                *(_RESULTS.c[name] for name in ARCHIVED_COLUMNS), literal(now, UTCDateTime)
+            ).where(_RESULTS.c.job_id == job_id),
         )
     )
-    session.execute(delete(Result).where(Result.id == result.id))
+    session.execute(delete(Result).where(Result.job_id == job_id))
 
 
 def failed_jobs(session: Session, batch_id: int, status: str, reason: str | None) -> list[int]:
