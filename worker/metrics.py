@@ -7,7 +7,12 @@ set. Workers run a threads pool, so one process holds every count (no multiproce
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
+
+if TYPE_CHECKING:
+    from worker.services.attempt import AttemptRecord
 
 CALLS = Counter(
     "tbatch_gateway_calls_total",
@@ -50,6 +55,30 @@ QUEUE_DEPTH = Gauge(
     "tbatch_queue_depth", "Jobs waiting for their model's budget (pending)", ["model"]
 )
 RELEASED = Counter("tbatch_jobs_released_total", "Jobs released to workers", ["model"])
+
+
+def observe_attempt(rec: AttemptRecord) -> None:
+    """Count the attempt in the Prometheus"""
+    model = rec.job.model
+    CALLS.labels(model, str(rec.http_status or rec.error_kind or "none")).inc()
+    OUTCOMES.labels(model, rec.outcome).inc()
+    if rec.http_status == 429:
+        RATE_LIMITED.labels(model).inc()
+    if rec.latency_ms is not None:
+        LATENCY.labels(model).observe(rec.latency_ms / 1000)
+    answered = rec.model_answered or model
+    for direction in ("input", "output"):
+        tokens = rec.usage.get(f"{direction}_tokens")
+        if tokens:
+            TOKENS.labels(answered, direction).inc(tokens)
+    if rec.cost_usd:
+        COST.labels(answered).inc(rec.cost_usd)
+    if rec.repairs:
+        REPAIRS.labels(model).inc()
+    if rec.validation_errors:
+        VALIDATION_FAILURES.labels(model).inc()
+    if rec.purpose == "reask":
+        REASKS.labels(model).inc()
 
 
 def serve(port: int, addr: str = "0.0.0.0") -> None:

@@ -44,9 +44,9 @@ from worker.gateway.client import SendGate
 from worker.gateway.types import CompletionRequest, CompletionResult, ModelInfo
 from worker.output import Invalid, Refused, Truncated, Valid, interpret
 from worker.services import claims
+from worker.services.attempt import AttemptRecord
 from worker.services.content_cache import ContentCache
 from worker.services.recording import (
-    AttemptRecord,
     record_attempt,
     storable_list,
     storable_text,

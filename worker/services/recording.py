@@ -7,7 +7,6 @@ answer records its (paid) attempt but never a second result.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -17,13 +16,12 @@ from sqlalchemy.orm import Session
 from models.attempts import Attempt, Result
 from models.db import insert_ignoring_conflicts, table_of
 from models.jobs import Job
-from models.vocabulary import AttemptOutcome, JobStatus
+from models.vocabulary import JobStatus
 from worker import metrics
-from worker.errors import GatewayError, TransientGatewayError
-from worker.gateway.types import CompletionResult, ModelInfo
+from worker.gateway.types import CompletionResult
 from worker.output import Valid
+from worker.services.attempt import MAX_RAW_CHARS, AttemptRecord
 
-MAX_RAW_CHARS = 100_000
 _NUL = "\x00"
 
 # The per-answer statements, built once (see ``models.db.table_of``).
@@ -71,88 +69,8 @@ def storable_list(items: list[str]) -> list[str] | None:
     return [storable_text(item, 4000) or "" for item in items] or None
 
 
-@dataclass
-class AttemptRecord:
-    job: Job
-    started_at: datetime
-    region: str
-    purpose: str = "call"
-    request_id: str | None = None
-    model_answered: str | None = None
-    http_status: int | None = None
-    outcome: AttemptOutcome = AttemptOutcome.TRANSIENT
-    error_kind: str | None = None
-    error_message: str | None = None
-    finish_reason: str | None = None
-    raw_text: str | None = None
-    repairs: list[str] = field(default_factory=list)
-    validation_errors: list[str] = field(default_factory=list)
-    latency_ms: float | None = None
-    usage: dict[str, int | None] = field(default_factory=dict)
-    cost_usd: float | None = None
-    sent_at: datetime | None = None
-
-    def take_result(self, result: CompletionResult, catalog: dict[str, ModelInfo]) -> None:
-        self.request_id = result.request_id
-        self.model_answered = result.model_answered
-        self.http_status = result.http_status
-        self.finish_reason = result.finish_reason_raw or result.finish_reason
-        self.raw_text = (result.content or result.refusal or "")[:MAX_RAW_CHARS]
-        self.latency_ms = result.latency_ms
-        self.usage = {
-            "input_tokens": result.usage.input_tokens,
-            "output_tokens": result.usage.output_tokens,
-            "total_tokens": result.usage.total_tokens,
-            "cached_tokens": result.usage.cached_tokens,
-        }
-        self.cost_usd = estimate_cost(catalog.get(result.model_answered), result)
-
-    def take_error(self, error: GatewayError) -> None:
-        self.request_id = error.request_id
-        self.http_status = error.status
-        transient = isinstance(error, TransientGatewayError)
-        self.outcome = AttemptOutcome.TRANSIENT if transient else AttemptOutcome.PERMANENT
-        self.error_kind = error.kind
-        self.error_message = str(error)[:4000]
-
-
-def estimate_cost(info: ModelInfo | None, result: CompletionResult) -> float | None:
-    if info is None or info.input_usd_per_mtok is None or info.output_usd_per_mtok is None:
-        return None
-    cached = result.usage.cached_tokens or 0
-    fresh_in = max(0, (result.usage.input_tokens or 0) - cached)
-    # Cached input is billed at a discount; 10% is the common provider rate.
-    cost = fresh_in * info.input_usd_per_mtok + cached * info.input_usd_per_mtok * 0.1
-    cost += (result.usage.output_tokens or 0) * info.output_usd_per_mtok
-    return round(cost / 1_000_000, 8)
-
-
-def observe(rec: AttemptRecord) -> None:
-    """Count the attempt in the Prometheus metrics."""
-    model = rec.job.model
-    metrics.CALLS.labels(model, str(rec.http_status or rec.error_kind or "none")).inc()
-    metrics.OUTCOMES.labels(model, rec.outcome).inc()
-    if rec.http_status == 429:
-        metrics.RATE_LIMITED.labels(model).inc()
-    if rec.latency_ms is not None:
-        metrics.LATENCY.labels(model).observe(rec.latency_ms / 1000)
-    answered = rec.model_answered or model
-    for direction in ("input", "output"):
-        tokens = rec.usage.get(f"{direction}_tokens")
-        if tokens:
-            metrics.TOKENS.labels(answered, direction).inc(tokens)
-    if rec.cost_usd:
-        metrics.COST.labels(answered).inc(rec.cost_usd)
-    if rec.repairs:
-        metrics.REPAIRS.labels(model).inc()
-    if rec.validation_errors:
-        metrics.VALIDATION_FAILURES.labels(model).inc()
-    if rec.purpose == "reask":
-        metrics.REASKS.labels(model).inc()
-
-
 def record_attempt(session: Session, rec: AttemptRecord, *, now: datetime) -> int:
-    observe(rec)
+    metrics.observe_attempt(rec)
     job = rec.job
     values = {
         "job_id": job.id,
