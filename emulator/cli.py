@@ -79,7 +79,7 @@ def emulator_command(
         config = EmulatorConfig(
             host=host,
             port=port,
-            region=region,  # type: ignore[arg-type]
+            region=region,
             seed=seed,
             transcripts=transcript_count,
             transcripts_file=transcripts_file,
@@ -89,7 +89,7 @@ def emulator_command(
             rate_limit=rate_limit,
             window_s=window_s,
             model_limits=dict(parse_model_limit(x) for x in model_limit),
-            window_kind=window_kind,  # type: ignore[arg-type]
+            window_kind=window_kind,
             rate_limit_enabled=not no_rate_limit,
             latency_ms=latency_ms,
             latency_jitter_ms=latency_jitter_ms,

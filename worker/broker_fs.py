@@ -22,14 +22,14 @@ from kombu.utils.json import dumps
 ALIAS = "tbatchfs"
 
 
-class Channel(filesystem.Channel):  # type: ignore[misc]
+class Channel(filesystem.Channel):
     # kombu types _put twice (virtual base vs filesystem) with different names; match the latter.
     def _put(self, queue: Any, payload: Any, **kwargs: Any) -> Any:  # type: ignore[override]
         name = f"{round(monotonic() * 1000)}_{uuid.uuid4()}.{queue}.msg"
         final = os.path.join(self.data_folder_out, name)
         partial = f"{final}.part"  # "<queue>.msg.part" never matches the consumer's filter
         with open(partial, "wb") as fh:
-            fh.write(dumps(payload).encode())  # type: ignore[no-untyped-call]  # kombu untyped
+            fh.write(dumps(payload).encode())
         os.replace(partial, final)
 
     def queue_bind(
@@ -59,11 +59,11 @@ class Channel(filesystem.Channel):  # type: ignore[misc]
                 return
             queues.insert(0, entry)
             partial = table.with_name(f"{table.name}.{uuid.uuid4()}.part")
-            partial.write_bytes(dumps(queues).encode())  # type: ignore[no-untyped-call]
+            partial.write_bytes(dumps(queues).encode())
             os.replace(partial, table)
 
 
-class Transport(filesystem.Transport):  # type: ignore[misc]
+class Transport(filesystem.Transport):
     Channel = Channel
 
 

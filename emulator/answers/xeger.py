@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import random
 import string
-from typing import Any
 
-try:  # Python 3.11+: the parser lives in re._parser; sre_parse is its deprecated alias
-    from re import _parser as sre_parse  # type: ignore[attr-defined]
-except ImportError:  # pragma: no cover
-    import sre_parse  # type: ignore[no-redef]
+# The regex parser (public as the deprecated ``sre_parse`` alias; re._parser since 3.11, the
+# oldest Python tbatch supports). Typeshed does not describe the private module.
+from re import _parser as sre_parse  # type: ignore[attr-defined]
+from typing import Any
 
 _CATEGORIES = {
     "CATEGORY_DIGIT": string.digits,

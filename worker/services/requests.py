@@ -56,8 +56,8 @@ def build_request(
     )
     return CompletionRequest(
         model=model,
-        messages=[Message(role=m["role"], content=m["content"]) for m in messages],  # type: ignore[arg-type]
-        region=region,  # type: ignore[arg-type]
+        messages=[Message(role=m["role"], content=m["content"]) for m in messages],
+        region=region,
         transcript_id=transcript_id,
         max_tokens=max_tokens,
         temperature=temperature,
