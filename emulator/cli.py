@@ -30,8 +30,11 @@ def _date(ctx: click.Context, param: click.Parameter, value: str | None) -> date
 @click.option("--region", type=click.Choice(["us", "eu"]), default="us", show_default=True)
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--transcripts", "transcript_count", default=200, show_default=True, type=int)
-@click.option("--transcripts-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="JSONL: id, text, status, created, optional deleted.")  # fmt: skip
+@click.option(
+    "--transcripts-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="JSONL: id, text, status, created, optional deleted.",
+)
 @click.option("--transcript-days", default=7, show_default=True, type=int)
 @click.option("--today", callback=_date, help="YYYY-MM-DD; default: the real today.")
 @click.option("--api-key", default=None, help="Accept only this key (default: any non-empty).")
@@ -50,8 +53,11 @@ def _date(ctx: click.Context, param: click.Parameter, value: str | None) -> date
 @click.option("--latency-ms", default=0.0, show_default=True, type=float)
 @click.option("--latency-jitter-ms", default=0.0, show_default=True, type=float)
 @click.option("--model-latency", multiple=True, help="MODEL=MS[/JITTER_MS].")
-@click.option("--fault", multiple=True,
-              help="[MODEL:]KIND=RATE (5xx=0.1, gpt-5:malformed=0.2) or a JSON rule.")  # fmt: skip
+@click.option(
+    "--fault",
+    multiple=True,
+    help="[MODEL:]KIND=RATE (5xx=0.1, gpt-5:malformed=0.2) or a JSON rule.",
+)
 @click.option("--hang-s", default=300.0, show_default=True, type=float)
 def emulator_command(
     host: str,

@@ -88,8 +88,11 @@ def run_one(name: str, args: argparse.Namespace) -> dict[str, Any]:
         raise
     except Exception as exc:  # one scenario's failure must not hide the others' results
         traceback.print_exc(file=sys.stderr)
-        result = {"scenario": name, "error": f"{type(exc).__name__}: {exc}"[:2000],
-                  "pass": {"completed": False}}  # fmt: skip
+        result = {
+            "scenario": name,
+            "error": f"{type(exc).__name__}: {exc}"[:2000],
+            "pass": {"completed": False},
+        }
     result["quick"] = args.quick
     result["commit"] = version
     result["wall_s"] = round(time.monotonic() - started, 1)

@@ -48,8 +48,9 @@ SCHEMA_BODY = {
 }
 
 
-async def _worker(url: str, body: dict[str, Any], stop_at: float,
-                  lat: list[float], errors: list[int]) -> None:  # fmt: skip
+async def _worker(
+    url: str, body: dict[str, Any], stop_at: float, lat: list[float], errors: list[int]
+) -> None:
     """One client with one keep-alive connection: a shared pool serialises on its lock."""
     payload = json.dumps(body).encode()
     headers = {"Authorization": "bench-key", "Content-Type": "application/json"}

@@ -184,7 +184,7 @@ _THIRD = {
     "sales": "Hi, {third} here, I lead finance, my main question is the contract length.",
     "collections": "This is {third}, I'm {customer}'s spouse, I handle the bills.",
     "clinic": "Hi, this is {third}, I'm the nurse, I just want to confirm your allergies.",
-}  # fmt: skip
+}
 
 
 @dataclass(frozen=True)

@@ -24,8 +24,10 @@ _PROSE_AFTER = "\n\nLet me know if you would like me to expand on any of these p
 def _dump(value: Any, trailing: bool, quote: str, literals: tuple[str, str, str]) -> str:
     """JSON-like text with a chosen string quote, optional trailing commas and literal names."""
     if isinstance(value, dict):
-        items = [f"{_dump(k, trailing, quote, literals)}: {_dump(v, trailing, quote, literals)}"
-                 for k, v in value.items()]  # fmt: skip
+        items = [
+            f"{_dump(k, trailing, quote, literals)}: {_dump(v, trailing, quote, literals)}"
+            for k, v in value.items()
+        ]
         tail = "," if trailing and items else ""
         return "{" + ", ".join(items) + tail + "}"
     if isinstance(value, list):

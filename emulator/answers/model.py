@@ -78,17 +78,25 @@ def complete(
     """What ``info`` answers to ``req``; ``fault`` is a content-level fault kind or None."""
     rng = seeded(*rng_parts)
     if fault == "refusal":
-        return Completion(content=None, finish="refusal", refusal=REFUSAL_TEXT,
-                          output_tokens=count_tokens(REFUSAL_TEXT))  # fmt: skip
+        return Completion(
+            content=None,
+            finish="refusal",
+            refusal=REFUSAL_TEXT,
+            output_tokens=count_tokens(REFUSAL_TEXT),
+        )
     schema = _schema(req)
     tool = _tool(req) if schema is None else None
     if tool is not None:
         args = instance_for(tool.get("parameters") or {"type": "object"}, rng, src)
         text = json.dumps(args)
-        call = {"id": f"call_{rng.getrandbits(48):012x}", "type": "function",
-                "function": {"name": str(tool.get("name", "tool")), "arguments": text}}  # fmt: skip
-        return Completion(content=None, finish="tool", tool_calls=[call],
-                          output_tokens=count_tokens(text))  # fmt: skip
+        call = {
+            "id": f"call_{rng.getrandbits(48):012x}",
+            "type": "function",
+            "function": {"name": str(tool.get("name", "tool")), "arguments": text},
+        }
+        return Completion(
+            content=None, finish="tool", tool_calls=[call], output_tokens=count_tokens(text)
+        )
     value: Any
     if schema is not None:
         value = instance_for(schema, rng, src)

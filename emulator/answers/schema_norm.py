@@ -14,10 +14,22 @@ Schema = dict[str, Any]
 #: Keywords whose constraints the generator does not fully honour; schemas using them are
 #: validated after generation and regenerated on failure.
 HARD_KEYWORDS = frozenset(
-    {"oneOf", "not", "pattern", "patternProperties", "propertyNames", "uniqueItems", "contains",
-     "if", "dependentSchemas", "multipleOf", "unevaluatedProperties", "unevaluatedItems",
-     "_patterns"}
-)  # fmt: skip
+    {
+        "oneOf",
+        "not",
+        "pattern",
+        "patternProperties",
+        "propertyNames",
+        "uniqueItems",
+        "contains",
+        "if",
+        "dependentSchemas",
+        "multipleOf",
+        "unevaluatedProperties",
+        "unevaluatedItems",
+        "_patterns",
+    }
+)
 
 _MAX_KEYS = ("minimum", "exclusiveMinimum", "minLength", "minItems", "minProperties", "minContains")
 _MIN_KEYS = ("maximum", "exclusiveMaximum", "maxLength", "maxItems", "maxProperties", "maxContains")

@@ -58,8 +58,19 @@ _LONG_HINTS = (
 )
 _QUOTE_HINTS = ("quote", "evidence", "excerpt", "utterance", "text", "sentence")
 _NAME_HINTS = ("name", "speaker", "customer", "agent", "owner", "assignee", "person", "caller")
-_WORD_HINTS = ("topic", "keyword", "tag", "label", "category", "subject", "title", "theme",
-               "intent", "issue", "product")  # fmt: skip
+_WORD_HINTS = (
+    "topic",
+    "keyword",
+    "tag",
+    "label",
+    "category",
+    "subject",
+    "title",
+    "theme",
+    "intent",
+    "issue",
+    "product",
+)
 
 
 def from_source(rng: random.Random, src: Source, name: str) -> str:

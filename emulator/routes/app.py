@@ -59,9 +59,13 @@ async def chat_completions(request: Request) -> Response:
     state = _state(request)
     key = api_key_of(request)
     entry = LogEntry(
-        ts=arrival_time(request), key=key_id(key), model=None, status=0,
-        request_id=env.new_request_id(), transcript_id=None,
-    )  # fmt: skip
+        ts=arrival_time(request),
+        key=key_id(key),
+        model=None,
+        status=0,
+        request_id=env.new_request_id(),
+        transcript_id=None,
+    )
     denied = auth_failure(state, key)
     if denied is not None:
         entry.status = 401

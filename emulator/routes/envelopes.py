@@ -29,11 +29,15 @@ SERVER_MESSAGES = {
 }
 
 FINISH: dict[Family, dict[str, str]] = {
-    "anthropic": {"stop": "end_turn", "length": "max_tokens", "refusal": "refusal",
-                  "tool": "tool_use"},
+    "anthropic": {
+        "stop": "end_turn",
+        "length": "max_tokens",
+        "refusal": "refusal",
+        "tool": "tool_use",
+    },
     "google": {"stop": "stop", "length": "length", "refusal": "content_filter", "tool": "stop"},
     "openai": {"stop": "stop", "length": "length", "refusal": "stop", "tool": "tool_calls"},
-}  # fmt: skip
+}
 
 
 def new_request_id() -> str:

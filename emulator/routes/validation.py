@@ -16,10 +16,21 @@ from emulator.world.catalog import ModelInfo
 #: Body fields the gateway itself handles; any other field is a model parameter and must be in
 #: the model's ``supported_parameters``.
 GATEWAY_FIELDS = frozenset(
-    {"model", "messages", "prompt", "transcript_id", "fallbacks", "fallback_config",
-     "post_processing_steps", "model_region", "cache_control", "prompt_cache_key",
-     "prompt_cache_retention", "max_tokens"}
-)  # fmt: skip
+    {
+        "model",
+        "messages",
+        "prompt",
+        "transcript_id",
+        "fallbacks",
+        "fallback_config",
+        "post_processing_steps",
+        "model_region",
+        "cache_control",
+        "prompt_cache_key",
+        "prompt_cache_retention",
+        "max_tokens",
+    }
+)
 ROLES = ("system", "user", "assistant", "tool")
 NO_ACCESS = "Your account does not have access to this LLM Gateway model"
 MAX_DEPTH = 2

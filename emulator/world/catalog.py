@@ -112,10 +112,18 @@ MODELS: tuple[ModelInfo, ...] = (
     _baseten("qwen3-32B", "alibaba", (0.1, 0.3), 131_072),
     _baseten("kimi-k2.5", "moonshot", (0.6, 2.5), 262_144),
     ModelInfo(
-        "qwen3.5-4b-32k-fast", "Qwen3.5 4B 32k (fast)", "alibaba", "openai", "assemblyai",
-        ("us", "eu"), 32_768, 0.02, 0.1, lacks=("response_format", "tools", "tool_choice"),
+        "qwen3.5-4b-32k-fast",
+        "Qwen3.5 4B 32k (fast)",
+        "alibaba",
+        "openai",
+        "assemblyai",
+        ("us", "eu"),
+        32_768,
+        0.02,
+        0.1,
+        lacks=("response_format", "tools", "tool_choice"),
     ),
-)  # fmt: skip
+)
 
 BY_ID: dict[str, ModelInfo] = {m.id: m for m in MODELS}
 

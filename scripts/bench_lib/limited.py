@@ -51,10 +51,17 @@ def transcripts_needed(per_batch: int) -> int:
 def _emulator_args(spec: LimitedSpec, per_model: int) -> list[str]:
     g_requests, g_window_s = spec.gateway_limit
     args = [
-        "--transcripts", str(transcripts_needed(per_model)), "--seed", "7",
-        "--latency-ms", str(spec.latency_ms[0]), "--latency-jitter-ms", str(spec.latency_ms[1]),
-        "--window-kind", spec.window_kind,
-    ]  # fmt: skip
+        "--transcripts",
+        str(transcripts_needed(per_model)),
+        "--seed",
+        "7",
+        "--latency-ms",
+        str(spec.latency_ms[0]),
+        "--latency-jitter-ms",
+        str(spec.latency_ms[1]),
+        "--window-kind",
+        spec.window_kind,
+    ]
     for model in spec.models:
         args += ["--model-limit", f"{model}={g_requests}/{g_window_s:g}"]
     return args

@@ -22,17 +22,25 @@ UNACKED_KEY = "unacked"  # kombu's Redis transport: delivered, not yet acknowled
 # -- fair ------------------------------------------------------------------------------------
 
 
-def run_fair(jobs: int | None, concurrency: int | None, quick: bool, redis_db: int,
-             keep: bool) -> dict[str, Any]:  # fmt: skip
+def run_fair(
+    jobs: int | None, concurrency: int | None, quick: bool, redis_db: int, keep: bool
+) -> dict[str, Any]:
     big = jobs or (300 if quick else 1000)
     small = max(1, big // 10)
     delay_s = 5.0
     with Run("fair", redis_db, keep) as run:
         emulator = run.start_emulator(
-            "--transcripts", str(transcripts_needed(big)), "--seed", "7",
-            "--latency-ms", "900", "--latency-jitter-ms", "600",
-            "--model-limit", f"{FAIR_MODEL}=60/6",
-        )  # fmt: skip
+            "--transcripts",
+            str(transcripts_needed(big)),
+            "--seed",
+            "7",
+            "--latency-ms",
+            "900",
+            "--latency-jitter-ms",
+            "600",
+            "--model-limit",
+            f"{FAIR_MODEL}=60/6",
+        )
         ids = run.live_transcript_ids()[:big]
         if len(ids) < big:
             raise RuntimeError(f"only {len(ids)} live transcripts for a {big}-job batch")
@@ -80,15 +88,21 @@ def run_fair(jobs: int | None, concurrency: int | None, quick: bool, redis_db: i
 # -- overhead --------------------------------------------------------------------------------
 
 
-def run_overhead(jobs: int | None, concurrency: int | None, quick: bool, redis_db: int,
-                 keep: bool) -> dict[str, Any]:  # fmt: skip
+def run_overhead(
+    jobs: int | None, concurrency: int | None, quick: bool, redis_db: int, keep: bool
+) -> dict[str, Any]:
     n = jobs or (600 if quick else 3000)
     threads = concurrency or 64
     with Run("overhead", redis_db, keep) as run:
         emulator = run.start_emulator(
-            "--transcripts", str(transcripts_needed(n)), "--seed", "7",
-            "--no-rate-limit", "--latency-ms", "0",
-        )  # fmt: skip
+            "--transcripts",
+            str(transcripts_needed(n)),
+            "--seed",
+            "7",
+            "--no-rate-limit",
+            "--latency-ms",
+            "0",
+        )
         ids = run.live_transcript_ids()[:n]
         if len(ids) < n:
             raise RuntimeError(f"only {len(ids)} live transcripts for {n} jobs")

@@ -32,9 +32,12 @@ from worker.reports.build import JSON_NAME
 @click.option("--title", default=None, help="page title  [default: from the batch name]")
 @click.option("--json", "as_json", is_flag=True, help="print paths and headline numbers as JSON")
 def report_command(
-    batch_id: int, out_dir: str | None, previous: tuple[str, ...], title: str | None,
+    batch_id: int,
+    out_dir: str | None,
+    previous: tuple[str, ...],
+    title: str | None,
     as_json: bool,
-) -> None:  # fmt: skip
+) -> None:
     """Aggregate a batch's validated results: counts, averages, top items, failures, cost."""
     out = Path(out_dir or f"report-{batch_id}")
     earlier = [Path(p) / JSON_NAME if Path(p).is_dir() else Path(p) for p in previous]
@@ -49,13 +52,20 @@ def report_command(
         return
     report = json.loads(files.json_path.read_text(encoding="utf-8"))
     jobs, cost = report["jobs"], report["cost"]
-    print_json({
-        "batch_id": batch_id,
-        "html": str(files.html_path), "json": str(files.json_path), "csv": str(files.csv_path),
-        "jobs": jobs["total"], "succeeded": jobs["by_status"]["succeeded"],
-        "failed": jobs["by_status"]["failed"], "success_rate": jobs["success_rate"],
-        "results": jobs["results"], "cost_usd": cost["total_usd"],
-    })  # fmt: skip
+    print_json(
+        {
+            "batch_id": batch_id,
+            "html": str(files.html_path),
+            "json": str(files.json_path),
+            "csv": str(files.csv_path),
+            "jobs": jobs["total"],
+            "succeeded": jobs["by_status"]["succeeded"],
+            "failed": jobs["by_status"]["failed"],
+            "success_rate": jobs["success_rate"],
+            "results": jobs["results"],
+            "cost_usd": cost["total_usd"],
+        }
+    )
 
 
 COMMANDS = [report_command]

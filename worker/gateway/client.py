@@ -175,9 +175,14 @@ class GatewayClient(PooledHttp):
         except RequestRejected as exc:
             log.warning(
                 "gateway.rejected",
-                extra={**fields, "event": "gateway.rejected", "model_asked": req.model,
-                       "region": req.region, "reason": str(exc)},
-            )  # fmt: skip
+                extra={
+                    **fields,
+                    "event": "gateway.rejected",
+                    "model_asked": req.model,
+                    "region": req.region,
+                    "reason": str(exc),
+                },
+            )
             raise
         http = self._thread_http()
         request = http.build_request(

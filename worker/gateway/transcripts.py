@@ -102,9 +102,13 @@ class TranscriptLister(PooledHttp):
             error: GatewayError = error_from_response(response, model=None, secret=key)
             log.warning(
                 "transcripts.call",
-                extra={"event": "transcripts.call", "status": response.status_code,
-                       "error_kind": error.kind, "error_body": error.body},
-            )  # fmt: skip
+                extra={
+                    "event": "transcripts.call",
+                    "status": response.status_code,
+                    "error_kind": error.kind,
+                    "error_body": error.body,
+                },
+            )
             raise error
         try:
             data = response.json()

@@ -143,9 +143,13 @@ def _claim_and_enqueue(
     )
     log.info(
         "nightly.started",
-        extra={"pipeline": pipeline.name, "run_date": str(run_date), "batch_id": batch_id,
-               "transcripts": len(ids)},
-    )  # fmt: skip
+        extra={
+            "pipeline": pipeline.name,
+            "run_date": str(run_date),
+            "batch_id": batch_id,
+            "transcripts": len(ids),
+        },
+    )
     return RunOutcome(
         status=RunStatus.STARTED if ids else RunStatus.EMPTY,
         pipeline=pipeline.name,
@@ -162,20 +166,28 @@ def _claim(session: Session, name: str, run_date: date) -> int | None:
     now = utcnow()
     claimed = session.scalar(
         insert_ignoring_conflicts(session, NightlyRun, index_elements=["pipeline", "run_date"])
-        .values(pipeline=name, run_date=run_date, state=RunState.ENQUEUING, transcripts=0,
-                created_at=now)
+        .values(
+            pipeline=name,
+            run_date=run_date,
+            state=RunState.ENQUEUING,
+            transcripts=0,
+            created_at=now,
+        )
         .returning(NightlyRun.id)
-    )  # fmt: skip
+    )
     if claimed is not None:
         return int(claimed)
     # A failed night may be claimed again; the compare-and-set lets only one rerun win.
     reclaimed = session.scalar(
         update(NightlyRun)
-        .where(NightlyRun.pipeline == name, NightlyRun.run_date == run_date,
-               NightlyRun.state == RunState.FAILED)
+        .where(
+            NightlyRun.pipeline == name,
+            NightlyRun.run_date == run_date,
+            NightlyRun.state == RunState.FAILED,
+        )
         .values(state=RunState.ENQUEUING, error=None, created_at=now, finished_at=None)
         .returning(NightlyRun.id)
-    )  # fmt: skip
+    )
     return None if reclaimed is None else int(reclaimed)
 
 

@@ -20,9 +20,13 @@ def run_nightly(pipeline_name: str, config_path: str) -> str:
     outcome = run_pipeline(pipeline, yesterday_utc())
     log.info(
         "nightly.run",
-        extra={"pipeline": pipeline_name, "run_date": str(outcome.run_date),
-               "status": outcome.status, "batch_id": outcome.batch_id},
-    )  # fmt: skip
+        extra={
+            "pipeline": pipeline_name,
+            "run_date": str(outcome.run_date),
+            "status": outcome.status,
+            "batch_id": outcome.batch_id,
+        },
+    )
     return outcome.status
 
 

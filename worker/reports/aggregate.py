@@ -103,9 +103,11 @@ class _Numbers:
     def __init__(self, spec: FieldSpec) -> None:
         self.spec = spec
         self.summary = NumberSummary(
-            bins=spec.bins, minimum=spec.minimum, maximum=spec.maximum,
+            bins=spec.bins,
+            minimum=spec.minimum,
+            maximum=spec.maximum,
             integer=spec.integer or spec.kind == "count",
-        )  # fmt: skip
+        )
         self.total = 0
 
     def add(self, values: list[Any]) -> None:

@@ -19,10 +19,19 @@ _LABEL_CHARS = 24
 
 # Colours carry meaning for common words; anything else takes the neutral palette in turn.
 _MEANING = {
-    "positive": "#2e9d5b", "resolved": "#2e9d5b", "true": "#2e9d5b", "yes": "#2e9d5b",
-    "negative": "#d1495b", "unresolved": "#d1495b", "escalated": "#e07b39", "false": "#9aa5b1",
-    "neutral": "#8d99ae", "mixed": "#e0a800", "follow_up": "#e0a800", "no": "#9aa5b1",
-}  # fmt: skip
+    "positive": "#2e9d5b",
+    "resolved": "#2e9d5b",
+    "true": "#2e9d5b",
+    "yes": "#2e9d5b",
+    "negative": "#d1495b",
+    "unresolved": "#d1495b",
+    "escalated": "#e07b39",
+    "false": "#9aa5b1",
+    "neutral": "#8d99ae",
+    "mixed": "#e0a800",
+    "follow_up": "#e0a800",
+    "no": "#9aa5b1",
+}
 _PALETTE = ("#3d6fb6", "#5a9bd4", "#7a68a6", "#4aa3a2", "#b86f9c", "#6b8e23", "#c47c2b")
 
 
@@ -55,8 +64,17 @@ def _svg(
     width: int, height: int, label: str, body: list[Markup], cls: str, **extra: object
 ) -> Markup:
     box = f"0 0 {width} {height}"
-    return _tag("svg", *body, viewBox=box, width=width, height=height, role="img",
-                aria_label=label, class_=cls, **extra)  # fmt: skip
+    return _tag(
+        "svg",
+        *body,
+        viewBox=box,
+        width=width,
+        height=height,
+        role="img",
+        aria_label=label,
+        class_=cls,
+        **extra,
+    )
 
 
 def _clip(text: str, chars: int = _LABEL_CHARS) -> str:
@@ -79,21 +97,40 @@ def bar_chart(bars: Sequence[Bar], *, metric: str, title: str, width: int = 520)
         if bar.share is not None:
             text += f" · {fmt.pct(bar.share)}"
         share = "" if bar.share is None else bar.share
-        rows.append(_tag(
-            "g",
-            _tag("title", f"{bar.label}: {text}"),
-            _label(bar.label, y),
-            _tag("rect", x=LABEL_W, y=y + 4, width=length, height=ROW_H - 8, rx=3,
-                 fill=colour(bar.key, i)),
-            _tag("text", text, x=LABEL_W + length + 6, y=y + 17, class_="value"),
-            class_="bar", data_metric=f"{metric}.{bar.key}", data_count=bar.count,
-            data_share=share,
-        ))  # fmt: skip
+        rows.append(
+            _tag(
+                "g",
+                _tag("title", f"{bar.label}: {text}"),
+                _label(bar.label, y),
+                _tag(
+                    "rect",
+                    x=LABEL_W,
+                    y=y + 4,
+                    width=length,
+                    height=ROW_H - 8,
+                    rx=3,
+                    fill=colour(bar.key, i),
+                ),
+                _tag("text", text, x=LABEL_W + length + 6, y=y + 17, class_="value"),
+                class_="bar",
+                data_metric=f"{metric}.{bar.key}",
+                data_count=bar.count,
+                data_share=share,
+            )
+        )
     return _svg(width, max(len(bars), 1) * ROW_H, title, rows, "chart bars")
 
 
-def histogram(edges: Sequence[float], counts: Sequence[int], *, metric: str, title: str,
-              integer: bool = False, width: int = 520, height: int = 190) -> Markup:  # fmt: skip
+def histogram(
+    edges: Sequence[float],
+    counts: Sequence[int],
+    *,
+    metric: str,
+    title: str,
+    integer: bool = False,
+    width: int = 520,
+    height: int = 190,
+) -> Markup:
     """Vertical bars over ``edges``; counts on top, bin edges (or whole values) underneath."""
     n = len(counts)
     top = max(counts, default=0) or 1
@@ -105,15 +142,32 @@ def histogram(edges: Sequence[float], counts: Sequence[int], *, metric: str, tit
         x, h = left + i * slot, round(c / top * plot_h, 1)
         lo, hi = fmt.edge(edges[i], integer), fmt.edge(edges[i + 1], integer)
         span = lo if whole else f"{lo}\N{EN DASH}{hi}"
-        marks.append(_tag(
-            "g",
-            _tag("title", f"{span}: {fmt.count(c)}"),
-            _tag("rect", x=round(x + 2, 1), y=round(base_y - h, 1), width=round(slot - 4, 1),
-                 height=h, rx=2, class_="hist"),
-            _tag("text", fmt.count(c) if c else "", x=round(x + slot / 2, 1),
-                 y=round(base_y - h - 5, 1), text_anchor="middle", class_="value"),
-            class_="bin", data_metric=f"{metric}.bin{i}", data_count=c,
-        ))  # fmt: skip
+        marks.append(
+            _tag(
+                "g",
+                _tag("title", f"{span}: {fmt.count(c)}"),
+                _tag(
+                    "rect",
+                    x=round(x + 2, 1),
+                    y=round(base_y - h, 1),
+                    width=round(slot - 4, 1),
+                    height=h,
+                    rx=2,
+                    class_="hist",
+                ),
+                _tag(
+                    "text",
+                    fmt.count(c) if c else "",
+                    x=round(x + slot / 2, 1),
+                    y=round(base_y - h - 5, 1),
+                    text_anchor="middle",
+                    class_="value",
+                ),
+                class_="bin",
+                data_metric=f"{metric}.bin{i}",
+                data_count=c,
+            )
+        )
         if whole or n <= 12 or i % 2 == 0:
             tick_x = round(x + slot / 2 if whole else x, 1)
             marks.append(_tick(lo, tick_x, base_y))
@@ -126,8 +180,9 @@ def _tick(text: str, x: float, base_y: float) -> Markup:
     return _tag("text", text, x=x, y=base_y + 16, text_anchor="middle", class_="tick")
 
 
-def yes_no_bars(rows: Sequence[tuple[str, str, int, int]], *, title: str,
-                width: int = 520) -> Markup:  # fmt: skip
+def yes_no_bars(
+    rows: Sequence[tuple[str, str, int, int]], *, title: str, width: int = 520
+) -> Markup:
     """One stacked bar per boolean field ``(metric, label, yes, no)``: the share of ``true``."""
     span = width - LABEL_W - VALUE_W - 40  # room for "100.0% yes (12,345)"
     marks: list[Markup] = []
@@ -135,23 +190,48 @@ def yes_no_bars(rows: Sequence[tuple[str, str, int, int]], *, title: str,
         y, total = i * ROW_H, yes + no
         share = yes / total if total else None
         yes_w = round(span * (share or 0), 1)
-        marks.append(_tag(
-            "g",
-            _tag("title", f"{label}: yes {fmt.count(yes)}, no {fmt.count(no)}"),
-            _label(label, y),
-            _tag("rect", x=LABEL_W, y=y + 4, width=span, height=ROW_H - 8, rx=3,
-                 fill=colour("false", 0)),
-            _tag("rect", x=LABEL_W, y=y + 4, width=yes_w, height=ROW_H - 8, rx=3,
-                 fill=colour("true", 0)),
-            _tag("text", f"{fmt.pct(share)} yes ({fmt.count(yes)})", x=LABEL_W + span + 6,
-                 y=y + 17, class_="value"),
-            class_="yesno", data_metric=f"{metric}.true", data_count=yes, data_no=no,
-        ))  # fmt: skip
+        marks.append(
+            _tag(
+                "g",
+                _tag("title", f"{label}: yes {fmt.count(yes)}, no {fmt.count(no)}"),
+                _label(label, y),
+                _tag(
+                    "rect",
+                    x=LABEL_W,
+                    y=y + 4,
+                    width=span,
+                    height=ROW_H - 8,
+                    rx=3,
+                    fill=colour("false", 0),
+                ),
+                _tag(
+                    "rect",
+                    x=LABEL_W,
+                    y=y + 4,
+                    width=yes_w,
+                    height=ROW_H - 8,
+                    rx=3,
+                    fill=colour("true", 0),
+                ),
+                _tag(
+                    "text",
+                    f"{fmt.pct(share)} yes ({fmt.count(yes)})",
+                    x=LABEL_W + span + 6,
+                    y=y + 17,
+                    class_="value",
+                ),
+                class_="yesno",
+                data_metric=f"{metric}.true",
+                data_count=yes,
+                data_no=no,
+            )
+        )
     return _svg(width, max(len(rows), 1) * ROW_H, title, marks, "chart yesno")
 
 
-def sparkline(values: Sequence[float | None], *, metric: str, width: int = 140,
-              height: int = 32) -> Markup:  # fmt: skip
+def sparkline(
+    values: Sequence[float | None], *, metric: str, width: int = 140, height: int = 32
+) -> Markup:
     """The series of previous nights ending with this one (a dot); gaps for missing values."""
     known = [v for v in values if v is not None]
     if not known:
@@ -169,5 +249,6 @@ def sparkline(values: Sequence[float | None], *, metric: str, width: int = 140,
         _tag("polyline", points=" ".join(f"{px},{py}" for px, py in points), class_="spark"),
         _tag("circle", cx=x, cy=y, r=3, class_="spark-now"),
     ]
-    return _svg(width, height, f"trend of {metric}", marks, "chart sparkline",
-                data_metric=f"{metric}.trend")  # fmt: skip
+    return _svg(
+        width, height, f"trend of {metric}", marks, "chart sparkline", data_metric=f"{metric}.trend"
+    )

@@ -42,11 +42,15 @@ def collect_report(
     facts = JobFacts()
     for row in _job_rows(session, batch_id):
         facts.add_job(
-            job_id=row.id, status=row.status, error_kind=row.error_kind,
-            error_message=row.error_message, reasks=row.reasks or 0,
+            job_id=row.id,
+            status=row.status,
+            error_kind=row.error_kind,
+            error_message=row.error_message,
+            reasks=row.reasks or 0,
             transport_retries=row.transport_retries or 0,
-            has_result=row.result_id is not None, repaired=bool(row.repaired),
-        )  # fmt: skip
+            has_result=row.result_id is not None,
+            repaired=bool(row.repaired),
+        )
         if row.result_id is not None:
             aggregator.add(row.data)
     _add_usage(session, batch_id, facts)
@@ -148,10 +152,15 @@ def _add_usage(session: Session, batch_id: int, facts: JobFacts) -> None:
     )
     for name, attempts, http_429, tokens_in, tokens_out, cached, cost, no_price in usage:
         facts.add_usage(
-            str(name), attempts=int(attempts), http_429=int(http_429 or 0),
-            input_tokens=int(tokens_in), output_tokens=int(tokens_out), cached_tokens=int(cached),
-            cost_usd=float(cost), unpriced_attempts=int(no_price or 0),
-        )  # fmt: skip
+            str(name),
+            attempts=int(attempts),
+            http_429=int(http_429 or 0),
+            input_tokens=int(tokens_in),
+            output_tokens=int(tokens_out),
+            cached_tokens=int(cached),
+            cost_usd=float(cost),
+            unpriced_attempts=int(no_price or 0),
+        )
     outcomes = session.execute(
         select(Attempt.outcome, func.count())
         .join(Job, Job.id == Attempt.job_id)

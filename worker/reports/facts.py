@@ -47,9 +47,18 @@ class JobFacts:
         self.usage: dict[str, _Usage] = {}
         self.outcomes: dict[str, int] = {}
 
-    def add_job(self, *, job_id: int, status: str, error_kind: str | None = None,
-                error_message: str | None = None, reasks: int = 0, transport_retries: int = 0,
-                has_result: bool = False, repaired: bool = False) -> None:  # fmt: skip
+    def add_job(
+        self,
+        *,
+        job_id: int,
+        status: str,
+        error_kind: str | None = None,
+        error_message: str | None = None,
+        reasks: int = 0,
+        transport_retries: int = 0,
+        has_result: bool = False,
+        repaired: bool = False,
+    ) -> None:
         self.by_status[status] = self.by_status.get(status, 0) + 1
         self.reasks += reasks
         self.jobs_with_reasks += reasks > 0
@@ -64,9 +73,18 @@ class JobFacts:
             if len(reason.job_ids) < EXAMPLE_JOBS:
                 reason.job_ids.append(job_id)
 
-    def add_usage(self, model: str, *, attempts: int, http_429: int = 0, input_tokens: int = 0,
-                  output_tokens: int = 0, cached_tokens: int = 0, cost_usd: float = 0.0,
-                  unpriced_attempts: int = 0) -> None:  # fmt: skip
+    def add_usage(
+        self,
+        model: str,
+        *,
+        attempts: int,
+        http_429: int = 0,
+        input_tokens: int = 0,
+        output_tokens: int = 0,
+        cached_tokens: int = 0,
+        cost_usd: float = 0.0,
+        unpriced_attempts: int = 0,
+    ) -> None:
         usage = self.usage.setdefault(model, _Usage())
         usage.attempts += attempts
         usage.http_429 += http_429
@@ -112,11 +130,16 @@ class JobFacts:
         return {
             "total": total,
             "by_reason": [
-                {"reason": kind, "count": r.count, "share": _ratio(r.count, total),
-                 "example": r.example, "job_ids": r.job_ids}
+                {
+                    "reason": kind,
+                    "count": r.count,
+                    "share": _ratio(r.count, total),
+                    "example": r.example,
+                    "job_ids": r.job_ids,
+                }
                 for kind, r in ranked
             ],
-        }  # fmt: skip
+        }
 
     def _attempts(self) -> dict[str, Any]:
         total = sum(u.attempts for u in self.usage.values())
@@ -133,12 +156,18 @@ class JobFacts:
         jobs = sum(self.by_status.values())
         ok = self.by_status[JobStatus.SUCCEEDED]
         by_model = [
-            {"model": model, "attempts": u.attempts, "input_tokens": u.input_tokens,
-             "output_tokens": u.output_tokens, "cached_tokens": u.cached_tokens,
-             "cost_usd": round(u.cost_usd, 6), "share": _ratio(u.cost_usd, total_usd),
-             "unpriced_attempts": u.unpriced_attempts}
+            {
+                "model": model,
+                "attempts": u.attempts,
+                "input_tokens": u.input_tokens,
+                "output_tokens": u.output_tokens,
+                "cached_tokens": u.cached_tokens,
+                "cost_usd": round(u.cost_usd, 6),
+                "share": _ratio(u.cost_usd, total_usd),
+                "unpriced_attempts": u.unpriced_attempts,
+            }
             for model, u in sorted(self.usage.items(), key=lambda kv: (-kv[1].cost_usd, kv[0]))
-        ]  # fmt: skip
+        ]
         return {
             "total_usd": round(total_usd, 6),
             "per_job_usd": _ratio(total_usd, jobs, digits=8),

@@ -30,9 +30,13 @@ def _environment() -> Environment:
         lstrip_blocks=True,
     )
     env.filters.update(
-        n=fmt.count, pct=fmt.pct, usd=fmt.usd, number=fmt.number, delta=fmt.delta,
+        n=fmt.count,
+        pct=fmt.pct,
+        usd=fmt.usd,
+        number=fmt.number,
+        delta=fmt.delta,
         in_unit=fmt.in_unit,
-    )  # fmt: skip
+    )
     return env
 
 
@@ -75,8 +79,15 @@ def field_sections(fields: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _base(key: str, field: dict[str, Any], **extra: Any) -> dict[str, Any]:
-    return {"id": f"field-{slug(key)}", "key": key, "kind": field["kind"],
-            "title": field["title"], "field": field, "stats": None, **extra}  # fmt: skip
+    return {
+        "id": f"field-{slug(key)}",
+        "key": key,
+        "kind": field["kind"],
+        "title": field["title"],
+        "field": field,
+        "stats": None,
+        **extra,
+    }
 
 
 def _enum_section(key: str, field: dict[str, Any]) -> dict[str, Any]:
@@ -184,8 +195,16 @@ def _kpis(report: dict[str, Any], trends: dict[str, Any] | None) -> list[dict[st
         change = None
         if trend and trend["delta"] is not None:
             change = f"{fmt.delta(trend['delta'], trend['unit'])} vs previous night"
-        cards.append({"key": key, "label": label, "value": value, "unit": unit, "note": note,
-                      "change": change})  # fmt: skip
+        cards.append(
+            {
+                "key": key,
+                "label": label,
+                "value": value,
+                "unit": unit,
+                "note": note,
+                "change": change,
+            }
+        )
     return cards
 
 

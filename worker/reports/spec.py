@@ -125,8 +125,9 @@ def _walk(root: dict[str, Any], node: Any, path: str, depth: int) -> Iterator[Fi
         if enum and all(isinstance(v, bool) for v in enum):
             yield FieldSpec(path, "boolean", label=_title(node))
         elif path:
-            yield FieldSpec(path, "enum", values=tuple(enum_key(v) for v in enum),
-                            label=_title(node))  # fmt: skip
+            yield FieldSpec(
+                path, "enum", values=tuple(enum_key(v) for v in enum), label=_title(node)
+            )
     elif "boolean" in types:
         yield FieldSpec(path, "boolean", label=_title(node))
     elif types & {"number", "integer"}:
@@ -164,8 +165,9 @@ def _number_spec(
     high = _first_number(node, "maximum", "exclusiveMaximum")
     if low is None or high is None or high <= low:
         low = high = None
-    return FieldSpec(path, "number", label=label or _title(node), minimum=low, maximum=high,
-                     integer=integer)  # fmt: skip
+    return FieldSpec(
+        path, "number", label=label or _title(node), minimum=low, maximum=high, integer=integer
+    )
 
 
 def _first_number(node: dict[str, Any], *keys: str) -> float | None:

@@ -116,8 +116,15 @@ class NumberSummary:
 
     def finish(self) -> dict[str, Any]:
         if not self.count:
-            return {"count": 0, "mean": None, "min": None, "max": None, "stdev": None,
-                    "percentiles": {}, "histogram": None}  # fmt: skip
+            return {
+                "count": 0,
+                "mean": None,
+                "min": None,
+                "max": None,
+                "stdev": None,
+                "percentiles": {},
+                "histogram": None,
+            }
         ordered = sorted(self.sample)
         return {
             "count": self.count,
