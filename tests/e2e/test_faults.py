@@ -70,7 +70,7 @@ def emu() -> Iterator[EmulatorProcess]:
 
 
 @pytest.fixture()
-def world(emu: EmulatorProcess, fresh_database_url: str, redis_url: str, tmp_path: Path):  # type: ignore[no-untyped-def]
+def world(emu: EmulatorProcess, fresh_database_url: str, redis_url: str, tmp_path: Path):
     emu.reset(config=True)
     redis.Redis.from_url(redis_url).flushdb()
     ids = [t["id"] for t in emu.transcripts() if t["status"] == "completed" and not t["deleted"]]
@@ -85,7 +85,7 @@ def _poll(what: Callable[[], bool], timeout_s: float, message: str) -> None:
         time.sleep(0.05)
 
 
-def _count(url: str, *where) -> int:  # type: ignore[no-untyped-def]
+def _count(url: str, *where) -> int:
     engine = make_engine(url, pool_size=1)
     with make_session_factory(engine)() as s:
         n = int(s.scalar(select(func.count()).select_from(Job).where(*where)) or 0)
@@ -93,7 +93,7 @@ def _count(url: str, *where) -> int:  # type: ignore[no-untyped-def]
     return n
 
 
-def test_worker_killed_mid_call(world, emu, workers) -> None:  # type: ignore[no-untyped-def]
+def test_worker_killed_mid_call(world, emu, workers) -> None:
     url, rurl, tmp, ids = world
     emu.configure({"latency_ms": 1500, "latency_jitter_ms": 200})
     env = tbatch_env(url, rurl, emu.url, **fast(TBATCH_GATEWAY_READ_TIMEOUT_S="5"))
@@ -113,7 +113,7 @@ def test_worker_killed_mid_call(world, emu, workers) -> None:  # type: ignore[no
     )
 
 
-def test_broker_loses_every_message(world, emu, workers) -> None:  # type: ignore[no-untyped-def]
+def test_broker_loses_every_message(world, emu, workers) -> None:
     url, rurl, tmp, ids = world
     env = tbatch_env(url, rurl, emu.url, **fast(TBATCH_DEFAULT_RATE_LIMIT="15/1s"))
     out = enqueue_cli(env, tmp, ids[:60], "--model", "claude-sonnet-4-6")
@@ -126,7 +126,7 @@ def test_broker_loses_every_message(world, emu, workers) -> None:  # type: ignor
     RESULTS.append(invariants.summary("broker FLUSHALL mid-batch", ev))
 
 
-def test_postgres_restarts_mid_batch(world, emu, workers) -> None:  # type: ignore[no-untyped-def]
+def test_postgres_restarts_mid_batch(world, emu, workers) -> None:
     url, rurl, tmp, ids = world
     env = tbatch_env(url, rurl, emu.url, **fast(TBATCH_DEFAULT_RATE_LIMIT="15/1s"))
     out = enqueue_cli(env, tmp, ids[:60], "--model", "claude-sonnet-4-6")
@@ -146,7 +146,7 @@ def test_postgres_restarts_mid_batch(world, emu, workers) -> None:  # type: igno
     RESULTS.append(invariants.summary("postgres restart mid-batch", ev))
 
 
-def test_gateway_storms_and_garbage(world, emu, workers) -> None:  # type: ignore[no-untyped-def]
+def test_gateway_storms_and_garbage(world, emu, workers) -> None:
     url, rurl, tmp, ids = world
     emu.configure(
         {
@@ -184,7 +184,7 @@ def test_gateway_storms_and_garbage(world, emu, workers) -> None:  # type: ignor
     RESULTS.append(invariants.summary("gateway 5xx/hang/429 storms + garbage", ev))
 
 
-def test_poison_job_fails_after_delivery_cap(world, emu, workers) -> None:  # type: ignore[no-untyped-def]
+def test_poison_job_fails_after_delivery_cap(world, emu, workers) -> None:
     url, rurl, tmp, ids = world
     poison = ids[0]
     emu.configure({"model_latency": {"claude-sonnet-4-6": {"ms": 2000}}})
@@ -196,15 +196,14 @@ def test_poison_job_fails_after_delivery_cap(world, emu, workers) -> None:  # ty
     while _count(url, Job.status.in_(ACTIVE_STATUSES)) and crashes < 6:
         proc: WorkerProcess = workers(env, concurrency=2)
         delivered = crashes + 1
+
+        def running_or_done(d: int = delivered) -> bool:
+            return _count(
+                url, Job.status == JobStatus.RUNNING, Job.deliveries == d
+            ) == 1 or not _count(url, Job.status.in_(ACTIVE_STATUSES))
+
         try:
-            _poll(
-                lambda d=delivered: (
-                    _count(url, Job.status == JobStatus.RUNNING, Job.deliveries == d) == 1
-                    or not _count(url, Job.status.in_(ACTIVE_STATUSES))
-                ),
-                30,
-                "poison job never ran",
-            )
+            _poll(running_or_done, 30, "poison job never ran")
         finally:
             proc.kill()  # the job takes its worker down with it, every time
         crashes += 1
@@ -217,7 +216,7 @@ def test_poison_job_fails_after_delivery_cap(world, emu, workers) -> None:  # ty
     RESULTS.append(invariants.summary("poison job (crashes its worker)", ev) | {"crashes": crashes})
 
 
-def test_duplicate_deliveries_call_once(world, emu, workers) -> None:  # type: ignore[no-untyped-def]
+def test_duplicate_deliveries_call_once(world, emu, workers) -> None:
     url, rurl, tmp, ids = world
     env = tbatch_env(url, rurl, emu.url, **fast(TBATCH_DEFAULT_RATE_LIMIT="off"))
     out = enqueue_cli(env, tmp, ids[:30], "--model", "claude-sonnet-4-6")
@@ -243,7 +242,7 @@ def test_duplicate_deliveries_call_once(world, emu, workers) -> None:  # type: i
     RESULTS.append(invariants.summary("each message delivered 3 times", ev))
 
 
-def test_reprocess_by_request_id_after_garbage(world, emu, workers) -> None:  # type: ignore[no-untyped-def]
+def test_reprocess_by_request_id_after_garbage(world, emu, workers) -> None:
     url, rurl, tmp, ids = world
     target = ids[0]
     emu.configure({"faults": [{"kind": "unrepairable", "transcript_ids": [target]}]})
@@ -270,7 +269,7 @@ def test_reprocess_by_request_id_after_garbage(world, emu, workers) -> None:  # 
     invariants.check(url, out["batch_id"], emu, env)
 
 
-def test_cancel_stops_the_rest_and_keeps_results(world, emu, workers) -> None:  # type: ignore[no-untyped-def]
+def test_cancel_stops_the_rest_and_keeps_results(world, emu, workers) -> None:
     url, rurl, tmp, ids = world
     env = tbatch_env(url, rurl, emu.url, **fast(TBATCH_DEFAULT_RATE_LIMIT="2/1s"))
     out = enqueue_cli(env, tmp, ids[:60], "--model", "claude-sonnet-4-6")
@@ -295,7 +294,7 @@ def _sent_after(url: str, batch_id: int, moment: datetime) -> int:
     return int(n or 0)
 
 
-def test_cancel_while_running_calls_nothing_of_the_batch_again(world, emu, workers) -> None:  # type: ignore[no-untyped-def]
+def test_cancel_while_running_calls_nothing_of_the_batch_again(world, emu, workers) -> None:
     """Running jobs at cancel time that then get a 5xx, a 429 or an invalid answer are settled
     as cancelled, never released and called again; calls in flight keep their results."""
     url, rurl, tmp, ids = world
@@ -328,7 +327,7 @@ def test_cancel_while_running_calls_nothing_of_the_batch_again(world, emu, worke
     )
 
 
-def test_warm_shutdown_renews_leases_until_its_calls_finish(world, emu, workers) -> None:  # type: ignore[no-untyped-def]
+def test_warm_shutdown_renews_leases_until_its_calls_finish(world, emu, workers) -> None:
     url, rurl, tmp, ids = world
     emu.configure({"latency_ms": 6000, "latency_jitter_ms": 0})
     env = tbatch_env(
@@ -345,7 +344,7 @@ def test_warm_shutdown_renews_leases_until_its_calls_finish(world, emu, workers)
     assert _count(url, Job.deliveries >= 2) == 0
 
 
-def test_prefork_children_renew_their_leases(world, emu, workers) -> None:  # type: ignore[no-untyped-def]
+def test_prefork_children_renew_their_leases(world, emu, workers) -> None:
     url, rurl, tmp, ids = world
     emu.configure({"latency_ms": 5000, "latency_jitter_ms": 0})
     env = tbatch_env(
@@ -364,7 +363,7 @@ def test_prefork_children_renew_their_leases(world, emu, workers) -> None:  # ty
     assert _count(url, Job.deliveries >= 2) == 0
 
 
-def test_a_dead_dispatch_child_is_restarted(world, emu, workers) -> None:  # type: ignore[no-untyped-def]
+def test_a_dead_dispatch_child_is_restarted(world, emu, workers) -> None:
     url, rurl, tmp, ids = world
     env = tbatch_env(url, rurl, emu.url, **fast())
     worker = workers(env, concurrency=4)

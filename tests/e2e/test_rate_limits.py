@@ -27,14 +27,14 @@ def emu() -> Iterator[EmulatorProcess]:
 
 
 @pytest.fixture()
-def world(emu: EmulatorProcess, fresh_database_url: str, redis_url: str, tmp_path: Path):  # type: ignore[no-untyped-def]
+def world(emu: EmulatorProcess, fresh_database_url: str, redis_url: str, tmp_path: Path):
     emu.reset(config=True)
     redis.Redis.from_url(redis_url).flushdb()
     ids = [t["id"] for t in emu.transcripts() if t["status"] == "completed" and not t["deleted"]]
     return fresh_database_url, redis_url, tmp_path, ids
 
 
-def test_two_worker_processes_never_exceed_the_limit(world, emu, workers) -> None:  # type: ignore[no-untyped-def]
+def test_two_worker_processes_never_exceed_the_limit(world, emu, workers) -> None:
     url, rurl, tmp, ids = world
     emu.configure({"model_limits": {MODEL: "10/2"}})
     env = tbatch_env(url, rurl, emu.url, TBATCH_RATE_LIMITS=f"{MODEL}=10/2s")
@@ -47,7 +47,7 @@ def test_two_worker_processes_never_exceed_the_limit(world, emu, workers) -> Non
     assert stats["http_429"] == 0 and stats["max_in_any_window"] <= 10, stats
 
 
-def test_a_429_pauses_the_model_in_every_process(world, emu, workers) -> None:  # type: ignore[no-untyped-def]
+def test_a_429_pauses_the_model_in_every_process(world, emu, workers) -> None:
     url, rurl, tmp, ids = world
     victim = ids[5]
     emu.configure(
@@ -71,7 +71,7 @@ def test_a_429_pauses_the_model_in_every_process(world, emu, workers) -> None:  
     assert any(e["ts"] >= paused_from + 2.0 for e in log)  # and work resumed afterwards
 
 
-def test_a_lower_real_limit_is_learned_from_the_headers(world, emu, workers) -> None:  # type: ignore[no-untyped-def]
+def test_a_lower_real_limit_is_learned_from_the_headers(world, emu, workers) -> None:
     url, rurl, tmp, ids = world
     emu.configure({"model_limits": {MODEL: "5/2"}})
     env = tbatch_env(url, rurl, emu.url, TBATCH_RATE_LIMITS=f"{MODEL}=20/2s")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import func, select
 
@@ -22,7 +23,7 @@ from worker.services.dispatch import Dispatcher
 from worker.services.enqueue import EnqueueRequest, enqueue
 
 
-def _enqueue(sessions, n: int) -> None:  # type: ignore[no-untyped-def]
+def _enqueue(sessions, n: int) -> None:
     req = EnqueueRequest(
         transcripts_source="ids",
         template_text=TEMPLATE,
@@ -81,7 +82,7 @@ def test_postgres_release_matches_tokens_with_racing_dispatchers(fresh_database_
 
 def test_the_lanes_query_finds_every_due_lane_without_counting_every_job(
     fresh_database_url: str, monkeypatch
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     from datetime import timedelta
 
     from sqlalchemy import update
@@ -92,8 +93,13 @@ def test_the_lanes_query_finds_every_due_lane_without_counting_every_job(
 
     sessions = make_session_factory(make_engine(fresh_database_url))
     lines = [json.dumps({"transcript_id": t, "variables": {"team": "x"}}) for t in ids(30)]
-    fields = dict(transcripts_source="ids", template_text=TEMPLATE, template_source="t",
-                  schema=SCHEMA, schema_source="s")  # fmt: skip
+    fields: dict[str, Any] = dict(
+        transcripts_source="ids",
+        template_text=TEMPLATE,
+        template_source="t",
+        schema=SCHEMA,
+        schema_source="s",
+    )
     with sessions.begin() as s:
         big = enqueue(s, EnqueueRequest(**fields, model="gpt-5", priority=2), lines, catalog)
         small = enqueue(s, EnqueueRequest(**fields, model="gpt-5"), lines[:5], catalog)

@@ -16,14 +16,14 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from emulator.routes.server import EmulatorProcess
 from models.db import make_engine, make_session_factory, session_scope
 from models.jobs import Batch, Job
 from models.nightly import NightlyRun
-from models.vocabulary import RunState
+from models.vocabulary import JobStatus, RunState
 from tests.fixtures.pipeline import tbatch_env
 from worker.gateway.transcripts import TranscriptLister, TranscriptSummary
 from worker.gateway.types import Region
@@ -316,8 +316,9 @@ def test_concurrent_finalizers_build_each_report_once(
         outcome = start_run(sessions, pipeline, NIGHT, lister=lister, catalog=catalog)
     assert outcome.batch_id is not None
     with session_scope(sessions) as s:  # the workers' part, done by hand
-        s.execute(Job.__table__.update().where(Job.batch_id == outcome.batch_id).values(
-            status="succeeded"))  # fmt: skip
+        s.execute(
+            update(Job).where(Job.batch_id == outcome.batch_id).values(status=JobStatus.SUCCEEDED)
+        )
     building = threading.Event()
     release = threading.Event()
     calls: list[int] = []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import openai
 import pytest
@@ -15,14 +16,15 @@ def client(gateway: EmulatorProcess, key: str = "test-key") -> openai.OpenAI:
 
 
 def completed_transcript(gateway: EmulatorProcess) -> str:
-    return next(
-        t["id"] for t in gateway.transcripts() if t["status"] == "completed" and not t["deleted"]
+    transcripts = gateway.transcripts()
+    return str(
+        next(t["id"] for t in transcripts if t["status"] == "completed" and not t["deleted"])
     )
 
 
 def test_sdk_parses_content_usage_and_model(gateway: EmulatorProcess) -> None:
     tid = completed_transcript(gateway)
-    schema = {
+    schema: dict[str, Any] = {
         "type": "object",
         "properties": {"summary": {"type": "string"}, "score": {"type": "integer", "minimum": 1}},
         "required": ["summary", "score"],
@@ -53,7 +55,8 @@ def test_sdk_reports_the_fallback_model(gateway: EmulatorProcess) -> None:
         extra_body={"fallbacks": [{"model": "claude-haiku-4-5-20251001"}]},
     )
     assert result.model == "claude-haiku-4-5-20251001"
-    assert result.choices[0].finish_reason == "end_turn"
+    # Claude's own reason, passed through: outside the SDK's (OpenAI's) Literal type.
+    assert str(result.choices[0].finish_reason) == "end_turn"
     usage = (result.usage.model_extra or {}) if result.usage else {}
     assert usage["input_tokens"] > 0  # Claude sends only the canonical names
 

@@ -6,7 +6,7 @@ import os
 import threading
 from pathlib import Path
 
-from kombu import Connection
+from kombu.connection import Connection
 
 from worker import broker_fs
 

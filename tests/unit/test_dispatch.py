@@ -35,7 +35,7 @@ def _lines(n: int, offset: int = 0) -> list[str]:
     ]
 
 
-def _setup(tmp_path: Path, limits: str):  # type: ignore[no-untyped-def]
+def _setup(tmp_path: Path, limits: str):
     """A dispatcher and a fake worker that takes each job's send permit when it is published
     (waiting on the fake clock for its slot: at most the lead) and gets answers without
     rate-limit headers; ``published`` collects the jobs sent."""
@@ -78,7 +78,7 @@ def test_releases_at_the_limit_and_publishes_after_commit(tmp_path: Path) -> Non
     _run_for(dispatcher, clock, 3.0)
     # The store's history is empty: it probes (headerless answers: one at a time) until its log
     # is a window old, then releases each slot as it opens: 10 sends per 1.05 s.
-    sends: list[float] = dispatcher.sends  # type: ignore[attr-defined]
+    sends: list[float] = dispatcher.sends
     assert 28 <= sum(1 for t in sends if t < 1003.0) <= 30
     assert max(sum(1 for t in sends if s <= t < s + 1.0) for s in sends) <= 10
     with sessions() as s:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -87,7 +88,9 @@ BAD_CASES = [
 
 
 @pytest.mark.parametrize(("change", "message"), BAD_CASES)
-def test_bad_input_is_rejected_and_nothing_is_stored(sessions, change: dict, message: str) -> None:
+def test_bad_input_is_rejected_and_nothing_is_stored(
+    sessions, change: dict[str, Any], message: str
+) -> None:
     lines = change.pop("lines", _ok_lines(3))
     with pytest.raises(InputError) as info:
         enqueue_lines(sessions, lines, **change)

@@ -49,7 +49,7 @@ def _module_graph(*packages: str) -> dict[str, set[str]]:
     }
     graph: dict[str, set[str]] = {}
     for name, path in modules.items():
-        found = set()
+        found: set[str] = set()
         for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
             if isinstance(node, ast.Import):
                 found.update(alias.name for alias in node.names)

@@ -21,7 +21,7 @@ from models.nightly import NightlyRun
 from models.vocabulary import RunState
 from tests.unit.fakes import catalog, sqlite_sessions
 from worker.gateway.transcripts import TranscriptSummary
-from worker.nightly.config import NightlyConfig, Pipeline, load_config
+from worker.nightly.config import FileSource, NightlyConfig, Pipeline, load_config
 from worker.nightly.finalize import finalize_runs
 from worker.nightly.queries import list_runs
 from worker.nightly.runs import RunOutcome, RunStatus, start_run
@@ -66,6 +66,7 @@ class NoLister:
 
 def night(sessions: sessionmaker[Session], pipeline: Pipeline, day: date, n: int = 3) -> RunOutcome:
     ids = [str(uuid.uuid4()) for _ in range(n)]
+    assert isinstance(pipeline.source, FileSource)
     Path(pipeline.source.path.replace("{date}", day.isoformat())).write_text("\n".join(ids))
     return start_run(sessions, pipeline, day, lister=NoLister(), catalog=catalog)
 

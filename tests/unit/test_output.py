@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from worker import schemas
+from worker import schema_regex, schemas
 from worker.errors import InputError
 from worker.gateway.types import TRANSCRIPT_TAG
 from worker.output import (
@@ -139,7 +139,7 @@ def test_validators_are_cached_by_schema_hash() -> None:
 def test_interpret_builds_one_validator_per_schema(monkeypatch: pytest.MonkeyPatch) -> None:
     schema = {"type": "object", "title": uuid.uuid4().hex}
     validator_for({"type": "null"})  # builds the shared format checker before patching
-    real = schemas.BoundedValidator
+    real = schema_regex.BoundedValidator  # what worker.schemas builds validators with
     built: list[object] = []
 
     def counting(*args: Any, **kwargs: Any) -> Any:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from worker.errors import InputError
+from worker.gateway.types import TRANSCRIPT_TAG
 from worker.prompts import (
     MAX_MESSAGE_BYTES,
     MAX_TEMPLATE_BYTES,
-    TRANSCRIPT_TAG,
     check_template_for_enqueue,
     compile_template,
     neutralise_tags,

@@ -63,7 +63,9 @@ def _trust(limiter: ModelLimiter, model: str, region: str | None = None) -> None
 def test_a_fresh_lane_sends_one_probe_then_what_the_gateway_reports(
     limiter: ModelLimiter, clock: FakeClock
 ) -> None:
-    assert limiter.acquire("fast", None, 10) == Grant(1, pytest.approx(0.05))
+    grant = limiter.acquire("fast", None, 10)
+    assert grant.granted == 1
+    assert grant.wait_s == pytest.approx(0.05)
     assert limiter.acquire("fast", None, 10).granted == 0  # the probe is still out
     sent = _send(limiter, "fast", None)
     assert sent == clock.now_s
@@ -223,7 +225,7 @@ def test_a_permit_whose_answer_came_late_is_not_used(clock: FakeClock) -> None:
     class SlowOnce(MemoryBackend):
         slow = True
 
-        def permit(self, key, params, max_wait_s):  # type: ignore[no-untyped-def]
+        def permit(self, key, params, max_wait_s):
             granted = super().permit(key, params, max_wait_s)
             if self.slow:  # the answer reached us 1.5 s after Redis stamped it
                 self.slow = False

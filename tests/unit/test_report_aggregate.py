@@ -179,6 +179,7 @@ def test_array_length_counts_and_booleans(known: dict) -> None:  # type: ignore[
 def test_missing_and_ill_typed_values_are_not_counted() -> None:
     specs = [FieldSpec("a.b", "number"), FieldSpec("flag", "boolean"), FieldSpec("tags", "count")]
     aggregator = Aggregator(specs)
+    data: object
     for data in ({"a": {"b": 2}}, {"a": {"b": "2"}}, {"a": None}, {"flag": 1}, [], None):
         aggregator.add(data)
     fields = aggregator.finish()["fields"]
