@@ -47,14 +47,10 @@ class Attempt(Base):
     finished_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class Result(Base):
-    """The validated answer. ``job_id`` is unique: the database refuses a second result."""
+class _Answer:
+    """The answer a result holds, in ``results`` and, once replaced, in ``result_history``:
+    declared once, so a column added here is kept by the archive (which copies by name)."""
 
-    __tablename__ = "results"
-
-    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), unique=True)
-    attempt_id: Mapped[int] = mapped_column(ForeignKey("attempts.id"))
     data: Mapped[Any] = mapped_column(JSONType)
     raw_text: Mapped[str] = mapped_column(Text)
     repaired: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -62,10 +58,20 @@ class Result(Base):
     request_id: Mapped[str | None] = mapped_column(String(64))
     input_tokens: Mapped[int | None] = mapped_column(Integer)
     output_tokens: Mapped[int | None] = mapped_column(Integer)
+
+
+class Result(_Answer, Base):
+    """The validated answer. ``job_id`` is unique: the database refuses a second result."""
+
+    __tablename__ = "results"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), unique=True)
+    attempt_id: Mapped[int] = mapped_column(ForeignKey("attempts.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class ResultHistory(Base):
+class ResultHistory(_Answer, Base):
     """Results replaced by a forced reprocess, kept so nothing stored is ever lost: every
     column of ``results`` but its ``id`` (``operations`` copies them by name), plus when."""
 
@@ -74,12 +80,5 @@ class ResultHistory(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
     attempt_id: Mapped[int] = mapped_column(Integer)
-    data: Mapped[Any] = mapped_column(JSONType)
-    raw_text: Mapped[str] = mapped_column(Text)
-    repaired: Mapped[bool] = mapped_column(Boolean, default=False)
-    model: Mapped[str] = mapped_column(String(100))
-    request_id: Mapped[str | None] = mapped_column(String(64))
-    input_tokens: Mapped[int | None] = mapped_column(Integer)
-    output_tokens: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     replaced_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

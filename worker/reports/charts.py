@@ -85,6 +85,11 @@ def _label(text: str, y: float) -> Markup:
     return _tag("text", _clip(text), x=LABEL_W - 8, y=y + 17, text_anchor="end", class_="label")
 
 
+def _row_bar(y: float, width: float, fill: str) -> Markup:
+    """The bar of a horizontal row at ``y`` (bars, yes/no shares)."""
+    return _tag("rect", x=LABEL_W, y=y + 4, width=width, height=ROW_H - 8, rx=3, fill=fill)
+
+
 def bar_chart(bars: Sequence[Bar], *, metric: str, title: str, width: int = 520) -> Markup:
     """One row per value: label, a bar scaled to the largest count, then ``count · share``."""
     top = max((b.count for b in bars), default=0) or 1
@@ -102,15 +107,7 @@ def bar_chart(bars: Sequence[Bar], *, metric: str, title: str, width: int = 520)
                 "g",
                 _tag("title", f"{bar.label}: {text}"),
                 _label(bar.label, y),
-                _tag(
-                    "rect",
-                    x=LABEL_W,
-                    y=y + 4,
-                    width=length,
-                    height=ROW_H - 8,
-                    rx=3,
-                    fill=colour(bar.key, i),
-                ),
+                _row_bar(y, length, colour(bar.key, i)),
                 _tag("text", text, x=LABEL_W + length + 6, y=y + 17, class_="value"),
                 class_="bar",
                 data_metric=f"{metric}.{bar.key}",
@@ -195,24 +192,8 @@ def yes_no_bars(
                 "g",
                 _tag("title", f"{label}: yes {fmt.count(yes)}, no {fmt.count(no)}"),
                 _label(label, y),
-                _tag(
-                    "rect",
-                    x=LABEL_W,
-                    y=y + 4,
-                    width=span,
-                    height=ROW_H - 8,
-                    rx=3,
-                    fill=colour("false", 0),
-                ),
-                _tag(
-                    "rect",
-                    x=LABEL_W,
-                    y=y + 4,
-                    width=yes_w,
-                    height=ROW_H - 8,
-                    rx=3,
-                    fill=colour("true", 0),
-                ),
+                _row_bar(y, span, colour("false", 0)),
+                _row_bar(y, yes_w, colour("true", 0)),
                 _tag(
                     "text",
                     f"{fmt.pct(share)} yes ({fmt.count(yes)})",
