@@ -31,3 +31,18 @@ class NightlyRun(Base):
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class PipelineTranscript(Base):
+    """A transcript a pipeline has taken: the primary key makes "each transcript once per
+    pipeline" the database's rule, across nights, look-backs, reruns and backfills (two runs
+    racing for one transcript: the second insert conflicts and that run skips it)."""
+
+    __tablename__ = "pipeline_transcripts"
+
+    pipeline: Mapped[str] = mapped_column(String(100), primary_key=True)
+    transcript_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    run_id: Mapped[int] = mapped_column(
+        ForeignKey("nightly_runs.id", ondelete="CASCADE"), index=True
+    )
+    taken_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

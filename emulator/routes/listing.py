@@ -2,7 +2,10 @@
 
 Pages are newest first. ``prev_url`` leads to older transcripts (``before_id`` = the oldest on
 this page) and ``next_url`` to newer ones (``after_id`` = the newest on this page); each is null
-when nothing lies in that direction at the time of the request. Only the last 90 days are listed.
+when nothing lies in that direction at the time of the request. They carry ``limit`` and the
+cursor only, the shape of the API reference's example: the ``status`` and ``created_on``
+filters are *not* kept, so a client that follows them verbatim lists everything (a client
+re-sends its own filters with the cursor, as AssemblyAI's SDK does). Only the last 90 days are listed.
 Deleted transcripts are still listed (the listing is how a pipeline meets the "deleted between
 listing and processing" race) but 404 when fetched or injected.
 """
@@ -97,8 +100,7 @@ def page(store: TranscriptStore, query: dict[str, str], base_url: str) -> dict[s
         stop = _cut(rows, store, query["after_id"], position, older=False)
         start = max(0, stop - limit)
     chosen = rows[start:stop]
-    keep = {k: v for k, v in query.items() if k in ("limit", "status", "created_on")}
-    keep.setdefault("limit", str(limit))
+    keep = {"limit": str(limit)}  # the spec's shape: the filters are not carried (see above)
     url = f"{base_url}/v2/transcript"
     current = f"{url}?{urlencode(query)}" if query else url
     prev_url = (

@@ -20,13 +20,15 @@ def get(url: str, **params: Any) -> httpx.Response:
     return HTTP.get(url, params=params or None, headers=KEY, timeout=10)
 
 
-def walk(url: str, direction: str) -> list[dict[str, Any]]:
-    """Follow ``direction`` (prev_url or next_url) until null."""
+def walk(url: str, direction: str, **filters: str) -> list[dict[str, Any]]:
+    """Follow ``direction`` (prev_url or next_url) until null, re-sending ``filters`` with each
+    page's cursor (the page URLs carry only ``limit`` and the cursor)."""
     items: list[dict[str, Any]] = []
     pages = 0
     next_page: str | None = url
+    params: dict[str, str] = dict(filters)
     while next_page is not None:
-        body = get(next_page).json()
+        body = get(str(httpx.URL(next_page).copy_merge_params(params))).json()
         assert body["page_details"]["result_count"] == len(body["transcripts"])
         items.extend(body["transcripts"])
         next_page = body["page_details"][direction]
@@ -76,17 +78,26 @@ def test_next_url_walks_back_to_the_newest(gateway: EmulatorProcess) -> None:
 
 def test_filters(gateway: EmulatorProcess) -> None:
     everything = walk(f"{gateway.url}/v2/transcript?limit=200", "prev_url")
-    errored = walk(f"{gateway.url}/v2/transcript?limit=200&status=error", "prev_url")
+    errored = walk(f"{gateway.url}/v2/transcript?limit=200", "prev_url", status="error")
     assert errored and [t["id"] for t in errored] == [
         t["id"] for t in everything if t["status"] == "error"
     ]
     assert all(t["error"] for t in errored)
     day = everything[len(everything) // 2]["created"][:10]
-    on_day = walk(f"{gateway.url}/v2/transcript?limit=7&created_on={day}", "prev_url")
+    on_day = walk(f"{gateway.url}/v2/transcript?limit=7", "prev_url", created_on=day)
     assert on_day and all(t["created"].startswith(day) for t in on_day)
     assert len(on_day) == sum(t["created"].startswith(day) for t in everything)
     assert len({t["created"][:10] for t in everything}) == 7  # spread over --transcript-days
     assert {t["status"] for t in everything} >= {"completed", "error", "processing"}
+
+
+def test_page_urls_carry_the_cursor_but_not_the_filters(gateway: EmulatorProcess) -> None:
+    """The reference's shape: a client following ``prev_url`` verbatim loses its filters."""
+    body = get(f"{gateway.url}/v2/transcript", limit=5, status="error").json()
+    older = httpx.URL(body["page_details"]["prev_url"])
+    assert dict(older.params) == {"limit": "5", "before_id": body["transcripts"][-1]["id"]}
+    verbatim = get(str(older)).json()["transcripts"]
+    assert {t["status"] for t in verbatim} != {"error"}  # the filter is gone: any status
 
 
 def test_bad_parameters_are_400(gateway: EmulatorProcess) -> None:

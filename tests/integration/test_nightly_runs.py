@@ -10,7 +10,7 @@ import sys
 import threading
 import uuid
 from collections.abc import Iterator
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -351,3 +351,92 @@ def test_concurrent_finalizers_build_each_report_once(
         total = s.scalar(select(func.count()).select_from(NightlyRun).where(
             NightlyRun.pipeline == pipeline.name))  # fmt: skip
     assert total == 1
+
+
+class HidingLister:
+    """The real list API, but ``hidden`` ids are still processing (not listed as completed)."""
+
+    def __init__(self, inner: Any, hidden: set[str]) -> None:
+        self.inner = inner
+        self.hidden = hidden
+
+    def iter_transcripts(
+        self, *, created_on: date | None, status: str | None = "completed", region: Region = "us"
+    ) -> Iterator[TranscriptSummary]:
+        for item in self.inner.iter_transcripts(created_on=created_on, status=status):
+            if item.id not in self.hidden:
+                yield item
+
+
+def all_taken(sessions: sessionmaker[Session], name: str) -> list[str]:
+    with session_scope(sessions) as s:
+        batches = select(NightlyRun.batch_id).where(NightlyRun.pipeline == name)
+        return list(s.scalars(select(Job.transcript_id).where(Job.batch_id.in_(batches))))
+
+
+def test_a_late_transcript_is_taken_the_next_night_and_never_twice(
+    emulator: EmulatorProcess, sessions: sessionmaker[Session], tmp_path: Path
+) -> None:
+    pipeline = make_pipeline(tmp_path)
+    first_day, late = OTHER_NIGHT, sorted(expected_ids(emulator, OTHER_NIGHT))[0]
+    with lister_for(emulator) as lister:
+        first = start_run(
+            sessions, pipeline, first_day, lister=HidingLister(lister, {late}), catalog=catalog
+        )
+        second = start_run(sessions, pipeline, NIGHT, lister=lister, catalog=catalog)
+        third = start_run(
+            sessions, pipeline, NIGHT + timedelta(days=1), lister=lister, catalog=catalog
+        )
+    assert first.batch_id is not None and second.batch_id is not None
+    on_first = {j.transcript_id for j in batch_jobs(sessions, first.batch_id)}
+    assert on_first == expected_ids(emulator, first_day) - {late}  # exactly that date's
+    on_second = {j.transcript_id for j in batch_jobs(sessions, second.batch_id)}
+    assert on_second == expected_ids(emulator, NIGHT) | {late}  # the late one, a night later
+    # The third night looks back over both days again and finds nothing of them left to take.
+    later = set(all_taken(sessions, pipeline.name)) - on_first - on_second
+    assert later == expected_ids(emulator, NIGHT + timedelta(days=1))
+    assert third.transcripts == len(later)
+    taken = all_taken(sessions, pipeline.name)
+    assert len(taken) == len(set(taken))  # never twice
+
+
+def test_overlapping_nights_racing_take_each_transcript_once(
+    emulator: EmulatorProcess, sessions: sessionmaker[Session], tmp_path: Path
+) -> None:
+    """A backfill and a night whose look-backs overlap, at the same moment: the database gives
+    each transcript to exactly one of them."""
+    pipeline = make_pipeline(tmp_path)
+    with session_scope(sessions) as s:  # an earlier night, so both look back over shared days
+        s.add(
+            NightlyRun(
+                pipeline=pipeline.name,
+                run_date=OTHER_NIGHT - timedelta(days=3),
+                state=RunState.EMPTY,
+                transcripts=0,
+            )
+        )
+    nights = [NIGHT, NIGHT - timedelta(days=1)]
+    barrier = threading.Barrier(len(nights))
+    outcomes: list[RunOutcome] = []
+    errors: list[BaseException] = []
+
+    def run(night: date) -> None:
+        try:
+            with lister_for(emulator) as lister:
+                racing = BarrierLister(lister, barrier)
+                outcomes.append(
+                    start_run(sessions, pipeline, night, lister=racing, catalog=catalog)
+                )
+        except BaseException as exc:  # surfaced by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(night,)) for night in nights]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors, errors
+    assert sorted(o.status for o in outcomes) == [RunStatus.STARTED] * 2
+    taken = all_taken(sessions, pipeline.name)
+    window = set().union(*(expected_ids(emulator, NIGHT - timedelta(days=n)) for n in range(4)))
+    assert len(taken) == len(set(taken)) and set(taken) == window

@@ -230,7 +230,8 @@ def test_listed_ids_are_distinct_and_completed(config: NightlyConfig, tmp_path: 
         TranscriptSummary(id="aaaaaaaa-1", status="completed"),  # shifted onto the next page
         TranscriptSummary(id="cccccccc-3", status="error"),
     ])  # fmt: skip
-    assert transcript_ids(pipeline, date(2026, 5, 1), lister) == ["aaaaaaaa-1", "bbbbbbbb-2"]
+    night = date(2026, 5, 1)
+    assert transcript_ids(pipeline, night, lister, since=night) == ["aaaaaaaa-1", "bbbbbbbb-2"]
     assert lister.asked == [{"created_on": date(2026, 5, 1), "status": "completed", "region": "eu"}]
 
 

@@ -1,4 +1,5 @@
-"""TranscriptLister over httpx.MockTransport: paging via prev_url, filters, errors."""
+"""TranscriptLister over httpx.MockTransport: paging by prev_url's cursor with our own filters,
+errors."""
 
 from __future__ import annotations
 
@@ -44,10 +45,8 @@ class Paged:
             start = next(i for i, t in enumerate(self.items) if t["id"] == q["before_id"]) + 1
         page = self.items[start : start + limit]
         more = start + limit < len(self.items)
+        # The reference's shape: the cursor and the limit, not the filters.
         prev = f"https://{self.host}/v2/transcript?limit={limit}&before_id={page[-1]['id']}"
-        for key in ("status", "created_on"):
-            if key in q:
-                prev += f"&{key}={q[key]}"
         return httpx.Response(
             200,
             json={
@@ -74,6 +73,11 @@ def test_walks_prev_url_until_null() -> None:
         "created_on": "2026-09-24",
     }
     assert server.requests[1].url.params["before_id"] == "t5"
+    # Every page is asked for with our filters: prev_url does not carry them.
+    for request in server.requests[1:]:
+        assert request.url.params["status"] == "completed"
+        assert request.url.params["created_on"] == "2026-09-24"
+        assert request.url.params["limit"] == "3"
     assert all(r.headers["authorization"] == KEY for r in server.requests)
 
 

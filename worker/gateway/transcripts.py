@@ -1,16 +1,17 @@
 """List transcripts on AssemblyAI's speech-to-text API (``GET /v2/transcript``).
 
-Pages come newest first; ``page_details.prev_url`` leads to older ones until it is null.
+Pages come newest first; ``page_details.prev_url`` leads to older ones until it is null (its
+cursor is taken; the filters are ours, re-sent with every page).
 The text itself is never needed for LLM work (the gateway injects it by id).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import date
 from typing import Any
-from urllib.parse import quote, urljoin, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlsplit
 
 import httpx
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -61,28 +62,37 @@ class TranscriptLister(PooledHttp):
         region: Region = "us",
         limit: int = MAX_PAGE_LIMIT,
     ) -> Iterator[TranscriptSummary]:
-        """Every listed transcript, newest first, walking ``prev_url`` until it is null."""
+        """Every listed transcript, newest first, page by page while ``prev_url`` is set.
+
+        Each page is asked for with *our* filters plus the cursor the previous page's
+        ``prev_url`` names (``before_id``), the way AssemblyAI's SDK pages: nothing public says
+        ``prev_url`` keeps ``status`` and ``created_on`` (the reference's example carries only
+        ``limit`` and ``before_id``), and following one that drops them would list 90 days.
+        """
         if not 1 <= limit <= MAX_PAGE_LIMIT:
             raise ValueError(f"limit {limit} is out of range 1..{MAX_PAGE_LIMIT}")
-        params: dict[str, str | int] = {"limit": limit}
+        filters: dict[str, str] = {"limit": str(limit)}
         if status is not None:
-            params["status"] = status
+            filters["status"] = status
         if created_on is not None:
-            params["created_on"] = created_on.isoformat()
-        base = self.base_url(region)
-        url: str | None = f"{base}/v2/transcript"
+            filters["created_on"] = created_on.isoformat()
+        url = f"{self.base_url(region)}/v2/transcript"
+        cursor: dict[str, str] = {}
         seen: set[str] = set()
-        while url is not None:
-            data = self._get_json(url, params)
-            params = {}  # prev_url carries the query from here on
-            seen.add(url)
+        while True:
+            data = self._get_json(url, cursor | filters)
             for item in _list(data.get("transcripts")):
                 summary = _summary(item)
                 if summary is not None:
                     yield summary
-            url = _next_url(data, base)
-            if url in seen:  # a server that loops must not make us loop forever
-                raise ServerError(f"transcript list paging loops at {url}")
+            older = _older_cursor(data)
+            if older is None:
+                return
+            key = str(sorted(older.items()))
+            if key in seen:  # a server that loops must not make us loop forever
+                raise ServerError(f"transcript list paging loops at {older}")
+            seen.add(key)
+            cursor = older
 
     def get_transcript(self, transcript_id: str, *, region: Region = "us") -> Transcript:
         url = f"{self.base_url(region)}/v2/transcript/{quote(transcript_id, safe='')}"
@@ -92,7 +102,7 @@ class TranscriptLister(PooledHttp):
         except ValidationError as exc:
             raise ServerError("malformed transcript response", status=200) from exc
 
-    def _get_json(self, url: str, params: dict[str, str | int]) -> dict[str, Any]:
+    def _get_json(self, url: str, params: Mapping[str, str]) -> dict[str, Any]:
         key = require_api_key(self._settings)
         try:
             response = self._http.get(url, params=params or None, headers={"Authorization": key})
@@ -131,12 +141,20 @@ def _summary(item: Any) -> TranscriptSummary | None:
         return None
 
 
-def _next_url(data: dict[str, Any], base: str) -> str | None:
-    """``prev_url`` (older transcripts), re-rooted on our own host so the key never leaves it."""
+def _older_cursor(data: dict[str, Any]) -> dict[str, str] | None:
+    """The query of ``prev_url`` (older transcripts) but our own filters, or None at the end.
+
+    Only its parameters are used: the host and path stay ours, so the key never leaves the
+    configured host whatever URL a page names.
+    """
     details = data.get("page_details")
     prev = details.get("prev_url") if isinstance(details, dict) else None
     if not isinstance(prev, str) or not prev:
         return None
-    target = urlsplit(urljoin(base + "/", prev))
-    origin = urlsplit(base)
-    return urlunsplit((origin.scheme, origin.netloc, target.path, target.query, ""))
+    query = dict(parse_qsl(urlsplit(prev).query, keep_blank_values=True))
+    if not query:
+        raise ServerError(f"transcript list prev_url names no cursor: {prev[:200]}")
+    return {k: v for k, v in query.items() if k not in _OUR_FILTERS}
+
+
+_OUR_FILTERS = ("limit", "status", "created_on")

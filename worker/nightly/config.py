@@ -61,11 +61,14 @@ class _Strict(BaseModel):
 
 
 class AssemblyAISource(_Strict):
-    """AssemblyAI's transcript list API: the transcripts created on the run date."""
+    """AssemblyAI's transcript list API: the transcripts created on the run date and the
+    ``lookback_days`` before it that this pipeline has not taken yet, so one created on day D
+    that completes after D's run is taken by a later night (once: ``pipeline_transcripts``)."""
 
     type: Literal["assemblyai"]
     status: Literal["completed"] = "completed"
     region: Region | None = None  # None: the pipeline's region
+    lookback_days: int = Field(default=2, ge=0, le=30)
 
 
 class FileSource(_Strict):

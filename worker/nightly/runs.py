@@ -18,12 +18,12 @@ from datetime import date
 from enum import StrEnum
 from pathlib import Path
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from models.base import utcnow
 from models.db import insert_ignoring_conflicts, session_scope
-from models.nightly import NightlyRun
+from models.nightly import NightlyRun, PipelineTranscript
 from models.vocabulary import RunState
 from worker.errors import InputError, TbatchError
 from worker.nightly.config import Pipeline
@@ -80,11 +80,15 @@ def start_run(
     """Run one pipeline for one night, at most once per (pipeline, run_date)."""
     with session_scope(session_factory) as session:
         existing = _find(session, pipeline.name, run_date)
+        first_night = session.scalar(
+            select(func.min(NightlyRun.run_date)).where(NightlyRun.pipeline == pipeline.name)
+        )
     if existing is not None and existing.state != RunState.FAILED:
         return _already_ran(existing)
+    since = run_date if first_night is None else min(first_night, run_date)
     try:
         request = build_request(pipeline, run_date)
-        ids = transcript_ids(pipeline, run_date, lister)
+        ids = transcript_ids(pipeline, run_date, lister, since=since)
         with session_scope(session_factory) as session:
             return _claim_and_enqueue(session, pipeline, run_date, request, ids, catalog)
     except TbatchError as exc:
@@ -130,6 +134,8 @@ def _claim_and_enqueue(
         run = _find(session, pipeline.name, run_date)
         assert run is not None  # the claim found it taken
         return _already_ran(run)
+    listed = len(ids)
+    ids = _take(session, pipeline.name, run_id, ids)
     batch_id = None
     if ids:
         batch_id = enqueue(session, request, _job_lines(ids, pipeline), catalog).batch_id
@@ -148,6 +154,7 @@ def _claim_and_enqueue(
             "run_date": str(run_date),
             "batch_id": batch_id,
             "transcripts": len(ids),
+            "already_taken": listed - len(ids),
         },
     )
     return RunOutcome(
@@ -159,6 +166,30 @@ def _claim_and_enqueue(
         transcripts=len(ids),
         state=state,
     )
+
+
+def _take(session: Session, name: str, run_id: int, ids: list[str]) -> list[str]:
+    """The ids this pipeline had not taken yet, now taken by ``run_id`` (in the run's
+    transaction: a run that fails takes nothing; of two racing runs, one takes each id)."""
+    if not ids:
+        return []
+    now = utcnow()
+    taken: set[str] = set()
+    for start in range(0, len(ids), _TAKE_CHUNK):
+        rows = [
+            {"pipeline": name, "transcript_id": id_, "run_id": run_id, "taken_at": now}
+            for id_ in ids[start : start + _TAKE_CHUNK]
+        ]
+        insert = insert_ignoring_conflicts(
+            session, PipelineTranscript, index_elements=["pipeline", "transcript_id"]
+        )
+        taken.update(
+            session.scalars(insert.values(rows).returning(PipelineTranscript.transcript_id))
+        )
+    return [id_ for id_ in ids if id_ in taken]
+
+
+_TAKE_CHUNK = 1000  # rows per INSERT (SQLite allows 32766 bound values; 4 a row)
 
 
 def _claim(session: Session, name: str, run_date: date) -> int | None:

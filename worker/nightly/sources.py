@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from datetime import date
+from datetime import date, timedelta
 from typing import Protocol
 
 from worker.errors import InputError
@@ -20,23 +20,37 @@ class TranscriptListing(Protocol):
     ) -> Iterator[TranscriptSummary]: ...
 
 
-def transcript_ids(pipeline: Pipeline, run_date: date, lister: TranscriptListing) -> list[str]:
-    """The night's ids, each once, in source order. Raises InputError or GatewayError."""
+def transcript_ids(
+    pipeline: Pipeline, run_date: date, lister: TranscriptListing, *, since: date
+) -> list[str]:
+    """The night's candidate ids, each once, in source order (newest day first for the list
+    API). Which of them this pipeline has already taken is the database's to say
+    (``runs._take``). Raises InputError or GatewayError.
+
+    The list API is asked for ``run_date`` and the ``lookback_days`` before it, but never for a
+    day before ``since`` (the pipeline's first night): a new pipeline starts with its own
+    night, not with the days before it existed.
+    """
     source = pipeline.source
     if isinstance(source, AssemblyAISource):
-        return list(_listed(lister, run_date, source.status, pipeline.source_region))
+        back = range(source.lookback_days + 1)
+        days = [day for day in (run_date - timedelta(days=n) for n in back) if day >= since]
+        return _distinct(
+            id_
+            for day in days
+            for id_ in _listed(lister, day, source.status, pipeline.source_region)
+        )
     return _distinct(_read_ids(source, run_date))
 
 
-def _listed(
-    lister: TranscriptListing, run_date: date, status: str, region: Region
-) -> Iterator[str]:
-    seen: set[str] = set()
-    for item in lister.iter_transcripts(created_on=run_date, status=status, region=region):
-        # Pages can shift while we walk them (a new transcript pushes one to the next page).
-        if item.id in seen or (item.status is not None and item.status != status):
+def _listed(lister: TranscriptListing, day: date, status: str, region: Region) -> Iterator[str]:
+    """The ids the API lists as created on ``day`` in ``status``, checked again here: pages
+    can shift while we walk them, and a server that ignored a filter must not widen the night."""
+    for item in lister.iter_transcripts(created_on=day, status=status, region=region):
+        if item.status is not None and item.status != status:
             continue
-        seen.add(item.id)
+        if item.created is not None and not item.created.startswith(day.isoformat()):
+            continue
         yield item.id
 
 
