@@ -7,6 +7,8 @@ set. Workers run a threads pool, so one process holds every count (no multiproce
 
 from __future__ import annotations
 
+import importlib.metadata
+import platform
 from typing import TYPE_CHECKING
 
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
@@ -39,7 +41,9 @@ VALIDATION_FAILURES = Counter(
     "tbatch_validation_failures_total", "Answers that failed schema validation", ["model"]
 )
 BUCKET_WAIT = Gauge(
-    "tbatch_bucket_wait_seconds", "Time until the model's next release slot opens", ["model"]
+    "tbatch_bucket_wait_seconds",
+    "Time until the lane's next release slot opens (0 once the lane has drained)",
+    ["model", "region"],
 )
 STALE_PERMITS = Counter(
     "tbatch_stale_permits_total",
@@ -52,9 +56,22 @@ DEFERRED = Counter(
     ["model"],
 )
 QUEUE_DEPTH = Gauge(
-    "tbatch_queue_depth", "Jobs waiting for their model's budget (pending)", ["model"]
+    "tbatch_queue_depth",
+    "Jobs waiting for their lane's budget (pending, counted up to 2000 a batch; 0 when drained)",
+    ["model", "region"],
 )
+FINISHED = Counter(
+    "tbatch_jobs_finished_total",
+    "Jobs a worker finished, by status and failure kind (the reconciler's poison and cancels "
+    "are counted by `tbatch status`)",
+    ["model", "status", "kind"],
+)
+BUILD_INFO = Gauge("tbatch_build_info", "The running tbatch (value 1)", ["version", "python"])
 RELEASED = Counter("tbatch_jobs_released_total", "Jobs released to workers", ["model"])
+
+
+def observe_finished(model: str, status: str, kind: str | None) -> None:
+    FINISHED.labels(model, status, kind or "").inc()
 
 
 def observe_attempt(rec: AttemptRecord) -> None:
@@ -82,4 +99,12 @@ def observe_attempt(rec: AttemptRecord) -> None:
 
 
 def serve(port: int, addr: str = "0.0.0.0") -> None:
+    BUILD_INFO.labels(_version(), platform.python_version()).set(1)
     start_http_server(port, addr=addr)
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("tbatch")
+    except importlib.metadata.PackageNotFoundError:  # run from a checkout, not installed
+        return "unknown"

@@ -117,3 +117,21 @@ def test_unlimited_model_is_released_ahead_up_to_the_cap(tmp_path: Path) -> None
     enqueue_lines(sessions, _lines(200))
     _run_for(dispatcher, clock, 1.0)
     assert len(published) == 50
+
+
+def test_lane_gauges_carry_the_region_and_drop_to_zero_when_drained(tmp_path: Path) -> None:
+    from prometheus_client import REGISTRY
+
+    def gauge(name: str) -> float | None:
+        labels = {"model": "claude-sonnet-4-6", "region": "us"}
+        return REGISTRY.get_sample_value(name, labels)
+
+    sessions, clock, dispatcher, published = _setup(tmp_path, "claude-sonnet-4-6=2/1s")
+    enqueue_lines(sessions, _lines(6))
+    dispatcher.tick()
+    assert (gauge("tbatch_queue_depth") or 0) > 0  # set while jobs wait
+    _run_for(dispatcher, clock, 5.0)
+    assert len(published) == 6
+    dispatcher.tick()
+    assert gauge("tbatch_queue_depth") == 0
+    assert gauge("tbatch_bucket_wait_seconds") == 0

@@ -249,6 +249,27 @@ def test_attempts_are_counted_in_prometheus_metrics(world) -> None:
     )
 
 
+def test_finished_jobs_are_counted_by_status_and_kind(tmp_path: Path) -> None:
+    from prometheus_client import REGISTRY
+
+    def finished(status: str, kind: str) -> float:
+        labels = {"model": "claude-sonnet-4-6", "status": status, "kind": kind}
+        return REGISTRY.get_sample_value("tbatch_jobs_finished_total", labels) or 0.0
+
+    before = finished("succeeded", ""), finished("failed", "transcript_not_found")
+    sessions = sqlite_sessions(tmp_path)
+    enqueue_lines(
+        sessions, [f'{{"transcript_id": "{t}", "variables": {{"team": "x"}}}}' for t in ids(2)]
+    )
+    with sessions() as s:
+        first, second = s.scalars(select(Job.id).order_by(Job.id))
+    assert _run((sessions, first), [answer(GOOD)])[0] == "succeeded"
+    missing = TranscriptNotFound("transcript not found", status=404, request_id="r9")
+    assert _run((sessions, second), [missing])[0] == "failed"
+    after = finished("succeeded", ""), finished("failed", "transcript_not_found")
+    assert after == (before[0] + 1, before[1] + 1)
+
+
 def test_rate_limits_and_reasks_never_make_a_job_poison(world) -> None:
     """Regression: every 429 used to count as a delivery, so 6 of them failed a job as poison."""
     sessions, job_id = world

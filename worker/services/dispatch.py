@@ -136,8 +136,8 @@ class Dispatcher:
                 return 0, self._clock() + self._refresh_s / 5
         asked_at = self._clock()
         grant = self._limiter.acquire(model, region, want)
-        metrics.BUCKET_WAIT.labels(model).set(grant.wait_s)
-        metrics.QUEUE_DEPTH.labels(model).set(lane.pending)
+        metrics.BUCKET_WAIT.labels(model, region).set(grant.wait_s)
+        metrics.QUEUE_DEPTH.labels(model, region).set(lane.pending)
         return grant.granted, asked_at + (grant.wait_s if grant.granted < want else 0.0)
 
     def _release_all(self, grants: list[tuple[ModelKey, _Lane, int]]) -> None:
@@ -157,6 +157,7 @@ class Dispatcher:
                 if len(got) < tokens:
                     lane.pending = 0  # drained (or held by not_before): the refresh will tell
                     unused.append((key, tokens - len(got)))
+                _show_depth(key, lane.pending)
                 ids.extend(got)
         if ids:
             self._publish(ids)  # only after the commit made the queued rows visible
@@ -178,9 +179,17 @@ class Dispatcher:
         for key in list(self._lanes):
             if key not in grouped:
                 self._lanes[key].set_batches({})
+                _show_depth(key, 0)
         for key, batches in grouped.items():
             self._lanes.setdefault(key, _Lane()).set_batches(batches)
         self._refreshed_at = self._clock()
+
+
+def _show_depth(key: ModelKey, pending: int) -> None:
+    """The lane's gauges; a drained lane reads 0 (not its last depth, forever)."""
+    metrics.QUEUE_DEPTH.labels(*key).set(pending)
+    if pending == 0:
+        metrics.BUCKET_WAIT.labels(*key).set(0)
 
 
 #: A lane's pending count is read up to this many jobs: it only bounds how many to ask

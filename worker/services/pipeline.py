@@ -158,6 +158,7 @@ def process_job(job_id: int, deps: PipelineDeps) -> Delivery:
                 error_message=f"delivered {job.deliveries} times without finishing "
                 f"(cap {deps.settings.max_deliveries}); history kept in attempts",
             )
+            metrics.observe_finished(job.model, JobStatus.FAILED, FailureKind.POISON)
             return Delivery.POISON
     token = str(job.lease_token)
     deps.leases.hold(job.id, token)
@@ -375,7 +376,10 @@ def _on_answer(
         with deps.sessions.begin() as session:
             attempt_id = record_attempt(session, record, now=deps.clock())
             stored = store_result(session, job, attempt_id, outcome, result, now=deps.clock())
-        return Delivery.SUCCEEDED if stored else Delivery.LEASE_LOST
+        if not stored:
+            return Delivery.LEASE_LOST
+        metrics.observe_finished(job.model, JobStatus.SUCCEEDED, None)
+        return Delivery.SUCCEEDED
     if isinstance(outcome, Refused):
         record.outcome = AttemptOutcome.REFUSED
         return _fail(
@@ -497,7 +501,7 @@ def _fail(
     if record.error_kind is None:
         record.error_kind, record.error_message = kind, message
     message = storable_text(message, 4000) or ""
-    _settle(
+    moved = _settle(
         job,
         record if call_made else None,
         deps,
@@ -505,18 +509,21 @@ def _fail(
         error_kind=kind,
         error_message=message,
     )
+    if moved:
+        metrics.observe_finished(job.model, JobStatus.FAILED, kind)
     log.info("job.failed", extra={"job_id": job.id, "error_kind": kind})
     return Delivery.FAILED
 
 
 def _settle(
     job: Job, record: AttemptRecord | None, deps: PipelineDeps, *, status: str, **values: Any
-) -> None:
+) -> bool:
     """Record the attempt and move the job out of ``running``, in one transaction.
 
     A job sent back to ``pending`` on purpose (retry, re-ask, 429) gives back its delivery:
     ``deliveries`` counts only deliveries that never finished (a crash, a lost lease), which is
-    what the poison cap is about. The attempts table keeps the full history.
+    what the poison cap is about. The attempts table keeps the full history. False when the
+    lease was lost meanwhile (the job's move is someone else's).
     """
     if status == JobStatus.PENDING:
         values["deliveries"] = max(0, job.deliveries - 1)
@@ -524,4 +531,4 @@ def _settle(
     with deps.sessions.begin() as session:
         if record is not None:
             record_attempt(session, record, now=now)
-        claims.finish(session, job, now=now, status=status, **values)
+        return claims.finish(session, job, now=now, status=status, **values)
