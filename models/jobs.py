@@ -41,11 +41,24 @@ class Batch(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+# One job per (batch, transcript, template, schema, model): enqueueing it again is a no-op.
+JOB_KEY = ("batch_id", "transcript_id", "template_id", "schema_id", "model")
+
+
 class Job(Base):
     __tablename__ = "jobs"
     __table_args__ = (
         # Re-enqueueing the same transcript/template/schema/model into a batch is a no-op.
-        UniqueConstraint("batch_id", "transcript_id", "template_id", "schema_id", "model"),
+        UniqueConstraint(*JOB_KEY),
+        # The user's own id for a job, unique within its batch (results are keyed by it).
+        Index(
+            "ux_jobs_batch_custom_id",
+            "batch_id",
+            "custom_id",
+            unique=True,
+            postgresql_where=text("custom_id IS NOT NULL"),
+            sqlite_where=text("custom_id IS NOT NULL"),
+        ),
         Index("ix_jobs_batch_status", "batch_id", "status"),
         # The dispatcher's hot query: pending jobs per model, oldest first.
         Index(
@@ -88,6 +101,9 @@ class Job(Base):
     max_tokens: Mapped[int | None] = mapped_column(Integer)
     temperature: Mapped[float | None] = mapped_column(Float)
     variables: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    # Carried for the user, returned with the result: their id, and an object of their own.
+    custom_id: Mapped[str | None] = mapped_column(String(200))
+    meta: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSONType)
     priority: Mapped[int] = mapped_column(Integer, default=0)
 
     status: Mapped[str] = mapped_column(String(16), default=JobStatus.PENDING)

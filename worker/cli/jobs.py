@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import sys
 import time
+from contextlib import ExitStack
 from pathlib import Path
 from typing import IO, Any
 
 import click
 
+from models.vocabulary import JobStatus
 from worker.cli.common import db, print_json
 from worker.errors import InputError
 from worker.runtime import get_runtime
-from worker.services.export import write_results
-from worker.services.queries import batch_status, iter_results
+from worker.services.export import schema_columns, write_results
+from worker.services.queries import batch_schemas, batch_status, iter_results
 
 
 def _read(path: str, what: str) -> str:
@@ -125,16 +127,43 @@ def _budgets(keys: list[tuple[str, str]]) -> list[dict[str, Any]]:
 @click.argument("batch_id", type=int)
 @click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None)
-def results_command(batch_id: int, fmt: str, output: str | None) -> None:
-    """One record per job: job id, transcript_id, status, result, request_id, model, repaired,
-    error."""
-    out: IO[str] = open(output, "w", encoding="utf-8", newline="") if output else sys.stdout  # noqa: SIM115
-    try:
-        with db() as session:
-            write_results(iter_results(session, batch_id), fmt, out)
-    finally:
-        if output:
-            out.close()
+@click.option("--status", type=click.Choice([str(s) for s in JobStatus]), default=None)
+@click.option(
+    "--errors",
+    "errors_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="write the jobs that did not succeed here; the main output gets the successes",
+)
+@click.option("--flatten", is_flag=True, help="CSV: the schema's top-level properties as columns")
+def results_command(
+    batch_id: int,
+    fmt: str,
+    output: str | None,
+    status: str | None,
+    errors_path: str | None,
+    flatten: bool,
+) -> None:
+    """One record per job: job_id, custom_id, transcript_id, status, result, metadata,
+    request_id, model (that answered), repaired, attempts, input/output/cached tokens, cost_usd,
+    finished_at, error."""
+    if flatten and fmt != "csv":
+        raise InputError("--flatten needs --format csv (JSON lines carry the whole result)")
+    with ExitStack() as stack:
+        out: IO[str] = (
+            stack.enter_context(open(output, "w", encoding="utf-8", newline=""))
+            if output
+            else sys.stdout
+        )
+        errors = (
+            stack.enter_context(open(errors_path, "w", encoding="utf-8", newline=""))
+            if errors_path
+            else None
+        )
+        session = stack.enter_context(db())
+        columns = schema_columns(batch_schemas(session, batch_id)) if flatten else []
+        records = iter_results(session, batch_id, status=status)
+        write_results(records, fmt, out, errors=errors, flatten=columns)
 
 
 COMMANDS = [enqueue_command, status_command, results_command]

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from models.base import utcnow
@@ -118,28 +119,60 @@ def enqueue(
     errors: list[InputError] = []
     checked_variables: set[str] = set()
     seen = _SeenJobs()
-    for item in parse_job_lines(lines, source=req.transcripts_source):
-        if isinstance(item, InputError):
-            errors.append(item)
-        else:
-            problem = _check_job(item, req, tpl, models, checked_variables) or seen.problem(
-                _row(item, req)
-            )
-            if problem:
-                errors.append(InputError(problem, source=req.transcripts_source, line=item.line))
-            elif not errors:
-                writer.add(_row(item, req))
-        if len(errors) >= MAX_REPORTED_ERRORS:
-            break
-    if errors:
+    custom_ids: dict[str, int] = {}  # custom_id -> the line that gave it
+    try:
+        for item in parse_job_lines(lines, source=req.transcripts_source):
+            if isinstance(item, InputError):
+                errors.append(item)
+            else:
+                row = _row(item, req)
+                problem = (
+                    _check_job(item, req, tpl, models, checked_variables)
+                    or seen.problem(row)
+                    or _repeated_custom_id(item, custom_ids)
+                )
+                if problem:
+                    errors.append(
+                        InputError(problem, source=req.transcripts_source, line=item.line)
+                    )
+                elif not errors:
+                    writer.add(row)
+            if len(errors) >= MAX_REPORTED_ERRORS:
+                break
+        if errors:
+            session.rollback()
+            raise InputError("\n".join(str(e) for e in errors))
+        if writer.seen == 0:
+            session.rollback()
+            raise InputError("no transcript ids in the input", source=req.transcripts_source)
+        new = writer.flush()
+    except IntegrityError as exc:
         session.rollback()
-        raise InputError("\n".join(str(e) for e in errors))
-    if writer.seen == 0:
-        session.rollback()
-        raise InputError("no transcript ids in the input", source=req.transcripts_source)
-    new = writer.flush()
+        if not _custom_id_taken(exc):
+            raise
+        raise InputError(
+            f"a custom_id of this input is already used in batch {batch_id} (custom_id is "
+            "unique within a batch); nothing was stored",
+            source=req.transcripts_source,
+        ) from None
     jobs = session.scalar(select(func.count()).select_from(Job).where(Job.batch_id == batch_id))
     return EnqueueOutcome(batch_id=batch_id, jobs=int(jobs or 0), new=new)
+
+
+def _repeated_custom_id(item: JobInput, first_lines: dict[str, int]) -> str | None:
+    if item.custom_id is None:
+        return None
+    first = first_lines.setdefault(item.custom_id, item.line)
+    if first == item.line:
+        return None
+    return f"custom_id {item.custom_id!r} is already used on line {first} (unique in a batch)"
+
+
+def _custom_id_taken(exc: IntegrityError) -> bool:
+    """The batch already holds one of the input's custom_ids (Postgres names the index,
+    SQLite the columns)."""
+    text = str(exc.orig)
+    return "ux_jobs_batch_custom_id" in text or "jobs.batch_id, jobs.custom_id" in text
 
 
 class _SeenJobs:
@@ -152,7 +185,14 @@ class _SeenJobs:
 
     def problem(self, row: dict[str, Any]) -> str | None:
         key = hash((row["transcript_id"], row["model"]))
-        fields = (row["fallbacks"], row["max_tokens"], row["temperature"], row["variables"])
+        fields = (
+            row["fallbacks"],
+            row["max_tokens"],
+            row["temperature"],
+            row["variables"],
+            row["custom_id"],
+            row["metadata"],
+        )
         fingerprint = hash(json.dumps(fields, sort_keys=True, default=str))
         first = self._jobs.setdefault(key, fingerprint)
         if first == fingerprint:
@@ -211,6 +251,8 @@ def _row(item: JobInput, req: EnqueueRequest) -> dict[str, Any]:
         "max_tokens": item.max_tokens if item.max_tokens is not None else req.max_tokens,
         "temperature": item.temperature if item.temperature is not None else req.temperature,
         "variables": item.variables or None,
+        "custom_id": item.custom_id,
+        "metadata": item.metadata,
     }
 
 

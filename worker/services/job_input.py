@@ -22,7 +22,18 @@ MAX_TOKENS_LIMIT = 2**31 - 1  # the column is a 32-bit integer
 # region -> the model ids that region's gateway host serves (enqueue and reprocess check
 # every model of a job against it)
 Catalog = Callable[[str], Iterable[str]]
-JOB_KEYS = {"transcript_id", "variables", "model", "fallbacks", "max_tokens", "temperature"}
+JOB_KEYS = {
+    "transcript_id",
+    "variables",
+    "model",
+    "fallbacks",
+    "max_tokens",
+    "temperature",
+    "custom_id",
+    "metadata",
+}
+MAX_CUSTOM_ID_CHARS = 200  # the column
+MAX_METADATA_BYTES = 16_384  # as compact JSON: carried on every job and every result
 
 
 @dataclass(frozen=True)
@@ -34,6 +45,8 @@ class JobInput:
     fallbacks: tuple[str, ...] | None = None
     max_tokens: int | None = None
     temperature: float | None = None
+    custom_id: str | None = None
+    metadata: dict[str, Any] | None = None
 
 
 def parse_job_lines(lines: Iterable[str], *, source: str) -> Iterator[JobInput | InputError]:
@@ -73,6 +86,8 @@ def _parse_line(text: str, number: int, source: str) -> JobInput:
         fallbacks=_check_fallbacks(obj.get("fallbacks"), fail),
         max_tokens=_check_max_tokens(obj.get("max_tokens"), fail),
         temperature=_check_temperature(obj.get("temperature"), fail),
+        custom_id=_check_custom_id(obj.get("custom_id"), fail),
+        metadata=_check_metadata(obj.get("metadata"), fail),
     )
 
 
@@ -121,6 +136,29 @@ def _check_max_tokens(value: object, fail: Any) -> int | None:
         return None
     if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_TOKENS_LIMIT:
         raise fail(f"max_tokens must be an integer from 1 to {MAX_TOKENS_LIMIT}")
+    return value
+
+
+def _check_custom_id(value: object, fail: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value or len(value) > MAX_CUSTOM_ID_CHARS:
+        raise fail(f"custom_id must be a string of 1 to {MAX_CUSTOM_ID_CHARS} characters")
+    if "\x00" in value:
+        raise fail("custom_id must not contain NUL")
+    return value
+
+
+def _check_metadata(value: object, fail: Any) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise fail("metadata must be an object")
+    size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+    if size > MAX_METADATA_BYTES:
+        raise fail(f"metadata is {size} bytes as JSON; at most {MAX_METADATA_BYTES}")
+    if "\\u0000" in json.dumps(value):
+        raise fail("metadata must not contain NUL (Postgres cannot store it)")
     return value
 
 

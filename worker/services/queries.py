@@ -7,10 +7,11 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Text, case, cast, func, select
+from sqlalchemy import Text, bindparam, case, cast, func, select
 from sqlalchemy.orm import Session
 
 from models.attempts import Attempt, Result
+from models.content import Schema
 from models.jobs import Batch, Job
 from models.vocabulary import ACTIVE_STATUSES, FLEET_KINDS, JobStatus
 from worker.errors import NotFoundError
@@ -132,21 +133,35 @@ def _rate(finished: int, first: datetime | None, last: datetime | None) -> float
     return round(finished / span, 3) if span > 0 else None
 
 
-def iter_results(session: Session, batch_id: int, chunk: int = 5000) -> Iterator[dict[str, Any]]:
-    """One record per job, in id order, in keyset pages of ``chunk`` (memory stays bounded
-    over a million jobs). ``result`` is the stored JSON document as the database prints it
-    (text, or None): an export writes it as is, and parsing it only to serialise it again was
-    two fifths of `tbatch results`' time (py-spy). Only the exported columns are read, as
-    plain Core rows: loading ``Job`` objects (variables, re-ask context) costs more."""
+def batch_schemas(session: Session, batch_id: int) -> list[Any]:
+    """The output schemas the batch's jobs were enqueued with (usually one)."""
+    used = select(Job.schema_id).where(Job.batch_id == batch_id).distinct()
+    return list(session.scalars(select(Schema.body).where(Schema.id.in_(used)).order_by(Schema.id)))
+
+
+def iter_results(
+    session: Session, batch_id: int, chunk: int = 5000, *, status: str | None = None
+) -> Iterator[dict[str, Any]]:
+    """One record per job (of ``status``, if given), in id order, in keyset pages of
+    ``chunk`` (memory stays bounded over a million jobs), with what the job's attempts cost.
+
+    ``result`` and ``metadata`` are the stored JSON documents as the database prints them
+    (text, or None): an export writes them as is, and parsing a result only to serialise it
+    again was two fifths of `tbatch results`' time (py-spy). Only the exported columns are
+    read, as plain Core rows: loading ``Job`` objects (variables, re-ask context) costs more.
+    """
     require_batch(session, batch_id)
     query = (
         select(
             Job.id,
+            Job.custom_id,
             Job.transcript_id,
             Job.status,
             Job.model,
             Job.error_kind,
             Job.error_message,
+            Job.finished_at,
+            cast(Job.meta, Text),
             cast(Result.data, Text),
             Result.request_id,
             Result.model,
@@ -156,21 +171,69 @@ def iter_results(session: Session, batch_id: int, chunk: int = 5000) -> Iterator
         .order_by(Job.id)
         .limit(chunk)
     )
+    where = [Job.batch_id == batch_id]
+    if status is not None:
+        where.append(Job.status == status)
     connection = session.connection()
     last_id = 0
     while True:
-        rows = connection.execute(query.where(Job.batch_id == batch_id, Job.id > last_id)).all()
+        rows = connection.execute(query.where(*where, Job.id > last_id)).all()
         if not rows:
             return
-        for job_id, transcript_id, status, model, kind, message, data, rid, answered, rep in rows:
+        spent = _attempt_totals(connection, [row[0] for row in rows])
+        for row in rows:
+            job_id, custom_id, transcript_id, status_, model, kind, message, finished = row[:8]
+            metadata, data, rid, answered, rep = row[8:]
             yield {
                 "job_id": job_id,
+                "custom_id": custom_id,
                 "transcript_id": transcript_id,
-                "status": status,
+                "status": status_,
                 "result": data,
+                "metadata": metadata,
                 "request_id": rid,
                 "model": model if answered is None else answered,
                 "repaired": rep,
-                "error": f"{kind}: {message}" if status == JobStatus.FAILED else None,
+                **spent.get(job_id, _NO_ATTEMPTS),
+                "finished_at": finished,
+                "error": f"{kind}: {message}" if status_ in _ENDED_BADLY else None,
             }
         last_id = rows[-1][0]
+
+
+_ENDED_BADLY = (JobStatus.FAILED, JobStatus.CANCELLED)
+_NO_ATTEMPTS = {
+    "attempts": 0,
+    "input_tokens": None,
+    "output_tokens": None,
+    "cached_tokens": None,
+    "cost_usd": None,
+}
+_ATTEMPT_TOTALS = (
+    select(
+        Attempt.job_id,
+        func.count(),
+        func.sum(Attempt.input_tokens),
+        func.sum(Attempt.output_tokens),
+        func.sum(Attempt.cached_tokens),
+        func.sum(Attempt.cost_usd),
+    )
+    .where(Attempt.job_id.in_(bindparam("b_ids", expanding=True)))
+    .group_by(Attempt.job_id)
+)
+
+
+def _attempt_totals(connection: Any, job_ids: list[int]) -> dict[int, dict[str, Any]]:
+    """Per job: its attempts (every call, paid or not) and what they used and cost."""
+    return {
+        job_id: {
+            "attempts": count,
+            "input_tokens": inp,
+            "output_tokens": out,
+            "cached_tokens": cached,
+            "cost_usd": None if cost is None else round(float(cost), 8),
+        }
+        for job_id, count, inp, out, cached, cost in connection.execute(
+            _ATTEMPT_TOTALS, {"b_ids": job_ids}
+        )
+    }
