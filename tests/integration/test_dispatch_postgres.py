@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from models.db import make_engine, make_session_factory
 from models.jobs import Job, JobStatus
-from tests.unit.fakes import SCHEMA, TEMPLATE, catalog, ids
+from tests.fakes import SCHEMA, TEMPLATE, catalog, ids
 from tests.unit.test_dispatch import Clock, _run_for
 from worker.gateway.types import RateLimitInfo
 from worker.ratelimit.config import RateLimitConfig

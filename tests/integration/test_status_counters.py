@@ -18,8 +18,8 @@ from models.counts import BatchUsageDelta, JobCount, JobCountDelta
 from models.db import make_engine, make_session_factory
 from models.jobs import Job, JobStatus
 from models.migrate import upgrade
+from tests.fakes import GOOD, FakeGateway, FakeLimiter, answer, enqueue_lines, settings
 from tests.fixtures.services import create_database, drop_database
-from tests.unit.fakes import GOOD, FakeGateway, FakeLimiter, answer, enqueue_lines, settings
 from worker.errors import ServerError, TranscriptNotFound
 from worker.services.counts import fold
 from worker.services.operations import cancel_batch, reprocess

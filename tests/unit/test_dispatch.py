@@ -11,7 +11,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from models.jobs import Job, JobStatus
-from tests.unit.fakes import enqueue_lines, ids, sqlite_sessions
+from tests.fakes import enqueue_lines, ids, sqlite_sessions
 from worker.gateway.types import RateLimitInfo
 from worker.ratelimit.config import RateLimitConfig
 from worker.ratelimit.limiter import ModelLimiter

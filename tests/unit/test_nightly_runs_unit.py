@@ -18,7 +18,7 @@ from models.attempts import Attempt
 from models.db import session_scope
 from models.jobs import Job
 from models.nightly import NightlyRun, RunState
-from tests.unit.fakes import catalog, sqlite_sessions
+from tests.fakes import catalog, sqlite_sessions
 from worker.gateway.transcripts import TranscriptSummary
 from worker.nightly.config import NightlyConfig, Pipeline, load_config
 from worker.nightly.finalize import finalize_runs

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from models.attempts import Result, ResultHistory
 from models.base import utcnow
 from models.jobs import Job, JobStatus
-from tests.unit.fakes import (
+from tests.fakes import (
     GOOD,
     FakeGateway,
     FakeLimiter,

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from models.attempts import Attempt, Result
 from models.jobs import Job, JobStatus
-from tests.unit.fakes import (
+from tests.fakes import (
     GOOD,
     FakeGateway,
     FakeLimiter,

@@ -1,4 +1,7 @@
-"""Hand-written fakes of the pipeline's ports (no MagicMock), and a SQLite-backed world."""
+"""Hand-written fakes of the pipeline's ports (no MagicMock) and a SQLite-backed world.
+
+Shared by the unit and the integration tests, so they live beside both rather than in one.
+"""
 
 from __future__ import annotations
 
