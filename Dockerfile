@@ -5,6 +5,7 @@ COPY worker ./worker
 COPY models ./models
 COPY migrations ./migrations
 COPY emulator ./emulator
+COPY harness ./harness
 RUN pip install --no-cache-dir .
 USER nobody
 ENTRYPOINT ["tbatch"]

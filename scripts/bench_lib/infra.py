@@ -24,8 +24,9 @@ import psycopg
 import redis
 
 from bench_lib import measure
-from bench_lib.procs import WorkerProcess, run_measured
+from bench_lib.procs import run_measured
 from emulator.routes.server import EmulatorProcess
+from harness.procs import WorkerProcess
 from models.migrate import upgrade
 
 PG_ADMIN = "postgresql://127.0.0.1:5432/postgres"

@@ -18,18 +18,12 @@ import redis
 from sqlalchemy import func, select
 
 from emulator.routes.server import EmulatorProcess
+from harness.procs import WorkerProcess
 from models.attempts import Attempt
 from models.db import make_engine, make_session_factory
 from models.jobs import Job, JobStatus
 from tests.e2e import invariants
-from tests.fixtures.pipeline import (
-    E2E_KEY,
-    WorkerProcess,
-    enqueue_cli,
-    run_cli,
-    tbatch_env,
-    wait_final,
-)
+from tests.fixtures.pipeline import E2E_KEY, enqueue_cli, run_cli, tbatch_env, wait_final
 
 pytestmark = pytest.mark.slow
 FAST_RECOVERY = {

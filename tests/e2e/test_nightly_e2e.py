@@ -5,10 +5,6 @@ Redis, and the report files at the end."""
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -19,6 +15,7 @@ import pytest
 from sqlalchemy import select
 
 from emulator.routes.server import EmulatorProcess
+from harness.procs import TbatchProcess
 from models.db import make_engine, make_session_factory
 from models.jobs import Batch, Job
 from models.nightly import NightlyRun, RunState
@@ -145,35 +142,10 @@ def test_nightly_run_then_finalize_builds_the_reports(
     assert flags == {True}
 
 
-class BeatProcess:
-    def __init__(self, env: dict[str, str], config: str, state: Path, log_path: Path) -> None:
-        self.log_path = log_path
-        self._log = log_path.open("ab")
-        cmd = [
-            sys.executable,
-            "-m",
-            "worker",
-            "beat",
-            "--config",
-            config,
-            "--schedule-file",
-            str(state),
-            "--finalize-every-s",
-            "3",
-        ]
-        self.proc = subprocess.Popen(
-            cmd, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        self._log.close()
+def start_beat(env: dict[str, str], config: str, state: Path, log_path: Path) -> TbatchProcess:
+    """One `tbatch beat` sending every night of ``config``, finalizing every 3 s."""
+    args = ["beat", "--config", config, "--schedule-file", str(state), "--finalize-every-s", "3"]
+    return TbatchProcess(args, env, log_path)
 
 
 def wait_for_final_night(database_url: str, night: date, timeout_s: float) -> list[NightlyRun]:
@@ -207,7 +179,7 @@ def test_two_beats_run_each_night_once_and_report_it(
         config = str(write_config(tmp_path, schedule="* * * * *"))  # every minute: fires soon
         worker = workers(env, concurrency=32)
         beats = [
-            BeatProcess(env, config, tmp_path / f"beat-{i}.state", tmp_path / f"beat-{i}.log")
+            start_beat(env, config, tmp_path / f"beat-{i}.state", tmp_path / f"beat-{i}.log")
             for i in range(2)
         ]
         try:

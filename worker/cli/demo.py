@@ -10,12 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -25,6 +20,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from harness.procs import WorkerProcess
 from worker.settings import reset_settings
 
 DEMO_MODEL = "claude-haiku-4-5-20251001"
@@ -54,7 +50,7 @@ def demo(workdir: str, count: int, concurrency: int, timeout_s: float) -> None:
         console = Console(width=150)  # logs and CI: no terminal to measure
     out = Path(workdir).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    for stale in ("tbatch.sqlite3", "tbatch.sqlite3-wal", "tbatch.sqlite3-shm"):
+    for stale in ("tbatch.sqlite3", "tbatch.sqlite3-wal", "tbatch.sqlite3-shm", "worker.log"):
         (out / stale).unlink(missing_ok=True)
     emulator_args = [
         "--transcripts",
@@ -88,7 +84,8 @@ def demo(workdir: str, count: int, concurrency: int, timeout_s: float) -> None:
         console.print(
             f"enqueued batch {batch_id}: {jobs} jobs on {DEMO_MODEL} (fallback {DEMO_FALLBACK})"
         )
-        with _worker(out, env, concurrency):
+        worker_env = {**os.environ, **env}
+        with WorkerProcess(worker_env, out / "worker.log", concurrency, stop_timeout_s=30):
             status = _watch(batch_id, jobs, timeout_s, console)
         _report(batch_id, status, out, console)
 
@@ -151,27 +148,6 @@ def _enqueue(ids_file: Path) -> tuple[int, int]:
     with ids_file.open(encoding="utf-8") as lines, db() as session:
         result = enqueue(session, req, lines, catalog=lambda r: gateway.list_models(r).keys())  # type: ignore[arg-type]
     return result.batch_id, result.jobs
-
-
-@contextmanager
-def _worker(out: Path, env: dict[str, str], concurrency: int) -> Iterator[None]:
-    log = (out / "worker.log").open("w", encoding="utf-8")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "worker", "worker", "--concurrency", str(concurrency)],
-        env={**os.environ, **env},
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        yield
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
 
 
 def _watch(batch_id: int, total: int, timeout_s: float, console: Console) -> dict[str, Any]:
