@@ -26,6 +26,7 @@ import redis
 from bench_lib import measure
 from bench_lib.procs import run_measured
 from emulator.routes.server import EmulatorProcess
+from harness.env import child_env, service_settings
 from harness.procs import WorkerProcess
 from models.migrate import upgrade
 
@@ -139,25 +140,22 @@ class Run(contextlib.ExitStack):
     def env(self, **extra: str) -> dict[str, str]:
         """The worker/CLI environment: this run's Postgres, Redis and emulator."""
         assert self.emulator is not None, "start the emulator first"
-        url = self.emulator.url
-        env = {k: v for k, v in os.environ.items() if not k.startswith("TBATCH_")}
-        env.update(
+        services = service_settings(
+            database_url=self.database_url,
+            broker_url=self.redis_url,
+            redis_url=self.redis_url,
+            gateway_url=self.emulator.url,
+            api_key=API_KEY,
+        )
+        return child_env(
             {
                 "PYTHONPATH": str(ROOT),
-                "TBATCH_DATABASE_URL": self.database_url,
-                "TBATCH_BROKER_URL": self.redis_url,
-                "TBATCH_REDIS_URL": self.redis_url,
-                "TBATCH_GATEWAY_URL": f"{url}/v1",
-                "TBATCH_GATEWAY_EU_URL": f"{url}/v1",
-                "TBATCH_TRANSCRIPT_API_URL": url,
-                "TBATCH_TRANSCRIPT_API_EU_URL": url,
-                "ASSEMBLYAI_API_KEY": API_KEY,
+                **services,
                 "TBATCH_LOG_LEVEL": "WARNING",
                 **extra,
                 **EXTRA_ENV,
             }
         )
-        return env
 
     def start_busy_loop(self) -> subprocess.Popen[bytes]:
         """One process spinning on a core until the run ends (CPU contention, as on a busy

@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from harness.env import service_settings
 from harness.procs import WorkerProcess
 from worker.settings import reset_settings
 
@@ -91,16 +92,16 @@ def demo(workdir: str, count: int, concurrency: int, timeout_s: float) -> None:
 
 
 def _demo_env(out: Path, emulator_url: str) -> dict[str, str]:
+    services = service_settings(
+        database_url=f"sqlite:///{out / 'tbatch.sqlite3'}",
+        broker_url="filesystem://",
+        redis_url="",
+        gateway_url=emulator_url,
+        api_key=DEMO_KEY,
+    )
     return {
-        "TBATCH_DATABASE_URL": f"sqlite:///{out / 'tbatch.sqlite3'}",
-        "TBATCH_BROKER_URL": "filesystem://",
+        **services,
         "TBATCH_BROKER_FOLDER": str(out / "broker"),
-        "TBATCH_REDIS_URL": "",
-        "TBATCH_GATEWAY_URL": f"{emulator_url}/v1",
-        "TBATCH_GATEWAY_EU_URL": f"{emulator_url}/v1",
-        "TBATCH_TRANSCRIPT_API_URL": emulator_url,
-        "TBATCH_TRANSCRIPT_API_EU_URL": emulator_url,
-        "ASSEMBLYAI_API_KEY": DEMO_KEY,
         "TBATCH_DEFAULT_RATE_LIMIT": "900/60s",
         "TBATCH_RETRY_BACKOFF_BASE_S": "0.5",
         "TBATCH_LOG_LEVEL": "WARNING",
