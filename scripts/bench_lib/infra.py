@@ -20,24 +20,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import redis
 
 from bench_lib import measure
 from bench_lib.procs import run_measured
 from emulator.routes.server import EmulatorProcess
+from harness.claim import REDIS_BASE, ClaimRefused, Database, claimed_redis_db, migrated_database
 from harness.env import child_env, service_settings
 from harness.procs import WorkerProcess
-from models.migrate import upgrade
 
-PG_ADMIN = "postgresql://127.0.0.1:5432/postgres"
-REDIS_BASE = "redis://127.0.0.1:6379"
 API_KEY = "bench-key"
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "worker" / "assets" / "call_analytics.j2"
 SCHEMA = ROOT / "worker" / "assets" / "call_analytics.schema.json"
-# The key the test fixtures use to claim a Redis db index (tests/fixtures/services.py).
-REDIS_CLAIM_KEY = "tbatch:testdb:{index}"
 # Settings given with ``bench.py --set``: passed to every worker and CLI child.
 EXTRA_ENV: dict[str, str] = {}
 
@@ -72,9 +67,10 @@ class Run(contextlib.ExitStack):
         self.keep = keep
         self.redis_db = redis_db
         self.redis_url = f"{REDIS_BASE}/{redis_db}"
-        self.db_name = f"tbatch_bench_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-        self.database_url = f"postgresql+psycopg://127.0.0.1:5432/{self.db_name}"
-        self.pg_url = f"postgresql://127.0.0.1:5432/{self.db_name}"
+        self.database = Database.unique("tbatch_bench")
+        self.db_name = self.database.name
+        self.database_url = self.database.url
+        self.pg_url = self.database.dsn
         self.tmp = Path(tempfile.mkdtemp(prefix=f"tbatch-bench-{scenario}-"))
         self.workers: list[WorkerProcess] = []
         self.emulator: EmulatorProcess | None = None
@@ -93,35 +89,15 @@ class Run(contextlib.ExitStack):
     # -- services ---------------------------------------------------------------------------
 
     def _claim_redis(self) -> None:
-        admin = redis.Redis.from_url(f"{REDIS_BASE}/0")
-        key = REDIS_CLAIM_KEY.format(index=self.redis_db)
-        if not admin.set(key, f"bench-{os.getpid()}", nx=True, ex=3600):
-            holder = admin.get(key)
-            raise RuntimeError(f"Redis db {self.redis_db} is claimed by {holder!r}; use --redis-db")
-        self.callback(admin.delete, key)
-        client = redis.Redis.from_url(self.redis_url)
-        client.flushdb()
-        if not self.keep:
-            self.callback(client.flushdb)
+        claim = claimed_redis_db(f"bench-{os.getpid()}", [self.redis_db], keep=self.keep)
+        try:
+            self.enter_context(claim)
+        except ClaimRefused as exc:
+            raise RuntimeError(f"{exc}; use --redis-db") from exc
 
     def _create_database(self) -> None:
-        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{self.db_name}"')
-        if not self.keep:
-            self.callback(self._drop_database)
-        upgrade(self.database_url)
-
-    def _drop_database(self) -> None:
-        # Retried: the shared Postgres may be restarting (other suites run fault tests).
-        for attempt in range(10):
-            try:
-                with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-                    conn.execute(f'DROP DATABASE IF EXISTS "{self.db_name}" WITH (FORCE)')
-                return
-            except psycopg.OperationalError:
-                if attempt == 9:
-                    raise
-                time.sleep(3)
+        # Drops retried: the shared Postgres may be restarting (other suites run fault tests).
+        self.enter_context(migrated_database(self.database, keep=self.keep, drop_attempts=10))
 
     def _remove_tmp(self) -> None:
         if self.keep:
