@@ -16,7 +16,6 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +27,7 @@ from emulator.routes.server import EmulatorProcess
 from harness.claim import REDIS_BASE, ClaimRefused, Database, claimed_redis_db, migrated_database
 from harness.env import child_env, service_settings
 from harness.procs import WorkerProcess
+from harness.wait import until
 
 API_KEY = "bench-key"
 ROOT = Path(__file__).resolve().parents[2]
@@ -155,19 +155,21 @@ class Run(contextlib.ExitStack):
     def wait_consuming(self, count: int = 1, timeout_s: float = 60.0) -> None:
         """Until ``count`` Celery consumers block on this db's queue (BRPOP): workers are up."""
         client = redis.Redis.from_url(self.redis_url)
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            for worker in self.workers:
-                if not worker.alive():
-                    raise RuntimeError(f"worker {worker.pid} exited:\n{worker.tail()}")
+
+        def consuming() -> bool:
+            self._raise_if_a_worker_is_gone("exited")
             waiting = [
                 c for c in client.client_list() if c.get("db") == str(self.redis_db)
                 and c.get("cmd") == "brpop"
             ]  # fmt: skip
-            if len(waiting) >= count:
-                return
-            time.sleep(0.1)
-        raise TimeoutError(f"workers not consuming after {timeout_s:.0f}s")
+            return len(waiting) >= count
+
+        until(consuming, timeout_s, f"workers not consuming after {timeout_s:.0f}s", every_s=0.1)
+
+    def _raise_if_a_worker_is_gone(self, how: str) -> None:
+        for worker in self.workers:
+            if not worker.alive():
+                raise RuntimeError(f"worker {worker.pid} {how}:\n{worker.tail()}")
 
     def stop_workers(self) -> float:
         """Stop every worker; returns their CPU seconds (read just before each stop)."""
@@ -179,23 +181,23 @@ class Run(contextlib.ExitStack):
 
     def wait_all_final(self, jobs: int, timeout_s: float) -> None:
         """Poll Postgres until ``jobs`` jobs are final; workers must stay alive meanwhile."""
-        deadline = time.monotonic() + timeout_s
         noted_at = time.monotonic()
-        while True:
+
+        def counts() -> dict[str, int]:
+            nonlocal noted_at
             counts = measure.status_counts(self.pg_url)
             for worker in self.workers:
                 worker.sample()
-                if not worker.alive():
-                    raise RuntimeError(f"worker {worker.pid} died:\n{worker.tail()}")
-            if measure.all_final(counts, jobs):
-                return
-            if time.monotonic() > deadline:
-                tails = self.worker_tails()
-                raise TimeoutError(f"{jobs} jobs not final in time: {counts}\n{tails}")
+            self._raise_if_a_worker_is_gone("died")
             if time.monotonic() - noted_at > 15:
                 progress(f"{self.scenario}: {counts}")
                 noted_at = time.monotonic()
-            time.sleep(0.5)
+            return counts
+
+        def not_final(counts: dict[str, int]) -> str:
+            return f"{jobs} jobs not final in time: {counts}\n{self.worker_tails()}"
+
+        until(counts, timeout_s, not_final, every_s=0.5, done=lambda c: measure.all_final(c, jobs))
 
     def worker_cpu_cores(self) -> float:
         """Mean CPU use of the stopped workers, in cores (1.0 = one core busy all along: a
@@ -247,13 +249,3 @@ def source_version() -> str:
 
     dirty = git("status", "--porcelain", "--", "worker", "models", "migrations")
     return git("rev-parse", "--short", "HEAD") + ("+dirty" if dirty else "")
-
-
-def wait_until(
-    check: Callable[[], bool], timeout_s: float, what: str, every_s: float = 0.25
-) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what}: not done after {timeout_s:.0f}s")
-        time.sleep(every_s)

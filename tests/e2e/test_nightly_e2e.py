@@ -5,7 +5,6 @@ Redis, and the report files at the end."""
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -13,13 +12,14 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from emulator.routes.server import EmulatorProcess
 from harness.procs import TbatchProcess
 from models.db import make_engine, make_session_factory
 from models.jobs import Batch, Job
 from models.nightly import NightlyRun, RunState
-from tests.fixtures.pipeline import E2E_KEY, run_cli, tbatch_env, wait_final
+from tests.fixtures.pipeline import E2E_KEY, run_cli, tbatch_env, until_in_db, wait_final
 
 pytestmark = pytest.mark.slow
 
@@ -149,20 +149,17 @@ def start_beat(env: dict[str, str], config: str, state: Path, log_path: Path) ->
 
 
 def wait_for_final_night(database_url: str, night: date, timeout_s: float) -> list[NightlyRun]:
-    engine = make_engine(database_url, pool_size=1)
-    sessions = make_session_factory(engine)
-    deadline = time.monotonic() + timeout_s
-    try:
-        while True:
-            with sessions() as s:
-                runs = list(s.scalars(select(NightlyRun).where(NightlyRun.run_date == night)))
-            if runs and all(r.state == RunState.FINAL for r in runs):
-                return runs
-            if time.monotonic() > deadline:
-                raise AssertionError(f"night {night} not final after {timeout_s}s: {runs}")
-            time.sleep(0.5)
-    finally:
-        engine.dispose()
+    def runs(s: Session) -> list[NightlyRun]:
+        return list(s.scalars(select(NightlyRun).where(NightlyRun.run_date == night)))
+
+    return until_in_db(
+        database_url,
+        runs,
+        lambda runs: runs and all(r.state == RunState.FINAL for r in runs),
+        lambda runs: f"night {night} not final after {timeout_s}s: {runs}",
+        timeout_s,
+        every_s=0.5,
+    )
 
 
 def test_two_beats_run_each_night_once_and_report_it(

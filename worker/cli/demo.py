@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from rich.table import Table
 
 from harness.env import service_settings
 from harness.procs import WorkerProcess
+from harness.wait import poll
 from worker.settings import reset_settings
 
 DEMO_MODEL = "claude-haiku-4-5-20251001"
@@ -155,7 +155,6 @@ def _watch(batch_id: int, total: int, timeout_s: float, console: Console) -> dic
     from worker.cli.common import db
     from worker.services.queries import batch_status
 
-    deadline = time.monotonic() + timeout_s
     columns = (
         TextColumn("[bold]processing"),
         BarColumn(),
@@ -165,15 +164,17 @@ def _watch(batch_id: int, total: int, timeout_s: float, console: Console) -> dic
     )
     with Progress(*columns, console=console) as progress:
         task = progress.add_task("jobs", total=total, detail="")
-        while True:
+
+        def refresh() -> dict[str, Any]:
             with db() as session:
                 status = batch_status(session, batch_id)
             c = status["counts"]
             detail = f"ok {c['succeeded']}  failed {c['failed']}  running {c['running']}"
             progress.update(task, completed=status["done"], detail=detail)
-            if status["final"] or time.monotonic() > deadline:
-                return status
-            time.sleep(0.5)  # display refresh, not synchronisation
+            return status
+
+        # Every 0.5 s is a display refresh, not synchronisation; _report says if it timed out.
+        return poll(refresh, lambda status: status["final"], timeout_s, every_s=0.5)
 
 
 def _report(batch_id: int, status: dict[str, Any], out: Path, console: Console) -> None:
