@@ -12,6 +12,7 @@ COPY worker ./worker
 COPY models ./models
 COPY migrations ./migrations
 COPY emulator ./emulator
+COPY harness ./harness
 RUN pip install --no-deps . \
  && mkdir -p /app/tbatch-out /var/lib/tbatch \
  && chown nobody /app/tbatch-out /var/lib/tbatch

@@ -5,7 +5,8 @@ this page) and ``next_url`` to newer ones (``after_id`` = the newest on this pag
 when nothing lies in that direction at the time of the request. They carry ``limit`` and the
 cursor only, the shape of the API reference's example: the ``status`` and ``created_on``
 filters are *not* kept, so a client that follows them verbatim lists everything (a client
-re-sends its own filters with the cursor, as AssemblyAI's SDK does). Only the last 90 days are listed.
+re-sends its own filters with the cursor, as AssemblyAI's SDK does). Only the last 90 days are
+listed.
 Deleted transcripts are still listed (the listing is how a pipeline meets the "deleted between
 listing and processing" race) but 404 when fetched or injected.
 """

@@ -1,2 +1,3 @@
-"""Pieces of ``scripts/bench.py``: services and processes (``infra``, ``procs``), what is measured
-(``measure``) and the scenarios (``limited``, ``others``)."""
+"""Pieces of ``scripts/bench.py``: one run's services (``infra``), measured CLI children
+(``procs``), what is measured (``measure``) and the scenarios (``limited``, ``others``). What
+the tests and the demo share with them (worker processes, claims, waits) is in ``harness``."""

@@ -16,26 +16,23 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import redis
 
 from bench_lib import measure
-from bench_lib.procs import WorkerProcess, run_measured
+from bench_lib.procs import run_measured
 from emulator.routes.server import EmulatorProcess
-from models.migrate import upgrade
+from harness.claim import REDIS_BASE, ClaimRefused, Database, claimed_redis_db, migrated_database
+from harness.env import child_env, service_settings
+from harness.procs import WorkerProcess
+from harness.wait import until
 
-PG_ADMIN = "postgresql://127.0.0.1:5432/postgres"
-REDIS_BASE = "redis://127.0.0.1:6379"
 API_KEY = "bench-key"
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "worker" / "assets" / "call_analytics.j2"
 SCHEMA = ROOT / "worker" / "assets" / "call_analytics.schema.json"
-# The key the test fixtures use to claim a Redis db index (tests/fixtures/services.py).
-REDIS_CLAIM_KEY = "tbatch:testdb:{index}"
 # Settings given with ``bench.py --set``: passed to every worker and CLI child.
 EXTRA_ENV: dict[str, str] = {}
 
@@ -70,9 +67,10 @@ class Run(contextlib.ExitStack):
         self.keep = keep
         self.redis_db = redis_db
         self.redis_url = f"{REDIS_BASE}/{redis_db}"
-        self.db_name = f"tbatch_bench_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-        self.database_url = f"postgresql+psycopg://127.0.0.1:5432/{self.db_name}"
-        self.pg_url = f"postgresql://127.0.0.1:5432/{self.db_name}"
+        self.database = Database.unique("tbatch_bench")
+        self.db_name = self.database.name
+        self.database_url = self.database.url
+        self.pg_url = self.database.dsn
         self.tmp = Path(tempfile.mkdtemp(prefix=f"tbatch-bench-{scenario}-"))
         self.workers: list[WorkerProcess] = []
         self.emulator: EmulatorProcess | None = None
@@ -91,35 +89,15 @@ class Run(contextlib.ExitStack):
     # -- services ---------------------------------------------------------------------------
 
     def _claim_redis(self) -> None:
-        admin = redis.Redis.from_url(f"{REDIS_BASE}/0")
-        key = REDIS_CLAIM_KEY.format(index=self.redis_db)
-        if not admin.set(key, f"bench-{os.getpid()}", nx=True, ex=3600):
-            holder = admin.get(key)
-            raise RuntimeError(f"Redis db {self.redis_db} is claimed by {holder!r}; use --redis-db")
-        self.callback(admin.delete, key)
-        client = redis.Redis.from_url(self.redis_url)
-        client.flushdb()
-        if not self.keep:
-            self.callback(client.flushdb)
+        claim = claimed_redis_db(f"bench-{os.getpid()}", [self.redis_db], keep=self.keep)
+        try:
+            self.enter_context(claim)
+        except ClaimRefused as exc:
+            raise RuntimeError(f"{exc}; use --redis-db") from exc
 
     def _create_database(self) -> None:
-        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{self.db_name}"')
-        if not self.keep:
-            self.callback(self._drop_database)
-        upgrade(self.database_url)
-
-    def _drop_database(self) -> None:
-        # Retried: the shared Postgres may be restarting (other suites run fault tests).
-        for attempt in range(10):
-            try:
-                with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-                    conn.execute(f'DROP DATABASE IF EXISTS "{self.db_name}" WITH (FORCE)')
-                return
-            except psycopg.OperationalError:
-                if attempt == 9:
-                    raise
-                time.sleep(3)
+        # Drops retried: the shared Postgres may be restarting (other suites run fault tests).
+        self.enter_context(migrated_database(self.database, keep=self.keep, drop_attempts=10))
 
     def _remove_tmp(self) -> None:
         if self.keep:
@@ -138,25 +116,22 @@ class Run(contextlib.ExitStack):
     def env(self, **extra: str) -> dict[str, str]:
         """The worker/CLI environment: this run's Postgres, Redis and emulator."""
         assert self.emulator is not None, "start the emulator first"
-        url = self.emulator.url
-        env = {k: v for k, v in os.environ.items() if not k.startswith("TBATCH_")}
-        env.update(
+        services = service_settings(
+            database_url=self.database_url,
+            broker_url=self.redis_url,
+            redis_url=self.redis_url,
+            gateway_url=self.emulator.url,
+            api_key=API_KEY,
+        )
+        return child_env(
             {
                 "PYTHONPATH": str(ROOT),
-                "TBATCH_DATABASE_URL": self.database_url,
-                "TBATCH_BROKER_URL": self.redis_url,
-                "TBATCH_REDIS_URL": self.redis_url,
-                "TBATCH_GATEWAY_URL": f"{url}/v1",
-                "TBATCH_GATEWAY_EU_URL": f"{url}/v1",
-                "TBATCH_TRANSCRIPT_API_URL": url,
-                "TBATCH_TRANSCRIPT_API_EU_URL": url,
-                "ASSEMBLYAI_API_KEY": API_KEY,
+                **services,
                 "TBATCH_LOG_LEVEL": "WARNING",
                 **extra,
                 **EXTRA_ENV,
             }
         )
-        return env
 
     def start_busy_loop(self) -> subprocess.Popen[bytes]:
         """One process spinning on a core until the run ends (CPU contention, as on a busy
@@ -180,19 +155,21 @@ class Run(contextlib.ExitStack):
     def wait_consuming(self, count: int = 1, timeout_s: float = 60.0) -> None:
         """Until ``count`` Celery consumers block on this db's queue (BRPOP): workers are up."""
         client = redis.Redis.from_url(self.redis_url)
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            for worker in self.workers:
-                if not worker.alive():
-                    raise RuntimeError(f"worker {worker.pid} exited:\n{worker.tail()}")
+
+        def consuming() -> bool:
+            self._raise_if_a_worker_is_gone("exited")
             waiting = [
                 c for c in client.client_list() if c.get("db") == str(self.redis_db)
                 and c.get("cmd") == "brpop"
             ]  # fmt: skip
-            if len(waiting) >= count:
-                return
-            time.sleep(0.1)
-        raise TimeoutError(f"workers not consuming after {timeout_s:.0f}s")
+            return len(waiting) >= count
+
+        until(consuming, timeout_s, f"workers not consuming after {timeout_s:.0f}s", every_s=0.1)
+
+    def _raise_if_a_worker_is_gone(self, how: str) -> None:
+        for worker in self.workers:
+            if not worker.alive():
+                raise RuntimeError(f"worker {worker.pid} {how}:\n{worker.tail()}")
 
     def stop_workers(self) -> float:
         """Stop every worker; returns their CPU seconds (read just before each stop)."""
@@ -204,23 +181,23 @@ class Run(contextlib.ExitStack):
 
     def wait_all_final(self, jobs: int, timeout_s: float) -> None:
         """Poll Postgres until ``jobs`` jobs are final; workers must stay alive meanwhile."""
-        deadline = time.monotonic() + timeout_s
         noted_at = time.monotonic()
-        while True:
+
+        def counts() -> dict[str, int]:
+            nonlocal noted_at
             counts = measure.status_counts(self.pg_url)
             for worker in self.workers:
                 worker.sample()
-                if not worker.alive():
-                    raise RuntimeError(f"worker {worker.pid} died:\n{worker.tail()}")
-            if measure.all_final(counts, jobs):
-                return
-            if time.monotonic() > deadline:
-                tails = self.worker_tails()
-                raise TimeoutError(f"{jobs} jobs not final in time: {counts}\n{tails}")
+            self._raise_if_a_worker_is_gone("died")
             if time.monotonic() - noted_at > 15:
                 progress(f"{self.scenario}: {counts}")
                 noted_at = time.monotonic()
-            time.sleep(0.5)
+            return counts
+
+        def not_final(counts: dict[str, int]) -> str:
+            return f"{jobs} jobs not final in time: {counts}\n{self.worker_tails()}"
+
+        until(counts, timeout_s, not_final, every_s=0.5, done=lambda c: measure.all_final(c, jobs))
 
     def worker_cpu_cores(self) -> float:
         """Mean CPU use of the stopped workers, in cores (1.0 = one core busy all along: a
@@ -272,13 +249,3 @@ def source_version() -> str:
 
     dirty = git("status", "--porcelain", "--", "worker", "models", "migrations")
     return git("rev-parse", "--short", "HEAD") + ("+dirty" if dirty else "")
-
-
-def wait_until(
-    check: Callable[[], bool], timeout_s: float, what: str, every_s: float = 0.25
-) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what}: not done after {timeout_s:.0f}s")
-        time.sleep(every_s)

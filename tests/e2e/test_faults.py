@@ -18,19 +18,14 @@ import redis
 from sqlalchemy import func, select
 
 from emulator.routes.server import EmulatorProcess
+from harness.procs import WorkerProcess
+from harness.wait import until
 from models.attempts import Attempt
 from models.db import make_engine, make_session_factory
 from models.jobs import Job
 from models.vocabulary import ACTIVE_STATUSES, JobStatus
 from tests.e2e import invariants
-from tests.fixtures.pipeline import (
-    E2E_KEY,
-    WorkerProcess,
-    enqueue_cli,
-    run_cli,
-    tbatch_env,
-    wait_final,
-)
+from tests.fixtures.pipeline import E2E_KEY, enqueue_cli, run_cli, tbatch_env, wait_final
 
 pytestmark = pytest.mark.slow
 FAST_RECOVERY = {
@@ -69,20 +64,10 @@ def emu() -> Iterator[EmulatorProcess]:
     Path("fault-suite-results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in RESULTS))
 
 
-@pytest.fixture()
-def world(emu: EmulatorProcess, fresh_database_url: str, redis_url: str, tmp_path: Path):
-    emu.reset(config=True)
-    redis.Redis.from_url(redis_url).flushdb()
-    ids = [t["id"] for t in emu.transcripts() if t["status"] == "completed" and not t["deleted"]]
-    return fresh_database_url, redis_url, tmp_path, ids
-
-
 def _poll(what: Callable[[], bool], timeout_s: float, message: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not what():
-        if time.monotonic() > deadline:
-            raise AssertionError(message)
-        time.sleep(0.05)
+    """Wait on a condition of the run, checked every 0.05 s: faults are injected as soon as it
+    holds (a worker killed while its calls are in flight, say)."""
+    until(what, timeout_s, message, every_s=0.05)
 
 
 def _count(url: str, *where) -> int:

@@ -5,11 +5,6 @@ Redis, and the report files at the end."""
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -17,13 +12,15 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from emulator.routes.server import EmulatorProcess
+from harness.procs import TbatchProcess
 from models.db import make_engine, make_session_factory
 from models.jobs import Batch, Job
 from models.nightly import NightlyRun
 from models.vocabulary import RunState
-from tests.fixtures.pipeline import E2E_KEY, run_cli, tbatch_env, wait_final
+from tests.fixtures.pipeline import E2E_KEY, run_cli, tbatch_env, until_in_db, wait_final
 
 pytestmark = pytest.mark.slow
 
@@ -146,52 +143,24 @@ def test_nightly_run_then_finalize_builds_the_reports(
     assert flags == {True}
 
 
-class BeatProcess:
-    def __init__(self, env: dict[str, str], config: str, state: Path, log_path: Path) -> None:
-        self.log_path = log_path
-        self._log = log_path.open("ab")
-        cmd = [
-            sys.executable,
-            "-m",
-            "worker",
-            "beat",
-            "--config",
-            config,
-            "--schedule-file",
-            str(state),
-            "--finalize-every-s",
-            "3",
-        ]
-        self.proc = subprocess.Popen(
-            cmd, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        self._log.close()
+def start_beat(env: dict[str, str], config: str, state: Path, log_path: Path) -> TbatchProcess:
+    """One `tbatch beat` sending every night of ``config``, finalizing every 3 s."""
+    args = ["beat", "--config", config, "--schedule-file", str(state), "--finalize-every-s", "3"]
+    return TbatchProcess(args, env, log_path)
 
 
 def wait_for_final_night(database_url: str, night: date, timeout_s: float) -> list[NightlyRun]:
-    engine = make_engine(database_url, pool_size=1)
-    sessions = make_session_factory(engine)
-    deadline = time.monotonic() + timeout_s
-    try:
-        while True:
-            with sessions() as s:
-                runs = list(s.scalars(select(NightlyRun).where(NightlyRun.run_date == night)))
-            if runs and all(r.state == RunState.FINAL for r in runs):
-                return runs
-            if time.monotonic() > deadline:
-                raise AssertionError(f"night {night} not final after {timeout_s}s: {runs}")
-            time.sleep(0.5)
-    finally:
-        engine.dispose()
+    def runs(s: Session) -> list[NightlyRun]:
+        return list(s.scalars(select(NightlyRun).where(NightlyRun.run_date == night)))
+
+    return until_in_db(
+        database_url,
+        runs,
+        lambda runs: runs and all(r.state == RunState.FINAL for r in runs),
+        lambda runs: f"night {night} not final after {timeout_s}s: {runs}",
+        timeout_s,
+        every_s=0.5,
+    )
 
 
 def test_two_beats_run_each_night_once_and_report_it(
@@ -208,7 +177,7 @@ def test_two_beats_run_each_night_once_and_report_it(
         config = str(write_config(tmp_path, schedule="* * * * *"))  # every minute: fires soon
         worker = workers(env, concurrency=32)
         beats = [
-            BeatProcess(env, config, tmp_path / f"beat-{i}.state", tmp_path / f"beat-{i}.log")
+            start_beat(env, config, tmp_path / f"beat-{i}.state", tmp_path / f"beat-{i}.log")
             for i in range(2)
         ]
         try:

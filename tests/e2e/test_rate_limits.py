@@ -6,10 +6,8 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from datetime import datetime
-from pathlib import Path
 
 import pytest
-import redis
 
 from emulator.routes.server import EmulatorProcess
 from tests.fixtures.pipeline import E2E_KEY, enqueue_cli, run_cli, tbatch_env, wait_final
@@ -24,14 +22,6 @@ def emu() -> Iterator[EmulatorProcess]:
             "--latency-jitter-ms", "100", "--rate-limit", "1000", "--window-s", "60"]  # fmt: skip
     with EmulatorProcess(*args) as proc:
         yield proc
-
-
-@pytest.fixture()
-def world(emu: EmulatorProcess, fresh_database_url: str, redis_url: str, tmp_path: Path):
-    emu.reset(config=True)
-    redis.Redis.from_url(redis_url).flushdb()
-    ids = [t["id"] for t in emu.transcripts() if t["status"] == "completed" and not t["deleted"]]
-    return fresh_database_url, redis_url, tmp_path, ids
 
 
 def test_two_worker_processes_never_exceed_the_limit(world, emu, workers) -> None:

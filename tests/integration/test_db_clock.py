@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from models.base import utcnow
 from models.clock import DatabaseClock
 from models.db import make_engine, make_session_factory
-from tests.unit.fakes import sqlite_sessions
+from tests.fakes import sqlite_sessions
 
 
 def test_a_machine_an_hour_fast_still_reads_the_database_time(database_url: str) -> None:

@@ -13,8 +13,8 @@ from sqlalchemy import func, select
 from models.db import make_engine, make_session_factory
 from models.jobs import Job
 from models.vocabulary import JobStatus
-from tests.unit.fakes import SCHEMA, TEMPLATE, catalog, ids
-from tests.unit.test_dispatch import Clock, _run_for
+from tests.fakes import SCHEMA, TEMPLATE, FakeClock, catalog, ids
+from tests.unit.test_dispatch import _run_for
 from worker.gateway.types import RateLimitInfo
 from worker.ratelimit.config import RateLimitConfig
 from worker.ratelimit.limiter import ModelLimiter
@@ -40,15 +40,11 @@ def _enqueue(sessions, n: int) -> None:
 def test_postgres_release_matches_tokens_with_racing_dispatchers(fresh_database_url: str) -> None:
     sessions = make_session_factory(make_engine(fresh_database_url))
     _enqueue(sessions, 300)
-    clock = Clock()
-
-    def sleep(seconds: float) -> None:
-        clock.t += seconds
-
+    clock = FakeClock(start_s=1000.0)
     limiter = ModelLimiter(
         MemoryBackend(clock=clock),
         RateLimitConfig.parse("claude-sonnet-4-6=10/1s"),
-        sleep=sleep,
+        sleep=clock.sleep,
         clock=clock,
     )
     published: list[int] = []
@@ -63,7 +59,7 @@ def test_postgres_release_matches_tokens_with_racing_dispatchers(fresh_database_
                 sent_at = limiter.written(permit)
                 limiter.observe("claude-sonnet-4-6", "us", sent_at, RateLimitInfo())
                 published.append(job_id)
-                sends.append(clock.t)
+                sends.append(clock.now_s)
 
     one = Dispatcher(sessions, limiter, publish, clock=clock, refresh_s=0.0)
     two = Dispatcher(sessions, limiter, publish, clock=clock, refresh_s=0.0)

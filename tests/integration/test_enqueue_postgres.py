@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from models.db import make_engine, make_session_factory
 from models.jobs import Job
-from tests.unit.fakes import SCHEMA, TEMPLATE, catalog, ids
+from tests.fakes import SCHEMA, TEMPLATE, catalog, ids
 from worker.services.enqueue import EnqueueRequest, enqueue
 
 

@@ -20,7 +20,7 @@ from models.content import Schema
 from models.db import make_engine, make_session_factory
 from models.jobs import Job
 from models.vocabulary import JobStatus
-from tests.unit.fakes import GOOD, FakeGateway, FakeLimiter, answer, enqueue_lines, settings
+from tests.fakes import GOOD, FakeGateway, FakeLimiter, answer, enqueue_lines, settings
 from worker.errors import InputError, RateLimited, ServerError
 from worker.gateway.client import SendGate
 from worker.gateway.types import CompletionRequest, CompletionResult

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import pytest
 import redis
 
+from tests.fakes import FakeClock
 from worker.errors import LimiterUnavailable, SendDeferred
 from worker.ratelimit.backend import Permit, RateLimitBackend
 from worker.ratelimit.config import RateLimitConfig
@@ -27,14 +28,6 @@ from worker.ratelimit.window import POLL_S, GateParams
 
 # 5 sends per 0.4 s (+ 0.05 s margin); slots are released 0.1 s ahead.
 P = GateParams(limit=5, window_s=0.4, margin_s=0.05, lead_s=0.1, reservation_ttl_s=1.0)
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now_s = 1_700_000_000.0
-
-    def __call__(self) -> float:
-        return self.now_s
 
 
 @dataclass

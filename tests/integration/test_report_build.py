@@ -17,8 +17,8 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from models.db import make_engine, make_session_factory
+from tests.fakes import sqlite_sessions
 from tests.fixtures.reports import EVIL_TOPIC, FALLBACK, MODEL, seed_batch
-from tests.unit.fakes import sqlite_sessions
 from worker.errors import InputError, NotFoundError
 from worker.reports import FieldSpec, build_report
 from worker.reports import collect as collect_module

@@ -19,8 +19,8 @@ from models.db import make_engine, make_session_factory
 from models.jobs import Job
 from models.migrate import upgrade
 from models.vocabulary import JobStatus
-from tests.fixtures.services import create_database, drop_database
-from tests.unit.fakes import GOOD, FakeGateway, FakeLimiter, answer, enqueue_lines, settings
+from tests.fakes import GOOD, FakeGateway, FakeLimiter, answer, enqueue_lines, settings
+from tests.fixtures.services import new_database
 from worker.errors import ServerError, TranscriptNotFound
 from worker.services.counts import fold
 from worker.services.operations import cancel_batch, reprocess
@@ -141,7 +141,9 @@ def test_one_fold_at_a_time(sessions) -> None:
 
 
 def test_the_migration_counts_the_jobs_already_there() -> None:
-    name, url = create_database()
+    database = new_database()
+    database.create()
+    url = database.url
     engine = make_engine(url)
     try:
         upgrade(url, "0004")
@@ -154,7 +156,7 @@ def test_the_migration_counts_the_jobs_already_there() -> None:
         assert status["attempts"] == 1 and status["http_429"] == 1
     finally:
         engine.dispose()
-        drop_database(name)
+        database.drop()
 
 
 def _batch_of(sessions: sessionmaker[Session], job_id: int) -> int:

@@ -12,20 +12,12 @@ from sqlalchemy import select
 
 from models.jobs import Job
 from models.vocabulary import JobStatus
-from tests.unit.fakes import enqueue_lines, ids, sqlite_sessions
+from tests.fakes import FakeClock, enqueue_lines, ids, sqlite_sessions
 from worker.gateway.types import RateLimitInfo
 from worker.ratelimit.config import RateLimitConfig
 from worker.ratelimit.limiter import ModelLimiter
 from worker.ratelimit.memory_backend import MemoryBackend
 from worker.services.dispatch import Dispatcher
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.t = 1000.0
-
-    def __call__(self) -> float:
-        return self.t
 
 
 def _lines(n: int, offset: int = 0) -> list[str]:
@@ -40,13 +32,9 @@ def _setup(tmp_path: Path, limits: str):
     (waiting on the fake clock for its slot: at most the lead) and gets answers without
     rate-limit headers; ``published`` collects the jobs sent."""
     sessions = sqlite_sessions(tmp_path)
-    clock = Clock()
-
-    def sleep(seconds: float) -> None:
-        clock.t += seconds
-
+    clock = FakeClock(start_s=1000.0)
     limiter = ModelLimiter(
-        MemoryBackend(clock=clock), RateLimitConfig.parse(limits), sleep=sleep, clock=clock
+        MemoryBackend(clock=clock), RateLimitConfig.parse(limits), sleep=clock.sleep, clock=clock
     )
     published: list[int] = []
     MODEL = "claude-sonnet-4-6"
@@ -57,7 +45,7 @@ def _setup(tmp_path: Path, limits: str):
             sent_at = None if permit is None else limiter.written(permit)  # None: unlimited
             limiter.observe(MODEL, "us", sent_at, RateLimitInfo())
             published.append(job_id)
-            sends.append(clock.t)
+            sends.append(clock.now_s)
 
     sends: list[float] = []
     dispatcher = Dispatcher(sessions, limiter, publish, clock=clock, refresh_s=0.0)
@@ -65,11 +53,11 @@ def _setup(tmp_path: Path, limits: str):
     return sessions, clock, dispatcher, published
 
 
-def _run_for(dispatcher: Dispatcher, clock: Clock, seconds: float) -> None:
-    end = clock.t + seconds
-    while clock.t < end:
+def _run_for(dispatcher: Dispatcher, clock: FakeClock, seconds: float) -> None:
+    end = clock.now_s + seconds
+    while clock.now_s < end:
         wait = dispatcher.tick()
-        clock.t += max(wait, 0.001)
+        clock.now_s += max(wait, 0.001)
 
 
 def test_releases_at_the_limit_and_publishes_after_commit(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from models.content import Schema, Template
 from models.jobs import Batch, Job
-from tests.unit.fakes import SCHEMA, TEMPLATE, enqueue_lines, ids, sqlite_sessions
+from tests.fakes import SCHEMA, TEMPLATE, enqueue_lines, ids, sqlite_sessions
 from worker.errors import InputError
 
 

@@ -1,4 +1,6 @@
-"""The emulator is its own product: the worker never depends on it (only the CLI offers it)."""
+"""The emulator is its own product: the worker never depends on it (only the CLI offers it).
+Likewise the harness (worker processes, claims, waits) serves tests, benchmarks and the demo:
+only the CLI's demo may import it, never the pipeline itself."""
 
 from __future__ import annotations
 
@@ -19,15 +21,22 @@ def _imports(path: Path) -> set[str]:
     return found
 
 
-def test_nothing_in_worker_but_the_cli_imports_the_emulator() -> None:
+def _importers_outside_the_cli(package: str) -> dict[str, list[str]]:
+    """Modules of worker/ (the CLI aside) that import ``package``, with what they import."""
     offenders = {
-        str(path.relative_to(ROOT)): sorted(
-            m for m in _imports(path) if m.split(".")[0] == "emulator"
-        )
+        str(path.relative_to(ROOT)): sorted(m for m in _imports(path) if m.split(".")[0] == package)
         for path in (ROOT / "worker").rglob("*.py")
         if "cli" not in path.relative_to(ROOT / "worker").parts
     }
-    assert {p: m for p, m in offenders.items() if m} == {}
+    return {p: m for p, m in offenders.items() if m}
+
+
+def test_nothing_in_worker_but_the_cli_imports_the_emulator() -> None:
+    assert _importers_outside_the_cli("emulator") == {}
+
+
+def test_nothing_in_worker_but_the_cli_imports_the_harness() -> None:
+    assert _importers_outside_the_cli("harness") == {}
 
 
 def test_the_emulator_imports_nothing_of_tbatch() -> None:
@@ -82,8 +91,8 @@ def _cycle(graph: dict[str, set[str]]) -> list[str]:
     return []
 
 
-def test_no_import_cycle_in_worker_or_models() -> None:
-    assert _cycle(_module_graph("worker", "models")) == []
+def test_no_import_cycle_in_worker_models_or_the_harness() -> None:
+    assert _cycle(_module_graph("worker", "models", "harness")) == []
 
 
 def test_the_cycle_finder_finds_one() -> None:

@@ -19,7 +19,7 @@ from models.db import session_scope
 from models.jobs import Job
 from models.nightly import NightlyRun
 from models.vocabulary import RunState
-from tests.unit.fakes import catalog, sqlite_sessions
+from tests.fakes import catalog, sqlite_sessions
 from worker.gateway.transcripts import TranscriptSummary
 from worker.nightly.config import FileSource, NightlyConfig, Pipeline, load_config
 from worker.nightly.finalize import finalize_runs

@@ -14,7 +14,7 @@ from models.attempts import Result, ResultHistory
 from models.base import utcnow
 from models.jobs import Job
 from models.vocabulary import JobStatus
-from tests.unit.fakes import (
+from tests.fakes import (
     GOOD,
     FakeGateway,
     FakeLimiter,

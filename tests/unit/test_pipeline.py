@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from models.attempts import Attempt, Result
 from models.jobs import Job
 from models.vocabulary import JobStatus
-from tests.unit.fakes import (
+from tests.fakes import (
     GOOD,
     FakeGateway,
     FakeLimiter,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.fakes import FakeClock
 from worker.errors import SendDeferred
 from worker.gateway.types import RateLimitInfo
 from worker.ratelimit.backend import Grant
@@ -13,19 +14,6 @@ from worker.ratelimit.limiter import GateTiming, ModelLimiter, bucket_key
 from worker.ratelimit.memory_backend import MemoryBackend
 
 TIMING = GateTiming(margin_s=0.05, lead_s=0.5, max_wait_s=1.0)
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now_s = 1_700_000_000.0
-        self.slept: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now_s
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now_s += seconds
 
 
 @pytest.fixture()

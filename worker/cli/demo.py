@@ -10,12 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -25,6 +19,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from harness.env import service_settings
+from harness.procs import WorkerProcess
+from harness.wait import poll
 from worker.settings import reset_settings
 
 DEMO_MODEL = "claude-haiku-4-5-20251001"
@@ -54,7 +51,7 @@ def demo(workdir: str, count: int, concurrency: int, timeout_s: float) -> None:
         console = Console(width=150)  # logs and CI: no terminal to measure
     out = Path(workdir).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    for stale in ("tbatch.sqlite3", "tbatch.sqlite3-wal", "tbatch.sqlite3-shm"):
+    for stale in ("tbatch.sqlite3", "tbatch.sqlite3-wal", "tbatch.sqlite3-shm", "worker.log"):
         (out / stale).unlink(missing_ok=True)
     emulator_args = [
         "--transcripts",
@@ -88,22 +85,23 @@ def demo(workdir: str, count: int, concurrency: int, timeout_s: float) -> None:
         console.print(
             f"enqueued batch {batch_id}: {jobs} jobs on {DEMO_MODEL} (fallback {DEMO_FALLBACK})"
         )
-        with _worker(out, env, concurrency):
+        worker_env = {**os.environ, **env}
+        with WorkerProcess(worker_env, out / "worker.log", concurrency, stop_timeout_s=30):
             status = _watch(batch_id, jobs, timeout_s, console)
         _report(batch_id, status, out, console)
 
 
 def _demo_env(out: Path, emulator_url: str) -> dict[str, str]:
+    services = service_settings(
+        database_url=f"sqlite:///{out / 'tbatch.sqlite3'}",
+        broker_url="filesystem://",
+        redis_url="",
+        gateway_url=emulator_url,
+        api_key=DEMO_KEY,
+    )
     return {
-        "TBATCH_DATABASE_URL": f"sqlite:///{out / 'tbatch.sqlite3'}",
-        "TBATCH_BROKER_URL": "filesystem://",
+        **services,
         "TBATCH_BROKER_FOLDER": str(out / "broker"),
-        "TBATCH_REDIS_URL": "",
-        "TBATCH_GATEWAY_URL": f"{emulator_url}/v1",
-        "TBATCH_GATEWAY_EU_URL": f"{emulator_url}/v1",
-        "TBATCH_TRANSCRIPT_API_URL": emulator_url,
-        "TBATCH_TRANSCRIPT_API_EU_URL": emulator_url,
-        "ASSEMBLYAI_API_KEY": DEMO_KEY,
         "TBATCH_DEFAULT_RATE_LIMIT": "900/60s",
         "TBATCH_RETRY_BACKOFF_BASE_S": "0.5",
         "TBATCH_LOG_LEVEL": "WARNING",
@@ -153,32 +151,10 @@ def _enqueue(ids_file: Path) -> tuple[int, int]:
     return result.batch_id, result.jobs
 
 
-@contextmanager
-def _worker(out: Path, env: dict[str, str], concurrency: int) -> Iterator[None]:
-    log = (out / "worker.log").open("w", encoding="utf-8")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "worker", "worker", "--concurrency", str(concurrency)],
-        env={**os.environ, **env},
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        yield
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
-
-
 def _watch(batch_id: int, total: int, timeout_s: float, console: Console) -> dict[str, Any]:
     from worker.cli.common import db
     from worker.services.queries import batch_status
 
-    deadline = time.monotonic() + timeout_s
     columns = (
         TextColumn("[bold]processing"),
         BarColumn(),
@@ -188,15 +164,17 @@ def _watch(batch_id: int, total: int, timeout_s: float, console: Console) -> dic
     )
     with Progress(*columns, console=console) as progress:
         task = progress.add_task("jobs", total=total, detail="")
-        while True:
+
+        def refresh() -> dict[str, Any]:
             with db() as session:
                 status = batch_status(session, batch_id)
             c = status["counts"]
             detail = f"ok {c['succeeded']}  failed {c['failed']}  running {c['running']}"
             progress.update(task, completed=status["done"], detail=detail)
-            if status["final"] or time.monotonic() > deadline:
-                return status
-            time.sleep(0.5)  # display refresh, not synchronisation
+            return status
+
+        # Every 0.5 s is a display refresh, not synchronisation; _report says if it timed out.
+        return poll(refresh, lambda status: status["final"], timeout_s, every_s=0.5)
 
 
 def _report(batch_id: int, status: dict[str, Any], out: Path, console: Console) -> None:

@@ -1,4 +1,8 @@
-"""Hand-written fakes of the pipeline's ports (no MagicMock), and a SQLite-backed world."""
+"""Hand-written fakes of the pipeline's ports (no MagicMock), a fake clock and a SQLite-backed
+world.
+
+Shared by the unit and the integration tests, so they live beside both rather than in one.
+"""
 
 from __future__ import annotations
 
@@ -64,6 +68,25 @@ def answer(
         latency_ms=5.0,
         raw_body="{}",
     )
+
+
+class FakeClock:
+    """Time that moves only when a test says so: call it for "now", ``sleep`` to advance it.
+
+    The limiter, its backends and the dispatcher take a clock and a sleep function; this one
+    serves as both, and ``slept`` records every wait so tests can assert how long code waited.
+    """
+
+    def __init__(self, start_s: float = 1_700_000_000.0) -> None:
+        self.now_s = start_s
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now_s
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now_s += seconds
 
 
 @dataclass
