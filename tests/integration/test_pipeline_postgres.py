@@ -4,6 +4,7 @@ a lost lease, a forced reprocess) and what this process's heartbeat keeps."""
 
 from __future__ import annotations
 
+import io
 import json
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -11,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from models.attempts import Attempt, Result
@@ -371,3 +372,77 @@ def test_a_database_gone_while_settling_an_answer_is_an_outage_not_unstorable(se
     # Left under its lease for the reconciler; not failed as "unstorable".
     assert job.status == JobStatus.RUNNING and job.error_kind is None
     assert attempts == [] and result is None
+
+
+def test_results_carry_custom_id_metadata_and_what_the_attempts_cost(
+    sessions: sessionmaker[Session],
+) -> None:
+    """The user's keys come back with every result, and so does each job's spend (all its
+    attempts: a transient failure first, then the answer)."""
+    from worker.services.export import write_results
+    from worker.services.queries import iter_results
+
+    first, second = (str(uuid.uuid4()) for _ in range(2))
+    lines = [
+        json.dumps(
+            {
+                "transcript_id": first,
+                "variables": {"team": "a"},
+                "custom_id": "crm-1",
+                "metadata": {"account": "A-1", "tier": 3},
+            }
+        ),
+        json.dumps({"transcript_id": second, "variables": {"team": "b"}, "custom_id": "crm-2"}),
+    ]
+    batch = enqueue_lines(sessions, lines)
+    with sessions() as s:
+        job_ids = list(s.scalars(select(Job.id).where(Job.batch_id == batch).order_by(Job.id)))
+    gateway = FakeGateway([ServerError("boom", status=503), answer(GOOD)])
+    deps = PipelineDeps(
+        sessions=sessions,
+        gateway=gateway,
+        limiter=FakeLimiter(),
+        settings=settings(retry_backoff_base_s=0.0),
+    )
+    for _ in range(2):
+        with sessions.begin() as s:
+            s.execute(update(Job).where(Job.id == job_ids[0]).values(status=JobStatus.QUEUED))
+        process_job(job_ids[0], deps)
+    with sessions.begin() as s:
+        s.execute(
+            update(Job)
+            .where(Job.id == job_ids[1])
+            .values(status=JobStatus.FAILED, error_kind="refused", error_message="no")
+        )
+    with sessions() as s:
+        records = list(iter_results(s, batch))
+        only_failed = list(iter_results(s, batch, status=JobStatus.FAILED))
+    done, failed = records
+    assert (done["custom_id"], json.loads(done["metadata"])) == (
+        "crm-1",
+        {"account": "A-1", "tier": 3},
+    )
+    assert (done["status"], done["attempts"], done["input_tokens"]) == ("succeeded", 2, 100)
+    assert done["finished_at"] is not None and json.loads(done["result"])["summary"]
+    assert (failed["custom_id"], failed["metadata"], failed["attempts"]) == ("crm-2", None, 0)
+    assert failed["error"] == "refused: no"
+    assert [r["job_id"] for r in only_failed] == [job_ids[1]]
+    out, errors = io.StringIO(), io.StringIO()
+    assert write_results(records, "jsonl", out, errors=errors) == 1
+    assert json.loads(out.getvalue())["custom_id"] == "crm-1"
+    assert json.loads(errors.getvalue())["custom_id"] == "crm-2"
+
+
+def test_a_custom_id_the_batch_holds_is_refused_and_nothing_is_stored(
+    sessions: sessionmaker[Session],
+) -> None:
+    line = {"transcript_id": str(uuid.uuid4()), "variables": {"team": "a"}, "custom_id": "dup"}
+    batch = enqueue_lines(sessions, [json.dumps(line)])
+    again = [
+        json.dumps({**line, "transcript_id": str(uuid.uuid4())}),
+        json.dumps({"transcript_id": str(uuid.uuid4()), "variables": {"team": "a"}}),
+    ]
+    with pytest.raises(InputError, match="custom_id of this input is already used in batch"):
+        enqueue_lines(sessions, again, batch_id=batch)
+    with sessions() as s:
+        assert s.scalar(select(func.count()).select_from(Job).where(Job.batch_id == batch)) == 1

@@ -46,6 +46,23 @@ def test_reenqueue_into_same_batch_is_idempotent(sessions) -> None:
 
 
 BAD_CASES = [
+    (
+        {
+            "lines": [
+                '{"transcript_id": "abcdefgh12", "variables": {"team": "a"}, "custom_id": "c1"}',
+                '{"transcript_id": "abcdefgh13", "variables": {"team": "a"}, "custom_id": "c1"}',
+            ]
+        },
+        "ids.txt:2: custom_id 'c1' is already used on line 1",
+    ),
+    (
+        {"lines": ['{"transcript_id": "abcdefgh12", "variables": {"team": "a"}, "custom_id": 7}']},
+        "ids.txt:1: custom_id must be a string of 1 to 200 characters",
+    ),
+    (
+        {"lines": ['{"transcript_id": "abcdefgh12", "variables": {"team": "a"}, "metadata": [1]}']},
+        "ids.txt:1: metadata must be an object",
+    ),
     ({"lines": ["not an id!"]}, "ids.txt:1: 'not an id!' is not a plausible transcript id"),
     ({"lines": ['{"transcript_id": "abcdefgh12", ']}, "ids.txt:1: malformed JSON line"),
     ({"lines": ["# only a comment", ""]}, "no transcript ids in the input"),

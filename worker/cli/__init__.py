@@ -27,7 +27,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "results": (
         "worker.cli.jobs",
         "results_command",
-        "One record per job: job id, transcript_id, status, result, request_id, model,...",
+        "One record per job: job_id, custom_id, transcript_id, status, result,...",
     ),
     "show": (
         "worker.cli.recovery",
