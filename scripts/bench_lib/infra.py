@@ -159,9 +159,10 @@ class Run(contextlib.ExitStack):
         def consuming() -> bool:
             self._raise_if_a_worker_is_gone("exited")
             waiting = [
-                c for c in client.client_list() if c.get("db") == str(self.redis_db)
-                and c.get("cmd") == "brpop"
-            ]  # fmt: skip
+                c
+                for c in client.client_list()
+                if c.get("db") == str(self.redis_db) and c.get("cmd") == "brpop"
+            ]
             return len(waiting) >= count
 
         until(consuming, timeout_s, f"workers not consuming after {timeout_s:.0f}s", every_s=0.1)
@@ -228,10 +229,22 @@ class Run(contextlib.ExitStack):
     ) -> dict[str, Any]:
         """`tbatch enqueue ... --json` as a child process; adds its wall time, peak RSS, CPU."""
         args = [
-            sys.executable, "-m", "worker", "enqueue", "--transcripts", str(ids_file),
-            "--template", str(TEMPLATE), "--schema", str(SCHEMA), "--model", model,
-            "--name", name, "--json",
-        ]  # fmt: skip
+            sys.executable,
+            "-m",
+            "worker",
+            "enqueue",
+            "--transcripts",
+            str(ids_file),
+            "--template",
+            str(TEMPLATE),
+            "--schema",
+            str(SCHEMA),
+            "--model",
+            model,
+            "--name",
+            name,
+            "--json",
+        ]
         child = run_measured(args, env, timeout_s)
         if child.returncode != 0:
             raise RuntimeError(f"tbatch enqueue failed ({child.returncode}):\n{child.stderr}")

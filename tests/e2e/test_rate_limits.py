@@ -18,8 +18,22 @@ MODEL = "claude-sonnet-4-6"
 
 @pytest.fixture(scope="module")
 def emu() -> Iterator[EmulatorProcess]:
-    args = ["--transcripts", "200", "--seed", "9", "--api-key", E2E_KEY, "--latency-ms", "150",
-            "--latency-jitter-ms", "100", "--rate-limit", "1000", "--window-s", "60"]  # fmt: skip
+    args = [
+        "--transcripts",
+        "200",
+        "--seed",
+        "9",
+        "--api-key",
+        E2E_KEY,
+        "--latency-ms",
+        "150",
+        "--latency-jitter-ms",
+        "100",
+        "--rate-limit",
+        "1000",
+        "--window-s",
+        "60",
+    ]
     with EmulatorProcess(*args) as proc:
         yield proc
 

@@ -9,8 +9,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
 
-from models.db import make_engine, make_session_factory
 from models.jobs import Job
 from models.vocabulary import JobStatus
 from tests.fakes import SCHEMA, TEMPLATE, FakeClock, catalog, ids
@@ -37,8 +37,10 @@ def _enqueue(sessions, n: int) -> None:
         enqueue(s, req, lines, catalog)
 
 
-def test_postgres_release_matches_tokens_with_racing_dispatchers(fresh_database_url: str) -> None:
-    sessions = make_session_factory(make_engine(fresh_database_url))
+def test_postgres_release_matches_tokens_with_racing_dispatchers(
+    fresh_sessions: sessionmaker[Session],
+) -> None:
+    sessions = fresh_sessions
     _enqueue(sessions, 300)
     clock = FakeClock(start_s=1000.0)
     limiter = ModelLimiter(
@@ -77,7 +79,7 @@ def test_postgres_release_matches_tokens_with_racing_dispatchers(fresh_database_
 
 
 def test_the_lanes_query_finds_every_due_lane_without_counting_every_job(
-    fresh_database_url: str, monkeypatch
+    fresh_sessions: sessionmaker[Session], monkeypatch
 ) -> None:
     from datetime import timedelta
 
@@ -87,7 +89,7 @@ def test_the_lanes_query_finds_every_due_lane_without_counting_every_job(
     from models.jobs import Batch
     from worker.services import dispatch
 
-    sessions = make_session_factory(make_engine(fresh_database_url))
+    sessions = fresh_sessions
     lines = [json.dumps({"transcript_id": t, "variables": {"team": "x"}}) for t in ids(30)]
     fields: dict[str, Any] = dict(
         transcripts_source="ids",
@@ -110,7 +112,8 @@ def test_the_lanes_query_finds_every_due_lane_without_counting_every_job(
             .where(Job.batch_id == small.batch_id, Job.transcript_id == ids(1)[0])
             .values(status=JobStatus.SUCCEEDED)
         )
-        assert s.get(Batch, big.batch_id).priority == 2  # type: ignore[union-attr]
+        big_batch = s.get(Batch, big.batch_id)
+        assert big_batch is not None and big_batch.priority == 2
     monkeypatch.setattr(dispatch, "COUNT_CAP", 10)
     with sessions() as s:
         lanes = {(m, r, b): (p, n) for m, r, b, p, n in dispatch._pending_lanes(s, utcnow())}

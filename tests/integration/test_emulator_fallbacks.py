@@ -42,10 +42,13 @@ def test_fallback_answers_with_its_overrides(gateway: EmulatorProcess) -> None:
         **base(),
         "temperature": 0.2,
         "fallbacks": [
-            {"model": "gpt-5", "temperature": 0.4,
-             "messages": [{"role": "user", "content": override}]},
+            {
+                "model": "gpt-5",
+                "temperature": 0.4,
+                "messages": [{"role": "user", "content": override}],
+            },
         ],
-    }  # fmt: skip
+    }
     response = chat(gateway.url, body)
     assert response.status_code == 200, response.text
     payload = response.json()
@@ -60,8 +63,14 @@ def test_fallback_answers_with_its_overrides(gateway: EmulatorProcess) -> None:
 
 
 def test_default_depth_is_one(gateway: EmulatorProcess) -> None:
-    gateway.configure({"faults": [{"kind": "5xx", "model": PRIMARY, "status": 502},
-                                  {"kind": "5xx", "model": "gpt-5", "status": 502}]})  # fmt: skip
+    gateway.configure(
+        {
+            "faults": [
+                {"kind": "5xx", "model": PRIMARY, "status": 502},
+                {"kind": "5xx", "model": "gpt-5", "status": 502},
+            ]
+        }
+    )
     body = {**base(), "fallbacks": [{"model": "gpt-5"}, {"model": "gemini-2.5-flash"}]}
     response = chat(gateway.url, body)
     assert response.status_code == 502

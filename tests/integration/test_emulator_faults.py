@@ -170,9 +170,12 @@ def _run_scenario(seed: int) -> tuple[list[str], list[str]]:
     from emulator.routes.server import serve_in_thread
 
     config = EmulatorConfig(
-        port=0, seed=seed, transcripts=12, rate_limit_enabled=False,
+        port=0,
+        seed=seed,
+        transcripts=12,
+        rate_limit_enabled=False,
         faults=[parse_fault("gpt-5:malformed=0.4"), parse_fault("5xx=0.2")],
-    )  # fmt: skip
+    )
     with serve_in_thread(config) as url:
         rows = HTTP.get(f"{url}/_emulator/transcripts").json()["transcripts"]
         usable = [t["id"] for t in rows if t["status"] == "completed" and not t["deleted"]]

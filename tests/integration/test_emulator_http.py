@@ -214,9 +214,17 @@ def test_models_endpoint(gateway: EmulatorProcess) -> None:
 @pytest.fixture(scope="module")
 def eu_emulator() -> Iterator[EmulatorProcess]:
     with EmulatorProcess(
-        "--region", "eu", "--api-key", "eu-key", "--fault", "gemini-2.5-pro:5xx=1",
-        "--model-limit", "claude-haiku-4-5-20251001=1/30", "--transcripts", "5",
-    ) as process:  # fmt: skip
+        "--region",
+        "eu",
+        "--api-key",
+        "eu-key",
+        "--fault",
+        "gemini-2.5-pro:5xx=1",
+        "--model-limit",
+        "claude-haiku-4-5-20251001=1/30",
+        "--transcripts",
+        "5",
+    ) as process:
         yield process
 
 
@@ -227,8 +235,11 @@ def test_eu_region_serves_claude_and_gemini_only(eu_emulator: EmulatorProcess) -
     for model in ("gpt-5", "gemini-3.1-flash-lite-preview", "qwen3.5-4b-32k-fast"):
         response = post(eu_emulator.url, {"model": model, "prompt": "hi"}, key="eu-key")
         assert errors_of(response) == [f"model {model} is not supported"]
-    ok = post(eu_emulator.url, {**PING, "model": "claude-sonnet-4-6", "model_region": "global"},
-              key="eu-key")  # fmt: skip
+    ok = post(
+        eu_emulator.url,
+        {**PING, "model": "claude-sonnet-4-6", "model_region": "global"},
+        key="eu-key",
+    )
     assert ok.status_code == 200
 
 

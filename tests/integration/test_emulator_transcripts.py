@@ -103,8 +103,14 @@ def test_page_urls_carry_the_cursor_but_not_the_filters(gateway: EmulatorProcess
 def test_bad_parameters_are_400(gateway: EmulatorProcess) -> None:
     url = f"{gateway.url}/v2/transcript"
     some = str(uuid.uuid4())
-    for params in ({"limit": 0}, {"limit": 201}, {"status": "done"}, {"created_on": "yesterday"},
-                   {"before_id": some, "after_id": some}, {"before_id": some}):  # fmt: skip
+    for params in (
+        {"limit": 0},
+        {"limit": 201},
+        {"status": "done"},
+        {"created_on": "yesterday"},
+        {"before_id": some, "after_id": some},
+        {"before_id": some},
+    ):
         response = get(url, **params)
         assert response.status_code == 400, params
         assert response.json()["error"]

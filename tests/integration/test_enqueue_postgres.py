@@ -7,8 +7,8 @@ import json
 import threading
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
 
-from models.db import make_engine, make_session_factory
 from models.jobs import Job
 from tests.fakes import SCHEMA, TEMPLATE, catalog, ids
 from worker.services.enqueue import EnqueueRequest, enqueue
@@ -30,8 +30,8 @@ def _req(**kw: object) -> EnqueueRequest:
     return EnqueueRequest(**fields)  # type: ignore[arg-type]
 
 
-def test_fields_and_idempotency_on_postgres(fresh_database_url: str) -> None:
-    sessions = make_session_factory(make_engine(fresh_database_url))
+def test_fields_and_idempotency_on_postgres(fresh_sessions: sessionmaker[Session]) -> None:
+    sessions = fresh_sessions
     first, second = ids(2)
     lines = [
         json.dumps(
@@ -71,8 +71,10 @@ def test_fields_and_idempotency_on_postgres(fresh_database_url: str) -> None:
     assert (a.region, a.priority, a.model_region_global, a.status) == ("eu", 2, False, "pending")
 
 
-def test_concurrent_first_enqueues_of_one_template_both_succeed(fresh_database_url: str) -> None:
-    sessions = make_session_factory(make_engine(fresh_database_url))
+def test_concurrent_first_enqueues_of_one_template_both_succeed(
+    fresh_sessions: sessionmaker[Session],
+) -> None:
+    sessions = fresh_sessions
     errors: list[BaseException] = []
     barrier = threading.Barrier(4)
 

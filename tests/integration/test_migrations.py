@@ -23,7 +23,9 @@ def _diff(url: str) -> list[object]:
 
 def test_postgres_schema_matches_models(database_url: str) -> None:
     assert _diff(database_url) == []
-    tables = set(inspect(create_engine(database_url)).get_table_names())
+    engine = create_engine(database_url)
+    tables = set(inspect(engine).get_table_names())
+    engine.dispose()
     assert {"jobs", "attempts", "results", "batches", "templates", "schemas"} <= tables
 
 

@@ -47,8 +47,19 @@ def catalog(region: str) -> list[str]:
 @pytest.fixture(scope="module")
 def emulator() -> Iterator[EmulatorProcess]:
     """~300 transcripts a day over three days ending TODAY, so a night spans two list pages."""
-    args = ["--transcripts", "900", "--transcript-days", "3", "--today", TODAY.isoformat(),
-            "--seed", "5", "--no-rate-limit", "--api-key", API_KEY]  # fmt: skip
+    args = [
+        "--transcripts",
+        "900",
+        "--transcript-days",
+        "3",
+        "--today",
+        TODAY.isoformat(),
+        "--seed",
+        "5",
+        "--no-rate-limit",
+        "--api-key",
+        API_KEY,
+    ]
     with EmulatorProcess(*args) as emu:
         yield emu
 
@@ -159,9 +170,14 @@ def test_racing_schedulers_enqueue_a_night_once(
         try:
             with lister_for(emulator) as lister:
                 outcomes.append(
-                    start_run(sessions, pipeline, NIGHT, lister=BarrierLister(lister, barrier),
-                              catalog=catalog)
-                )  # fmt: skip
+                    start_run(
+                        sessions,
+                        pipeline,
+                        NIGHT,
+                        lister=BarrierLister(lister, barrier),
+                        catalog=catalog,
+                    )
+                )
         except BaseException as exc:  # surfaced by the assertion below
             errors.append(exc)
 
@@ -185,8 +201,12 @@ def test_racing_schedulers_enqueue_a_night_once(
     assert len(jobs) == rows[0].transcripts == winner.transcripts
     job = jobs[0]
     assert (job.model, job.fallbacks, job.model_region_global, job.priority, job.max_tokens) == (
-        "claude-sonnet-4-6", ["gemini-2.5-flash"], True, 2, 3000,
-    )  # fmt: skip
+        "claude-sonnet-4-6",
+        ["gemini-2.5-flash"],
+        True,
+        2,
+        3000,
+    )
 
 
 def test_rerun_and_other_nights(
@@ -202,8 +222,10 @@ def test_rerun_and_other_nights(
         other = start_run(sessions, pipeline, OTHER_NIGHT, lister=lister, catalog=catalog)
     assert first.status == RunStatus.STARTED
     assert (again.status, again.batch_id, again.run_id) == (
-        RunStatus.ALREADY_RAN, first.batch_id, first.run_id,
-    )  # fmt: skip
+        RunStatus.ALREADY_RAN,
+        first.batch_id,
+        first.run_id,
+    )
     assert other.status == RunStatus.STARTED and other.batch_id != first.batch_id
     assert other.batch_id is not None
     got = {j.transcript_id for j in batch_jobs(sessions, other.batch_id)}
@@ -294,8 +316,19 @@ def test_two_cli_processes_race_for_a_night(
     config = write_config(tmp_path, name, '{ type = "assemblyai" }')
     env = tbatch_env(database_url, "redis://127.0.0.1:6379/15", emulator.url)
     env["ASSEMBLYAI_API_KEY"] = API_KEY
-    cmd = [sys.executable, "-m", "worker", "nightly", "run", name, "--date", str(NIGHT),
-           "--config", str(config), "--json"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "worker",
+        "nightly",
+        "run",
+        name,
+        "--date",
+        str(NIGHT),
+        "--config",
+        str(config),
+        "--json",
+    ]
     procs = [
         subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for _ in range(2)
@@ -348,8 +381,9 @@ def test_concurrent_finalizers_build_each_report_once(
     assert row.state == RunState.FINAL
     assert row.report_dir == str(pipeline.out_dir(NIGHT.isoformat()))
     with session_scope(sessions) as s:
-        total = s.scalar(select(func.count()).select_from(NightlyRun).where(
-            NightlyRun.pipeline == pipeline.name))  # fmt: skip
+        total = s.scalar(
+            select(func.count()).select_from(NightlyRun).where(NightlyRun.pipeline == pipeline.name)
+        )
     assert total == 1
 
 

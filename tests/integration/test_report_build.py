@@ -46,8 +46,10 @@ def build(sessions: sessionmaker[Session], batch_id: int, out: Path, **kw: Any) 
     with sessions() as session:
         files = build_report(session, batch_id, out, now=NOW, **kw)
     assert (files.json_path, files.csv_path, files.html_path) == (
-        out / "report.json", out / "report.csv", out / "report.html",
-    )  # fmt: skip
+        out / "report.json",
+        out / "report.csv",
+        out / "report.html",
+    )
     return json.loads(files.json_path.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
 
 
@@ -56,28 +58,46 @@ def test_report_json_numbers(
 ) -> None:
     report = build(sessions, batch_id, tmp_path / "out")
     assert set(report) == {
-        "report_version", "title", "generated_at", "batch", "jobs", "failures", "attempts",
-        "cost", "fields", "trends",
-    }  # fmt: skip
+        "report_version",
+        "title",
+        "generated_at",
+        "batch",
+        "jobs",
+        "failures",
+        "attempts",
+        "cost",
+        "fields",
+        "trends",
+    }
     assert report["batch"]["id"] == batch_id and report["batch"]["models"] == [MODEL]
     assert report["title"] == "Batch report: nightly 2026-11-25"
     jobs = report["jobs"]
     assert jobs["by_status"] == {
-        "pending": 0, "queued": 0, "running": 0, "succeeded": 16, "failed": 3, "cancelled": 1,
-    }  # fmt: skip
+        "pending": 0,
+        "queued": 0,
+        "running": 0,
+        "succeeded": 16,
+        "failed": 3,
+        "cancelled": 1,
+    }
     assert jobs["complete"] is True and jobs["results"] == 16
     assert jobs["success_rate"] == pytest.approx(16 / 19, abs=1e-6)
     assert (jobs["repaired"], jobs["reasks"], jobs["transport_retries"]) == (2, 1, 1)
     failures = report["failures"]
     assert failures["total"] == 3
     assert [(f["reason"], f["count"]) for f in failures["by_reason"]] == [
-        ("timeout", 2), ("bad_request", 1),
-    ]  # fmt: skip
+        ("timeout", 2),
+        ("bad_request", 1),
+    ]
     attempts = report["attempts"]
     assert (attempts["total"], attempts["http_429"]) == (21, 1)
     assert attempts["by_outcome"] == {
-        "ok": 14, "permanent": 3, "repaired": 2, "invalid": 1, "transient": 1,
-    }  # fmt: skip
+        "ok": 14,
+        "permanent": 3,
+        "repaired": 2,
+        "invalid": 1,
+        "transient": 1,
+    }
 
 
 def test_report_cost_and_fields(
@@ -89,15 +109,17 @@ def test_report_cost_and_fields(
     assert (cost["input_tokens"], cost["output_tokens"]) == (17_000, 3_400)
     assert cost["per_job_usd"] == pytest.approx(0.1005 / 20)
     assert [(m["model"], m["attempts"], m["cost_usd"]) for m in cost["by_model"]] == [
-        (MODEL, 20, pytest.approx(0.096)), (FALLBACK, 1, pytest.approx(0.0045)),
-    ]  # fmt: skip
+        (MODEL, 20, pytest.approx(0.096)),
+        (FALLBACK, 1, pytest.approx(0.0045)),
+    ]
     fields = report["fields"]
     assert fields["sentiment"]["counts"] == {"positive": 6, "neutral": 4, "negative": 5, "mixed": 1}
     assert fields["sentiment_score"]["mean"] == pytest.approx(0.140625)
     assert fields["sentiment_score"]["histogram"]["counts"] == [0, 0, 5, 0, 0, 4, 1, 0, 6, 0]
     assert [(t["item"], t["count"]) for t in fields["topics"]["top"]][:2] == [
-        ("billing", 12), ("Refund", 6),
-    ]  # fmt: skip
+        ("billing", 12),
+        ("Refund", 6),
+    ]
     assert fields["resolution"]["counts"]["escalated"] == 3
     assert fields["action_items"]["total"] == 15
     assert fields["compliance_flags.pii_shared"]["counts"] == {"true": 2, "false": 14}
@@ -128,9 +150,11 @@ def test_report_csv_rows(sessions: sessionmaker[Session], batch_id: int, tmp_pat
 
 
 def test_chunked_streaming_gives_the_same_report(
-    sessions: sessionmaker[Session], batch_id: int, tmp_path: Path,
+    sessions: sessionmaker[Session],
+    batch_id: int,
+    tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
-) -> None:  # fmt: skip
+) -> None:
     whole = build(sessions, batch_id, tmp_path / "whole")
     monkeypatch.setattr(collect_module, "CHUNK_JOBS", 3)
     assert build(sessions, batch_id, tmp_path / "chunked") == whole
@@ -152,17 +176,25 @@ def test_explicit_specs_and_previous_nights(
         FieldSpec("resolution", "enum"),  # values come from the schema
         FieldSpec("x", "number"),
     ]
-    report = build(sessions, batch_id, tmp_path / "out", specs=specs, previous_reports=[previous],
-                   title="Morning report")  # fmt: skip
+    report = build(
+        sessions,
+        batch_id,
+        tmp_path / "out",
+        specs=specs,
+        previous_reports=[previous],
+        title="Morning report",
+    )
     fields = report["fields"]
     assert list(fields) == ["sentiment", "sentiment_score", "resolution", "x"]
-    assert fields["sentiment"]["counts"] == {"positive": 6, "negative": 5, "neutral": 4,
-                                             "mixed": 1}  # fmt: skip
+    assert fields["sentiment"]["counts"] == {"positive": 6, "negative": 5, "neutral": 4, "mixed": 1}
     score = fields["sentiment_score"]["histogram"]
     assert (score["edges"], score["counts"]) == ([-1, -0.5, 0, 0.5, 1], [0, 5, 5, 6])
     assert fields["resolution"]["counts"] == {
-        "resolved": 9, "unresolved": 3, "escalated": 3, "follow_up": 1,
-    }  # fmt: skip
+        "resolved": 9,
+        "unresolved": 3,
+        "escalated": 3,
+        "follow_up": 1,
+    }
     assert report["fields"]["x"]["n"] == 0 and report["title"] == "Morning report"
     trends = report["trends"]
     assert trends["nights"] == ["2026-11-24", "2026-11-25"]
@@ -186,8 +218,13 @@ def test_unknown_batch_and_bad_previous_report(
 def _cli(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TBATCH_")}
     env["TBATCH_DATABASE_URL"] = database_url
-    return subprocess.run([sys.executable, "-m", "worker", "report", *args], env=env,
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "worker", "report", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_cli_writes_the_report_and_prints_headline_numbers(

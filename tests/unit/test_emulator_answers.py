@@ -126,14 +126,23 @@ COMBINATORS = {
         "kind": {"const": "call"},
         "event": {
             "oneOf": [
-                {"type": "object", "required": ["type", "amount"], "additionalProperties": False,
-                 "properties": {"type": {"const": "payment"}, "amount": {"type": "number"}}},
-                {"type": "object", "required": ["type", "reason"], "additionalProperties": False,
-                 "properties": {"type": {"const": "refusal"}, "reason": {"type": "string"}}},
+                {
+                    "type": "object",
+                    "required": ["type", "amount"],
+                    "additionalProperties": False,
+                    "properties": {"type": {"const": "payment"}, "amount": {"type": "number"}},
+                },
+                {
+                    "type": "object",
+                    "required": ["type", "reason"],
+                    "additionalProperties": False,
+                    "properties": {"type": {"const": "refusal"}, "reason": {"type": "string"}},
+                },
             ]
         },
-        "either": {"anyOf": [{"type": "integer", "minimum": 5},
-                             {"type": "string", "maxLength": 3}]},
+        "either": {
+            "anyOf": [{"type": "integer", "minimum": 5}, {"type": "string", "maxLength": 3}]
+        },
         "merged": {
             "allOf": [
                 {"type": "object", "properties": {"x": {"type": "integer"}}, "required": ["x"]},
@@ -141,26 +150,39 @@ COMBINATORS = {
                 {"properties": {"x": {"maximum": 3, "minimum": 1}}},
             ]
         },
-        "overlap": {"oneOf": [{"type": "integer", "multipleOf": 3},
-                              {"type": "integer", "multipleOf": 5}]},
+        "overlap": {
+            "oneOf": [{"type": "integer", "multipleOf": 3}, {"type": "integer", "multipleOf": 5}]
+        },
         "not_empty": {"type": "string", "not": {"const": ""}},
     },
-}  # fmt: skip
+}
 
 ARRAYS = {
     "type": "object",
     "required": ["tags", "pair", "scores", "with_yes", "exact"],
     "properties": {
-        "tags": {"type": "array", "uniqueItems": True, "minItems": 3,
-                 "items": {"enum": ["billing", "outage", "refund", "upgrade"]}},
-        "pair": {"type": "array", "prefixItems": [{"type": "string"}, {"type": "integer"}],
-                 "items": False, "minItems": 2},
-        "scores": {"type": "array", "items": {"type": "number", "minimum": 0, "maximum": 1},
-                   "minItems": 5, "maxItems": 5},
+        "tags": {
+            "type": "array",
+            "uniqueItems": True,
+            "minItems": 3,
+            "items": {"enum": ["billing", "outage", "refund", "upgrade"]},
+        },
+        "pair": {
+            "type": "array",
+            "prefixItems": [{"type": "string"}, {"type": "integer"}],
+            "items": False,
+            "minItems": 2,
+        },
+        "scores": {
+            "type": "array",
+            "items": {"type": "number", "minimum": 0, "maximum": 1},
+            "minItems": 5,
+            "maxItems": 5,
+        },
         "with_yes": {"type": "array", "items": {"type": "string"}, "contains": {"const": "yes"}},
         "exact": {"type": "array", "minItems": 0, "maxItems": 0},
     },
-}  # fmt: skip
+}
 
 MISC = {
     "type": "object",
@@ -169,16 +191,18 @@ MISC = {
         "maybe": {"type": ["null", "integer"]},
         "mixed": {"enum": [1, "two", None, True, {"k": 3}]},
         "bag": {"type": "object", "additionalProperties": {"type": "integer"}, "minProperties": 2},
-        "card": {"type": "object",
-                 "properties": {"number": {"type": "string"}, "cvv": {"type": "string"}},
-                 "dependentRequired": {"number": ["cvv"]}},
+        "card": {
+            "type": "object",
+            "properties": {"number": {"type": "string"}, "cvv": {"type": "string"}},
+            "dependentRequired": {"number": ["cvv"]},
+        },
         "short": {"type": "string", "maxLength": 4},
         "long": {"type": "string", "minLength": 300},
         "anything": True,
         "never": False,
         "cond": {"type": "integer", "if": {"minimum": 50}, "then": {"multipleOf": 2}},
     },
-}  # fmt: skip
+}
 
 DRAFT7_DEFS = {
     "definitions": {"speaker": {"type": "string", "enum": ["A", "B"]}},

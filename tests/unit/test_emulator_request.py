@@ -47,9 +47,11 @@ def test_bad_messages() -> None:
 
 def test_merged_attempts_apply_overrides_up_to_depth() -> None:
     body = {
-        "model": "a", "temperature": 0.1, "prompt": "p",
+        "model": "a",
+        "temperature": 0.1,
+        "prompt": "p",
         "fallbacks": [{"model": "b", "temperature": 0.9}, {"model": "c"}],
-    }  # fmt: skip
+    }
     assert [(a["model"], a["temperature"]) for a in merged_attempts(body)] == [
         ("a", 0.1),
         ("b", 0.9),

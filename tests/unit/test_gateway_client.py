@@ -39,11 +39,16 @@ EU_MODELS = [US_MODELS[0], US_MODELS[2]]
 OK_BODY = {
     "request_id": "rid-ok",
     "request": {"model": "claude-sonnet-4-6"},
-    "choices": [{"index": 0, "message": {"role": "assistant", "content": "fine"},
-                 "finish_reason": "end_turn"}],
+    "choices": [
+        {
+            "index": 0,
+            "message": {"role": "assistant", "content": "fine"},
+            "finish_reason": "end_turn",
+        }
+    ],
     "usage": {"prompt_tokens": 10, "completion_tokens": 2},
     "response_time": 5000,
-}  # fmt: skip
+}
 
 Handler = Callable[[httpx.Request], httpx.Response]
 
@@ -213,20 +218,38 @@ def _reply(status: int, body: Any, headers: dict[str, str] | None = None) -> Han
 @pytest.mark.parametrize(
     ("status", "body", "kind"),
     [
-        (400, {"code": 400, "message": "invalid request body", "request_id": "r1",
-               "metadata": {"errors": ["model context limit exceeded"]}}, BadRequest),
-        (401, {"error": "Authentication error, API token missing/invalid", "status": "error",
-               "request_id": "r1"}, AuthFailed),
+        (
+            400,
+            {
+                "code": 400,
+                "message": "invalid request body",
+                "request_id": "r1",
+                "metadata": {"errors": ["model context limit exceeded"]},
+            },
+            BadRequest,
+        ),
+        (
+            401,
+            {
+                "error": "Authentication error, API token missing/invalid",
+                "status": "error",
+                "request_id": "r1",
+            },
+            AuthFailed,
+        ),
         (403, {"error": {"code": 403, "message": "forbidden"}}, AuthFailed),
-        (404, {"request_id": "r1", "message": "transcript not found", "code": 404},
-         TranscriptNotFound),
+        (
+            404,
+            {"request_id": "r1", "message": "transcript not found", "code": 404},
+            TranscriptNotFound,
+        ),
         (429, {"request_id": "r1", "message": "too many requests", "code": 429}, RateLimited),
         (500, {"message": "internal", "request_id": "r1"}, ServerError),
         (503, "<html>unavailable</html>", ServerError),
         (200, "not json", ServerError),
         (200, {"request_id": "r1"}, ServerError),
     ],
-)  # fmt: skip
+)
 def test_status_mapping(
     client: GatewayClient, fake: FakeGateway, status: int, body: Any, kind: type[GatewayError]
 ) -> None:
@@ -268,14 +291,22 @@ def test_repair_failed_only_with_server_json_repair(
 
 
 def test_rate_limit_headers_on_success(client: GatewayClient, fake: FakeGateway) -> None:
-    headers = {"X-RateLimit-Limit": "30", "X-RateLimit-Remaining": "29",
-               "X-RateLimit-Reset": "60", "X-RateLimit-Model": "claude-sonnet-4-6",
-               "X-RateLimit-Service": "llmgw"}  # fmt: skip
+    headers = {
+        "X-RateLimit-Limit": "30",
+        "X-RateLimit-Remaining": "29",
+        "X-RateLimit-Reset": "60",
+        "X-RateLimit-Model": "claude-sonnet-4-6",
+        "X-RateLimit-Service": "llmgw",
+    }
     fake.reply = _reply(200, OK_BODY, headers)
     rl = client.complete(req()).rate_limit
     assert (rl.limit, rl.remaining, rl.reset_s, rl.model, rl.service) == (
-        30, 29, 60.0, "claude-sonnet-4-6", "llmgw"
-    )  # fmt: skip
+        30,
+        29,
+        60.0,
+        "claude-sonnet-4-6",
+        "llmgw",
+    )
 
 
 def test_fallback_answer_is_reported(client: GatewayClient, fake: FakeGateway) -> None:

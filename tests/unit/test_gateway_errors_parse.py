@@ -37,10 +37,18 @@ FLAT = {
     "request_id": "rid-flat",
     "metadata": {"errors": ["model gpt-9 is not supported", "model context limit exceeded"]},
 }
-AUTH = {"error": "Authentication error, API token missing/invalid", "status": "error",
-        "request_id": "rid-auth"}  # fmt: skip
-OLD = {"error": {"code": 401, "message": "Unauthorized - Invalid or missing API key",
-                 "metadata": {"errors": ["bad key"]}}}  # fmt: skip
+AUTH = {
+    "error": "Authentication error, API token missing/invalid",
+    "status": "error",
+    "request_id": "rid-auth",
+}
+OLD = {
+    "error": {
+        "code": 401,
+        "message": "Unauthorized - Invalid or missing API key",
+        "metadata": {"errors": ["bad key"]},
+    }
+}
 
 
 def resp(status: int, body: Any = None, headers: dict[str, str] | None = None) -> httpx.Response:
@@ -187,10 +195,15 @@ def test_parse_retry_after(value: str | None, expected: float | None) -> None:
 def test_rate_limit_info_case_insensitive_and_absent() -> None:
     info = rate_limit_info(
         httpx.Headers(
-            {"X-RATELIMIT-LIMIT": "30", "x-ratelimit-remaining": "-1", "X-RateLimit-Reset": "60",
-             "x-ratelimit-model": "claude-sonnet-4-6", "X-RateLimit-Service": "llmgw"}
+            {
+                "X-RATELIMIT-LIMIT": "30",
+                "x-ratelimit-remaining": "-1",
+                "X-RateLimit-Reset": "60",
+                "x-ratelimit-model": "claude-sonnet-4-6",
+                "X-RateLimit-Service": "llmgw",
+            }
         )
-    )  # fmt: skip
+    )
     assert (info.limit, info.remaining, info.reset_s) == (30, -1, 60.0)
     assert (info.model, info.service) == ("claude-sonnet-4-6", "llmgw")
     empty = rate_limit_info(httpx.Headers({"x-ratelimit-limit": "lots"}))
@@ -218,5 +231,6 @@ def test_transport_errors() -> None:
     assert isinstance(error_from_transport(httpx.PoolTimeout(""), model="m"), GatewayTimeout)
     conn = error_from_transport(httpx.ConnectError("refused"), model="m")
     assert isinstance(conn, ConnectionFailed) and conn.model == "m"
-    assert isinstance(error_from_transport(httpx.RemoteProtocolError("eof"), model=None),
-                      ConnectionFailed)  # fmt: skip
+    assert isinstance(
+        error_from_transport(httpx.RemoteProtocolError("eof"), model=None), ConnectionFailed
+    )

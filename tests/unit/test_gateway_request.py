@@ -21,12 +21,16 @@ def _catalog(*entries: dict[str, Any]) -> dict[str, ModelInfo]:
 
 
 US = _catalog(
-    {"id": "claude-sonnet-4-6", "context_length": 200000, "supported_parameters": ALL_PARAMS,
-     "available_regions": ["us", "eu", "global"]},
+    {
+        "id": "claude-sonnet-4-6",
+        "context_length": 200000,
+        "supported_parameters": ALL_PARAMS,
+        "available_regions": ["us", "eu", "global"],
+    },
     {"id": "gpt-5", "supported_parameters": ALL_PARAMS, "available_regions": ["us"]},
     {"id": "gpt-oss-20b", "supported_parameters": ["max_tokens"], "available_regions": ["us"]},
     {"id": "gemini-2.5-flash", "available_regions": ["us", "eu"]},
-)  # fmt: skip
+)
 EU = _catalog(
     {"id": "claude-sonnet-4-6", "supported_parameters": ALL_PARAMS},
     {"id": "gemini-2.5-flash"},

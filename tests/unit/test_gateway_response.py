@@ -21,15 +21,22 @@ RECORDED = {
     "request": {"model": "claude-haiku-4-5-20251001", "max_tokens": 16},
     "model": "claude-haiku-4-5-20251001",
     "choices": [
-        {"index": 0, "message": {"role": "assistant", "content": "PONG", "tool_calls": None},
-         "finish_reason": "end_turn"}
+        {
+            "index": 0,
+            "message": {"role": "assistant", "content": "PONG", "tool_calls": None},
+            "finish_reason": "end_turn",
+        }
     ],
-    "usage": {"input_tokens": 16, "output_tokens": 6, "total_tokens": 22,
-              "prompt_tokens_details": {"cached_tokens": 4, "audio_tokens": 0}},
+    "usage": {
+        "input_tokens": 16,
+        "output_tokens": 6,
+        "total_tokens": 22,
+        "prompt_tokens_details": {"cached_tokens": 4, "audio_tokens": 0},
+    },
     "http_status_code": 200,
     "response_time": 1030392710,
     "llm_status_code": 200,
-}  # fmt: skip
+}
 
 
 def parse(body: Any, model: str = "claude-haiku-4-5-20251001") -> CompletionResult:
@@ -101,15 +108,23 @@ def test_finish_reason_normalised(raw: str | None, normal: str | None) -> None:
         ({"input_tokens": 3, "output_tokens": 4, "total_tokens": 7}, (3, 4, 7, None)),
         ({"prompt_tokens": 3, "completion_tokens": 4}, (3, 4, 7, None)),
         ({"input_tokens": 3, "output_tokens": 4}, (3, 4, 7, None)),
-        ({"input_tokens": 3, "prompt_tokens": 99, "output_tokens": 1, "completion_tokens": 98},
-         (3, 1, 4, None)),
-        ({"prompt_tokens": 10, "completion_tokens": 2,
-          "prompt_tokens_details": {"cached_tokens": 8}}, (10, 2, 12, 8)),
+        (
+            {"input_tokens": 3, "prompt_tokens": 99, "output_tokens": 1, "completion_tokens": 98},
+            (3, 1, 4, None),
+        ),
+        (
+            {
+                "prompt_tokens": 10,
+                "completion_tokens": 2,
+                "prompt_tokens_details": {"cached_tokens": 8},
+            },
+            (10, 2, 12, 8),
+        ),
         ({"input_tokens": "3"}, (None, None, None, None)),
         (None, (None, None, None, None)),
         ("junk", (None, None, None, None)),
     ],
-)  # fmt: skip
+)
 def test_usage_namings(usage: Any, expected: tuple[int | None, ...]) -> None:
     u = parse_usage(usage)
     assert (u.input_tokens, u.output_tokens, u.total_tokens, u.cached_tokens) == expected
@@ -126,12 +141,15 @@ def test_split_choices_text_and_tool_calls() -> None:
     body = {
         **RECORDED,
         "choices": [
-            {"index": 0, "message": {"content": None, "tool_calls": [call]},
-             "finish_reason": "tool_use"},
+            {
+                "index": 0,
+                "message": {"content": None, "tool_calls": [call]},
+                "finish_reason": "tool_use",
+            },
             {"index": 1, "message": {"content": ""}, "finish_reason": None},
             {"index": 2, "message": {"content": "the text"}, "finish_reason": "end_turn"},
         ],
-    }  # fmt: skip
+    }
     r = parse(body)
     assert r.content == "the text"
     assert r.has_tool_calls and r.tool_calls == [call]
@@ -158,9 +176,14 @@ def test_refusal() -> None:
 
 @pytest.mark.parametrize(
     "body",
-    ["not json", "[]", json.dumps({"request_id": "r"}), json.dumps({"choices": []}),
-     json.dumps({"choices": "x", "request_id": "rid"})],
-)  # fmt: skip
+    [
+        "not json",
+        "[]",
+        json.dumps({"request_id": "r"}),
+        json.dumps({"choices": []}),
+        json.dumps({"choices": "x", "request_id": "rid"}),
+    ],
+)
 def test_malformed_success_is_server_error(body: str) -> None:
     with pytest.raises(ServerError, match="malformed gateway response") as info:
         parse(body, model="m")
@@ -182,20 +205,31 @@ def test_catalog_parsing_is_defensive() -> None:
     text = json.dumps(
         {
             "data": [
-                {"id": "claude-sonnet-4-6", "context_length": 200000,
-                 "supported_parameters": ["max_tokens", "response_format"],
-                 "available_regions": ["us", "eu", "global"],
-                 "pricing": {"input": 3, "output": "15.0", "cache_read": 0.3},
-                 "providers": [{"id": "bedrock"}], "new_field": {"x": 1}},
-                {"id": "gpt-5", "pricing": {"prompt": "0.00000125", "completion": "0.00001"},
-                 "available_regions": "us"},
-                {"id": "odd", "context_length": "big", "supported_parameters": None,
-                 "pricing": {"input": "free"}},
+                {
+                    "id": "claude-sonnet-4-6",
+                    "context_length": 200000,
+                    "supported_parameters": ["max_tokens", "response_format"],
+                    "available_regions": ["us", "eu", "global"],
+                    "pricing": {"input": 3, "output": "15.0", "cache_read": 0.3},
+                    "providers": [{"id": "bedrock"}],
+                    "new_field": {"x": 1},
+                },
+                {
+                    "id": "gpt-5",
+                    "pricing": {"prompt": "0.00000125", "completion": "0.00001"},
+                    "available_regions": "us",
+                },
+                {
+                    "id": "odd",
+                    "context_length": "big",
+                    "supported_parameters": None,
+                    "pricing": {"input": "free"},
+                },
                 {"name": "no id"},
                 "junk",
             ]
         }
-    )  # fmt: skip
+    )
     catalog = parse_catalog(text)
     assert set(catalog) == {"claude-sonnet-4-6", "gpt-5", "odd"}
     claude = catalog["claude-sonnet-4-6"]

@@ -70,8 +70,12 @@ def test_good_config_loads_typed_with_paths_relative_to_the_file(folder: Path) -
     assert p.template == (folder / "t.j2").resolve()
     assert p.schema_path == (folder / "s.json").resolve()
     assert (p.fallbacks, p.region, p.priority, p.global_routing, p.max_tokens) == (
-        ("gemini-2.5-flash",), "us", 1, True, 3000,
-    )  # fmt: skip
+        ("gemini-2.5-flash",),
+        "us",
+        1,
+        True,
+        3000,
+    )
     assert p.source_region == "us"
     assert p.out_dir("2026-01-02") == (folder / "reports" / "support-nightly" / "2026-01-02")
 

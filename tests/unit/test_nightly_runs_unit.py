@@ -117,8 +117,9 @@ def test_finalize_reports_only_final_batches_with_previous_reports(
     with session_scope(sessions) as s:
         done = finalize_runs(s, builder, pipelines=config.pipelines)
     assert sorted((d.pipeline, d.run_date) for d in done) == [
-        ("sales", days[0]), ("support", days[0]),
-    ]  # fmt: skip
+        ("sales", days[0]),
+        ("support", days[0]),
+    ]
     first = next(c for c in builder.calls if c["batch_id"] == runs[0].batch_id)
     assert first["out_dir"] == tmp_path / "reports" / "support" / "2026-05-01"
     assert [(f.path, f.kind) for f in first["specs"]] == [("sentiment", "enum")]
@@ -158,8 +159,10 @@ def test_a_report_that_fails_keeps_the_night_running_and_is_retried(
         done = finalize_runs(s, FakeBuilder(), pipelines=config.pipelines)
     [view] = list_runs_of(sessions, "support")
     assert (view.state, view.error, view.report_dir) == (
-        RunState.FINAL, None, str(done[0].report_dir),
-    )  # fmt: skip
+        RunState.FINAL,
+        None,
+        str(done[0].report_dir),
+    )
     assert view.finished_at is not None
 
 
@@ -184,8 +187,11 @@ def test_list_runs_counts_jobs_and_cost_newest_first(
         job_ids = [j.id for j in s.query(Job).filter(Job.batch_id == old.batch_id)]
         s.execute(update(Job).where(Job.id == job_ids[0]).values(status="succeeded"))
         for cost in (0.25, 0.5):
-            s.add(Attempt(job_id=job_ids[0], model_requested="m", region="us", outcome="ok",
-                          cost_usd=cost))  # fmt: skip
+            s.add(
+                Attempt(
+                    job_id=job_ids[0], model_requested="m", region="us", outcome="ok", cost_usd=cost
+                )
+            )
     views = list_runs_of(sessions, "support")
     assert [v.run_date for v in views] == [date(2026, 5, 2), date(2026, 5, 1)]
     assert views[0].jobs == {"pending": 4} and views[0].batch_id == new.batch_id
@@ -220,16 +226,19 @@ class ScriptedLister:
 def test_listed_ids_are_distinct_and_completed(config: NightlyConfig, tmp_path: Path) -> None:
     path = tmp_path / "eu.toml"
     path.write_text(
-        config_text("eu").replace('{ type = "file", path = "ids-{date}.txt" }',
-                                  '{ type = "assemblyai", region = "eu" }')
-    )  # fmt: skip
+        config_text("eu").replace(
+            '{ type = "file", path = "ids-{date}.txt" }', '{ type = "assemblyai", region = "eu" }'
+        )
+    )
     pipeline = load_config(path).get("eu")
-    lister = ScriptedLister([
-        TranscriptSummary(id="aaaaaaaa-1", status="completed"),
-        TranscriptSummary(id="bbbbbbbb-2", status="completed"),
-        TranscriptSummary(id="aaaaaaaa-1", status="completed"),  # shifted onto the next page
-        TranscriptSummary(id="cccccccc-3", status="error"),
-    ])  # fmt: skip
+    lister = ScriptedLister(
+        [
+            TranscriptSummary(id="aaaaaaaa-1", status="completed"),
+            TranscriptSummary(id="bbbbbbbb-2", status="completed"),
+            TranscriptSummary(id="aaaaaaaa-1", status="completed"),  # shifted onto the next page
+            TranscriptSummary(id="cccccccc-3", status="error"),
+        ]
+    )
     night = date(2026, 5, 1)
     assert transcript_ids(pipeline, night, lister, since=night) == ["aaaaaaaa-1", "bbbbbbbb-2"]
     assert lister.asked == [{"created_on": date(2026, 5, 1), "status": "completed", "region": "eu"}]

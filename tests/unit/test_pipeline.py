@@ -273,8 +273,12 @@ def test_finished_jobs_are_counted_by_status_and_kind(tmp_path: Path) -> None:
 def test_rate_limits_and_reasks_never_make_a_job_poison(world) -> None:
     """Regression: every 429 used to count as a delivery, so 6 of them failed a job as poison."""
     sessions, job_id = world
-    deps = PipelineDeps(sessions=sessions, gateway=FakeGateway(), limiter=FakeLimiter(),
-                        settings=settings(max_deliveries=3))  # fmt: skip
+    deps = PipelineDeps(
+        sessions=sessions,
+        gateway=FakeGateway(),
+        limiter=FakeLimiter(),
+        settings=settings(max_deliveries=3),
+    )
     for _ in range(8):
         _queue(sessions, job_id)
         deps.gateway.script.append(RateLimited("slow down", status=429, retry_after_s=1.0))  # type: ignore[attr-defined]

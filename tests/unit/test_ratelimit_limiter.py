@@ -95,9 +95,12 @@ def test_permit_past_the_bound_defers_and_gives_the_reservation_back(
 ) -> None:
     impatient = GateTiming(margin_s=0.05, lead_s=0.5, max_wait_s=0.1)
     limiter = ModelLimiter(
-        backend, RateLimitConfig.parse("fast=10/1s"), timing=impatient, sleep=clock.sleep,
+        backend,
+        RateLimitConfig.parse("fast=10/1s"),
+        timing=impatient,
+        sleep=clock.sleep,
         clock=clock,
-    )  # fmt: skip
+    )
     _trust(limiter, "fast")
     for _ in range(9):
         _send(limiter, "fast", None)

@@ -49,8 +49,12 @@ def test_call_analytics_schema_gives_one_spec_per_useful_field() -> None:
     assert (by_path["action_items"].minimum, by_path["action_items"].maximum) == (0, 8)
     assert by_path["action_items[].owner"].values == ("agent", "customer", "team")
     assert [s.title for s in specs[:5]] == [
-        "Sentiment", "Sentiment score", "Top topics", "Resolution", "Action items per call",
-    ]  # fmt: skip
+        "Sentiment",
+        "Sentiment score",
+        "Top topics",
+        "Resolution",
+        "Action items per call",
+    ]
 
 
 def test_refs_defs_nullable_unions_and_nested_arrays_of_objects() -> None:
@@ -136,8 +140,11 @@ def test_enum_counts_and_shares_in_schema_order(known: dict) -> None:  # type: i
     assert sentiment["counts"] == {"positive": 6, "neutral": 4, "negative": 5, "mixed": 1}
     assert sentiment["shares"]["negative"] == pytest.approx(5 / 16)
     assert known["resolution"]["counts"] == {
-        "resolved": 9, "unresolved": 3, "escalated": 3, "follow_up": 1,
-    }  # fmt: skip
+        "resolved": 9,
+        "unresolved": 3,
+        "escalated": 3,
+        "follow_up": 1,
+    }
     owner = known["action_items[].owner"]
     assert owner["counts"] == {"agent": 15, "customer": 0, "team": 0}
     assert (owner["n"], owner["present"], owner["missing"]) == (15, 10, 6)
@@ -160,8 +167,11 @@ def test_number_mean_percentiles_and_bounded_histogram(known: dict) -> None:  # 
 def test_top_items_count_once_per_call_ignoring_case_and_spaces(known: dict) -> None:  # type: ignore[type-arg]
     topics = known["topics"]
     assert [(t["item"], t["count"]) for t in topics["top"]] == [
-        ("billing", 12), ("Refund", 6), (EVIL_TOPIC, 1), ("late delivery", 1),
-    ]  # fmt: skip
+        ("billing", 12),
+        ("Refund", 6),
+        (EVIL_TOPIC, 1),
+        ("late delivery", 1),
+    ]
     assert topics["top"][0]["share"] == 0.75
     assert (topics["n"], topics["items"], topics["distinct"]) == (16, 27, 4)
     assert topics["mean_items"] == pytest.approx(27 / 16)
@@ -283,15 +293,22 @@ def test_top_counter_keeps_the_most_frequent_keys_when_it_prunes() -> None:
 def _facts() -> dict:  # type: ignore[type-arg]
     facts = JobFacts()
     for job_id in range(1, 9):
-        facts.add_job(job_id=job_id, status="succeeded", has_result=True, repaired=job_id == 1,
-                      reasks=2 if job_id == 2 else 0)  # fmt: skip
+        facts.add_job(
+            job_id=job_id,
+            status="succeeded",
+            has_result=True,
+            repaired=job_id == 1,
+            reasks=2 if job_id == 2 else 0,
+        )
     for job_id, kind in [(20, "timeout"), (21, "timeout"), (22, "bad_request"), (23, None)]:
         facts.add_job(job_id=job_id, status="failed", error_kind=kind, error_message="x" * 999)
     facts.add_job(job_id=30, status="pending")
-    facts.add_usage("m1", attempts=10, http_429=2, input_tokens=1000, output_tokens=100,
-                    cost_usd=0.25)  # fmt: skip
-    facts.add_usage("m2", attempts=3, input_tokens=50, output_tokens=5, cost_usd=0.05,
-                    unpriced_attempts=1)  # fmt: skip
+    facts.add_usage(
+        "m1", attempts=10, http_429=2, input_tokens=1000, output_tokens=100, cost_usd=0.25
+    )
+    facts.add_usage(
+        "m2", attempts=3, input_tokens=50, output_tokens=5, cost_usd=0.05, unpriced_attempts=1
+    )
     facts.add_outcome("ok", 8)
     return facts.finish()
 
@@ -304,8 +321,10 @@ def test_job_facts_rates_failures_and_cost() -> None:
     assert (jobs["repaired"], jobs["reasks"], jobs["jobs_with_reasks"]) == (1, 2, 1)
     reasons = out["failures"]["by_reason"]
     assert [(r["reason"], r["count"]) for r in reasons] == [
-        ("timeout", 2), ("bad_request", 1), ("unknown", 1),
-    ]  # fmt: skip
+        ("timeout", 2),
+        ("bad_request", 1),
+        ("unknown", 1),
+    ]
     assert reasons[0]["job_ids"] == [20, 21] and len(reasons[0]["example"]) == 300
     assert out["attempts"]["total"] == 13 and out["attempts"]["http_429"] == 2
     cost = out["cost"]
@@ -320,9 +339,12 @@ def test_job_facts_rates_failures_and_cost() -> None:
 
 def _report(night: str, success: float, negative: float, cost: float, mean: float | None) -> dict:  # type: ignore[type-arg]
     fields: dict = {  # type: ignore[type-arg]
-        "sentiment": {"kind": "enum", "title": "Sentiment",
-                      "shares": {"positive": 1 - negative, "negative": negative}},
-    }  # fmt: skip
+        "sentiment": {
+            "kind": "enum",
+            "title": "Sentiment",
+            "shares": {"positive": 1 - negative, "negative": negative},
+        },
+    }
     if mean is not None:
         fields["score"] = {"kind": "number", "title": "Score", "mean": mean}
     return {
@@ -356,8 +378,13 @@ def test_trends_compare_with_the_last_night_and_keep_the_series_in_date_order() 
 def test_csv_has_one_row_per_metric_and_defuses_formulas() -> None:
     aggregator = Aggregator([FieldSpec("topics", "array_items")])
     aggregator.add({"topics": ['=HYPERLINK("x")', "billing"]})
-    report = {"batch": {"id": 3, "name": "=cmd|' /C calc'!A0"}, "generated_at": "now",
-              **_facts(), **aggregator.finish(), "trends": None}  # fmt: skip
+    report = {
+        "batch": {"id": 3, "name": "=cmd|' /C calc'!A0"},
+        "generated_at": "now",
+        **_facts(),
+        **aggregator.finish(),
+        "trends": None,
+    }
     out = io.StringIO()
     write_csv(report, out)
     rows = list(csv.reader(io.StringIO(out.getvalue())))

@@ -40,3 +40,21 @@ def test_every_dependency_and_dev_tool_is_pinned_within_its_range() -> None:
 def test_bootstrap_and_the_image_install_with_the_constraints() -> None:
     assert "-c constraints.txt" in (ROOT / "scripts" / "bootstrap").read_text()
     assert "-c constraints.txt" in (ROOT / "Dockerfile").read_text()
+
+
+def test_no_formatter_escapes_without_a_reason() -> None:
+    """``# fmt: skip`` / ``# fmt: off`` only with a comment on the same line saying why."""
+    bare = re.compile(r"#\s*fmt:\s*(skip|off)\s*$")
+    found = [
+        f"{path.relative_to(ROOT)}:{number}"
+        for folder in ("worker", "models", "emulator", "harness", "migrations", "scripts", "tests")
+        for path in (ROOT / folder).rglob("*.py")
+        for number, line in enumerate(path.read_text().splitlines(), start=1)
+        if bare.search(line)
+    ]
+    assert found == []
+
+
+def test_pytest_turns_warnings_into_errors() -> None:
+    options = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]
+    assert options["filterwarnings"][0] == "error"

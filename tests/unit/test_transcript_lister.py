@@ -23,9 +23,16 @@ def settings(key: str | None = KEY) -> Settings:
 
 
 def _item(i: int) -> dict[str, Any]:
-    return {"id": f"t{i}", "status": "completed", "created": "2026-09-24T10:00:00",
-            "completed": "2026-09-24T10:01:00", "audio_url": f"https://a/{i}.mp3",
-            "resource_url": f"{US}/v2/transcript/t{i}", "error": None, "unknown": 1}  # fmt: skip
+    return {
+        "id": f"t{i}",
+        "status": "completed",
+        "created": "2026-09-24T10:00:00",
+        "completed": "2026-09-24T10:01:00",
+        "audio_url": f"https://a/{i}.mp3",
+        "resource_url": f"{US}/v2/transcript/t{i}",
+        "error": None,
+        "unknown": 1,
+    }
 
 
 class Paged:
@@ -51,11 +58,15 @@ class Paged:
             200,
             json={
                 "transcripts": page,
-                "page_details": {"limit": limit, "result_count": len(page),
-                                 "current_url": str(request.url),
-                                 "prev_url": prev if more else None, "next_url": None},
+                "page_details": {
+                    "limit": limit,
+                    "result_count": len(page),
+                    "current_url": str(request.url),
+                    "prev_url": prev if more else None,
+                    "next_url": None,
+                },
             },
-        )  # fmt: skip
+        )
 
 
 def test_walks_prev_url_until_null() -> None:
