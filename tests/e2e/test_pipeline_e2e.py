@@ -49,14 +49,17 @@ def live_ids(emu: EmulatorProcess, n: int) -> list[str]:
     """Completed, not deleted transcript ids from the emulator's transcript API."""
     headers = {"Authorization": E2E_KEY}
     ids: list[str] = []
-    url: str | None = f"{emu.url}/v2/transcript?status=completed&limit=200"
+    # Our filters with each page's cursor: the page URLs carry only limit and before_id.
+    params = {"status": "completed", "limit": "200"}
+    older: str | None = f"{emu.url}/v2/transcript"
     with httpx.Client(headers=headers) as client:
-        while url and len(ids) < n:
-            page = client.get(url).json()
+        while older and len(ids) < n:
+            cursor = dict(httpx.URL(older).params)
+            page = client.get(f"{emu.url}/v2/transcript", params=cursor | params).json()
             for item in page["transcripts"]:
                 if client.get(f"{emu.url}/v2/transcript/{item['id']}").status_code == 200:
                     ids.append(item["id"])
-            url = page["page_details"]["prev_url"]
+            older = page["page_details"]["prev_url"]
     assert len(ids) >= n, f"emulator has only {len(ids)} live transcripts"
     return ids[:n]
 
