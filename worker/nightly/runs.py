@@ -175,17 +175,15 @@ def _take(session: Session, name: str, run_id: int, ids: list[str]) -> list[str]
         return []
     now = utcnow()
     taken: set[str] = set()
+    insert = insert_ignoring_conflicts(
+        session, PipelineTranscript, index_elements=["pipeline", "transcript_id"]
+    ).returning(PipelineTranscript.transcript_id)
     for start in range(0, len(ids), _TAKE_CHUNK):
         rows = [
             {"pipeline": name, "transcript_id": id_, "run_id": run_id, "taken_at": now}
             for id_ in ids[start : start + _TAKE_CHUNK]
         ]
-        insert = insert_ignoring_conflicts(
-            session, PipelineTranscript, index_elements=["pipeline", "transcript_id"]
-        )
-        taken.update(
-            session.scalars(insert.values(rows).returning(PipelineTranscript.transcript_id))
-        )
+        taken.update(session.scalars(insert.values(rows)))
     return [id_ for id_ in ids if id_ in taken]
 
 

@@ -154,10 +154,12 @@ def _check_metadata(value: object, fail: Any) -> dict[str, Any] | None:
         return None
     if not isinstance(value, dict):
         raise fail("metadata must be an object")
-    size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+    # One serialisation for both checks: JSON escapes a NUL as \u0000 even without ensure_ascii.
+    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    size = len(text.encode())
     if size > MAX_METADATA_BYTES:
         raise fail(f"metadata is {size} bytes as JSON; at most {MAX_METADATA_BYTES}")
-    if "\\u0000" in json.dumps(value):
+    if "\\u0000" in text:
         raise fail("metadata must not contain NUL (Postgres cannot store it)")
     return value
 
