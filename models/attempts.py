@@ -25,6 +25,10 @@ class Attempt(Base):
     model_requested: Mapped[str] = mapped_column(String(100))
     model_answered: Mapped[str | None] = mapped_column(String(100))
     fallback_used: Mapped[bool] = mapped_column(Boolean, default=False)
+    # How the answering model was asked for structured output (``worker.services.routes``),
+    # and the shape sent to every model of the request.
+    route: Mapped[str | None] = mapped_column(String(24))
+    plan: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     region: Mapped[str] = mapped_column(String(8))
     http_status: Mapped[int | None] = mapped_column(Integer)
     # ok | repaired | invalid | refused | truncated | transient | permanent

@@ -39,6 +39,16 @@ class Batch(Base):
     priority: Mapped[int] = mapped_column(Integer, default=0)
     cancelled: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The canary: the first ``canary_jobs`` calls run before the rest are released (0: no
+    # canary, or it passed); ``canary_released`` of them are out.
+    canary_jobs: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    canary_released: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    # Permanent failures in a row with one reason (a success resets it).
+    streak: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    streak_kind: Mapped[str | None] = mapped_column(String(40))
+    # Set: the dispatcher releases nothing more of the batch until ``tbatch resume``.
+    paused_reason: Mapped[str | None] = mapped_column(Text)
+    paused_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 # One job per (batch, transcript, template, schema, model): enqueueing it again is a no-op.
@@ -105,6 +115,9 @@ class Job(Base):
     custom_id: Mapped[str | None] = mapped_column(String(200))
     meta: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSONType)
     priority: Mapped[int] = mapped_column(Integer, default=0)
+    # The model the next call goes to instead of ``model`` and its chain (a context overflow
+    # rerouted the job to a larger-context model); None: the job's own chain.
+    reroute_model: Mapped[str | None] = mapped_column(String(100))
 
     status: Mapped[str] = mapped_column(String(16), default=JobStatus.PENDING)
     not_before: Mapped[datetime | None] = mapped_column(UTCDateTime)

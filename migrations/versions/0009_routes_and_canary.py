@@ -1,0 +1,66 @@
+"""Structured output per model and batches that stop themselves (issue 11).
+
+- ``attempts.route``: how the answering model was asked for structured output
+  (``json_schema``, ``json_schema_strict``, ``tool``, ``prompt``); ``attempts.plan``: the shape
+  sent to every model of the request (route, max_tokens), as sent.
+- ``jobs.reroute_model``: the model a job's next call goes to instead of its own (after a
+  context overflow); null = the job's model and chain.
+- ``batches`` canary and pause: ``canary_jobs`` calls of a new batch run before the rest are
+  released (0 = no canary, or it passed), ``canary_released`` of them are out; ``streak`` /
+  ``streak_kind`` count permanent failures in a row with one reason; ``paused_reason`` /
+  ``paused_at``: why the dispatcher releases nothing more of the batch (``tbatch resume``).
+
+Revision ID: 0009
+Revises: 0008
+Create Date: 2026-12-07 06:00:00
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+import models.base
+
+revision: str = "0009"
+down_revision: str | None = "0008"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("attempts") as batch:
+        batch.add_column(sa.Column("route", sa.String(length=24), nullable=True))
+        batch.add_column(sa.Column("plan", models.base.JSONType, nullable=True))
+    with op.batch_alter_table("jobs") as batch:
+        batch.add_column(sa.Column("reroute_model", sa.String(length=100), nullable=True))
+    zero = sa.text("0")
+    with op.batch_alter_table("batches") as batch:
+        batch.add_column(
+            sa.Column("canary_jobs", sa.Integer(), nullable=False, server_default=zero)
+        )
+        batch.add_column(
+            sa.Column("canary_released", sa.Integer(), nullable=False, server_default=zero)
+        )
+        batch.add_column(sa.Column("streak", sa.Integer(), nullable=False, server_default=zero))
+        batch.add_column(sa.Column("streak_kind", sa.String(length=40), nullable=True))
+        batch.add_column(sa.Column("paused_reason", sa.Text(), nullable=True))
+        batch.add_column(sa.Column("paused_at", models.base.UTCDateTime(), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("batches") as batch:
+        for column in (
+            "paused_at",
+            "paused_reason",
+            "streak_kind",
+            "streak",
+            "canary_released",
+            "canary_jobs",
+        ):
+            batch.drop_column(column)
+    with op.batch_alter_table("jobs") as batch:
+        batch.drop_column("reroute_model")
+    with op.batch_alter_table("attempts") as batch:
+        batch.drop_column("plan")
+        batch.drop_column("route")
