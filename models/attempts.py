@@ -58,7 +58,7 @@ class _Answer:
     data: Mapped[Any] = mapped_column(JSONType)
     raw_text: Mapped[str] = mapped_column(Text)
     repaired: Mapped[bool] = mapped_column(Boolean, default=False)
-    model: Mapped[str] = mapped_column(String(100))
+    model: Mapped[str | None] = mapped_column(String(100))  # None: not known (see 0009)
     request_id: Mapped[str | None] = mapped_column(String(64))
     input_tokens: Mapped[int | None] = mapped_column(Integer)
     output_tokens: Mapped[int | None] = mapped_column(Integer)

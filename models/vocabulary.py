@@ -45,6 +45,12 @@ class FailureKind(StrEnum):
     CONNECTION = "connection"
     PERMANENT = "permanent"
     BAD_REQUEST = "bad_request"
+    NOT_ENTITLED = "not_entitled"  # the account may not use the model (400)
+    UNSUPPORTED_PARAMETER = "unsupported_parameter"  # "model X does not support P" (400)
+    SCHEMA_REJECTED = "schema_rejected"  # "response_format is invalid: ..." (400)
+    CONTEXT_OVERFLOW = "context_overflow"  # "model context limit exceeded" (400)
+    MODEL_NOT_FOUND = "model_not_found"  # a 404 naming a model, not a transcript
+    NOT_FOUND = "not_found"  # a 404 naming neither
     AUTH = "auth"
     TRANSCRIPT_NOT_FOUND = "transcript_not_found"
     REPAIR_FAILED = "repair_failed"
@@ -91,6 +97,7 @@ class Delivery(StrEnum):
     SUCCEEDED = "succeeded"
     LEASE_LOST = "lease_lost"  # answered, but the job had moved on: attempt recorded only
     REASK = "reask"
+    REROUTED = "rerouted"  # the next call goes to a larger-context model
     RETRY = "retry"
     RATE_LIMITED = "rate_limited"
     FAILED = "failed"

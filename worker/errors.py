@@ -160,6 +160,44 @@ class BadRequest(PermanentGatewayError):
     kind = FailureKind.BAD_REQUEST
 
 
+class NotEntitled(BadRequest):
+    """400 "Your account does not have access to this LLM Gateway model"."""
+
+    kind = FailureKind.NOT_ENTITLED
+
+
+class UnsupportedParameter(BadRequest):
+    """400 "model X does not support P": enqueue gates parameters, so this means the catalog
+    changed, or said nothing."""
+
+    kind = FailureKind.UNSUPPORTED_PARAMETER
+
+
+class SchemaRejected(BadRequest):
+    """400 "response_format is invalid: ...": the provider refuses a feature of the schema."""
+
+    kind = FailureKind.SCHEMA_REJECTED
+
+
+class ContextOverflow(BadRequest):
+    """400 "model context limit exceeded": input plus ``max_tokens`` do not fit the model. The
+    gateway's fallbacks do not rescue it (a validation error), so tbatch reroutes the job."""
+
+    kind = FailureKind.CONTEXT_OVERFLOW
+
+
+class ModelNotFound(PermanentGatewayError):
+    """A 404 naming a model (retired, misspelt): not a missing transcript."""
+
+    kind = FailureKind.MODEL_NOT_FOUND
+
+
+class NotFound(PermanentGatewayError):
+    """A 404 naming neither a transcript nor a model."""
+
+    kind = FailureKind.NOT_FOUND
+
+
 class AuthFailed(PermanentGatewayError):
     """401/403, or no key on this machine: a problem of the machine, not of the job (the
     worker stops taking work for a while and the job waits)."""

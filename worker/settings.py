@@ -84,6 +84,15 @@ class Settings(BaseSettings):
     max_reasks: int = 2
     # The gateway's own default is 1000 output tokens, which truncates rich analytics.
     default_max_tokens: int = 4000
+    # A transcript too long for its model ("model context limit exceeded") is sent on to the
+    # largest-context model of its region; overflow_models (comma-separated ids) limits the
+    # candidates (empty: any model the region's catalog serves).
+    overflow_reroute: bool = True
+    overflow_models: str = ""
+
+    @property
+    def overflow_candidates(self) -> frozenset[str]:
+        return frozenset(m.strip() for m in self.overflow_models.split(",") if m.strip())
 
     # Reliability
     # A dead worker's job runs again within lease_s + reconcile_interval_s (< 2 minutes).

@@ -14,14 +14,20 @@ from worker.errors import (
     AuthFailed,
     BadRequest,
     ConnectionFailed,
+    ContextOverflow,
     GatewayError,
     GatewayTimeout,
+    ModelNotFound,
+    NotEntitled,
+    NotFound,
     PermanentGatewayError,
     RateLimited,
     RepairFailed,
+    SchemaRejected,
     ServerError,
     TranscriptNotFound,
     TransientGatewayError,
+    UnsupportedParameter,
 )
 from worker.gateway.errors_parse import (
     error_from_response,
@@ -234,3 +240,48 @@ def test_transport_errors() -> None:
     assert isinstance(
         error_from_transport(httpx.RemoteProtocolError("eof"), model=None), ConnectionFailed
     )
+
+
+def _flat(status: int, *errors: str, message: str = "invalid request body") -> dict[str, Any]:
+    return {
+        "code": status,
+        "message": message,
+        "request_id": "r",
+        "metadata": {"errors": [*errors]},
+    }
+
+
+@pytest.mark.parametrize(
+    ("errors", "kind"),
+    [
+        (["Your account does not have access to this LLM Gateway model"], NotEntitled),
+        (["model context limit exceeded"], ContextOverflow),
+        (["response_format is invalid: schema keyword 'not' is not allowed"], SchemaRejected),
+        (["model gpt-5 does not support temperature"], UnsupportedParameter),
+        (["model gpt-9 is not supported", "model context limit exceeded"], BadRequest),
+        (["one of messages or prompt required"], BadRequest),
+    ],
+)
+def test_a_400_is_named_by_its_first_cause(errors: list[str], kind: type[GatewayError]) -> None:
+    err = error_from_response(resp(400, _flat(400, *errors)), model="m")
+    assert type(err) is kind and isinstance(err, BadRequest)
+    assert err.kind == kind.kind
+
+
+@pytest.mark.parametrize(
+    ("body", "kind"),
+    [
+        ({"request_id": "r", "message": "transcript deleted", "code": 404}, TranscriptNotFound),
+        (
+            {"request_id": "r", "message": "model claude-3-haiku not found", "code": 404},
+            ModelNotFound,
+        ),
+        (_flat(404, "model gpt-4o has been retired", message="not found"), ModelNotFound),
+        ({"request_id": "r", "message": "not found", "code": 404}, NotFound),
+        ("", NotFound),
+    ],
+)
+def test_only_a_404_naming_a_transcript_is_a_missing_transcript(
+    body: Any, kind: type[GatewayError]
+) -> None:
+    assert type(error_from_response(resp(404, body), model="m")) is kind

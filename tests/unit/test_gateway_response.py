@@ -39,10 +39,13 @@ RECORDED = {
 }
 
 
-def parse(body: Any, model: str = "claude-haiku-4-5-20251001") -> CompletionResult:
+def parse(
+    body: Any, model: str = "claude-haiku-4-5-20251001", with_fallbacks: bool = False
+) -> CompletionResult:
     text = body if isinstance(body, str) else json.dumps(body)
     return parse_success(
         text,
+        with_fallbacks=with_fallbacks,
         model_asked=model,
         region="us",
         http_status=200,
@@ -70,11 +73,32 @@ def test_model_answered_prefers_top_level_model() -> None:
     assert r.model_answered == "gemini-2.5-flash" and r.served_by_fallback
 
 
-def test_model_answered_from_request_echo_then_asked() -> None:
+def test_without_a_top_level_model_the_answering_model_is_the_only_one_or_unknown() -> None:
+    """The ``request`` echo repeats the model requested: it is no evidence of who answered. A
+    request without fallbacks could only be answered by its model; one with fallbacks by any."""
     body = {k: v for k, v in RECORDED.items() if k != "model"}
-    assert parse({**body, "request": {"model": "echoed"}}, model="asked").model_answered == "echoed"
-    assert parse({**body, "request": None}, model="asked").model_answered == "asked"
+    echoed = {**body, "request": {"model": "echoed"}}
+    assert parse(echoed, model="asked").model_answered == "asked"
     assert parse({**body, "model": None, "request": {}}, model="asked").model_answered == "asked"
+    unknown = parse(echoed, model="asked", with_fallbacks=True)
+    assert unknown.model_answered is None and not unknown.served_by_fallback
+    named = parse({**body, "model": "fb"}, model="asked", with_fallbacks=True)
+    assert named.model_answered == "fb" and named.served_by_fallback
+
+
+def test_retirement_date_is_read_as_a_date_or_nothing() -> None:
+    from datetime import date
+
+    from worker.gateway.response import parse_model
+
+    def retires(value: Any) -> Any:
+        info = parse_model({"id": "m", "retirement_date": value})
+        assert info is not None
+        return info.retirement_date
+
+    assert retires("2026-12-31") == date(2026, 12, 31)
+    assert retires("2026-12-31T00:00:00Z") == date(2026, 12, 31)
+    assert retires(None) is None and retires("soon") is None and retires(20261231) is None
 
 
 @pytest.mark.parametrize(

@@ -224,6 +224,7 @@ class GatewayClient(PooledHttp):
                 latency_ms=latency_ms,
                 rate_limit=info,
                 secret=key,
+                with_fallbacks=bool(req.fallbacks),
             )
         except GatewayError as error:
             self._log_call(req, fields, latency_ms, error=error, body=redact(response.text, key))

@@ -23,12 +23,18 @@ from worker.errors import (
     AuthFailed,
     BadRequest,
     ConnectionFailed,
+    ContextOverflow,
     GatewayError,
     GatewayTimeout,
+    ModelNotFound,
+    NotEntitled,
+    NotFound,
     RateLimited,
     RepairFailed,
+    SchemaRejected,
     ServerError,
     TranscriptNotFound,
+    UnsupportedParameter,
 )
 from worker.gateway.types import RateLimitInfo
 
@@ -182,8 +188,40 @@ def error_from_response(
     if status in (401, 403):
         return AuthFailed(message, **common)
     if status == 404:
-        return TranscriptNotFound(message, **common)
-    return BadRequest(message, **common)
+        return _not_found(envelope)(message, **common)
+    cls = _bad_request(envelope) if status == 400 else BadRequest
+    return cls(message, **common)
+
+
+# The 400 causes (``metadata.errors`` texts, gateway-api.md 6.3). The gateway lists its checks
+# in the order it runs them, so the first error that names a cause names the kind stored.
+_BAD_REQUEST_KINDS: tuple[tuple[str, type[BadRequest]], ...] = (
+    ("is not supported", BadRequest),  # an unknown model id
+    ("does not have access", NotEntitled),
+    ("context limit exceeded", ContextOverflow),
+    ("response_format is invalid", SchemaRejected),
+    ("does not support", UnsupportedParameter),
+)
+
+
+def _bad_request(envelope: ErrorEnvelope) -> type[BadRequest]:
+    for text in (*envelope.errors, envelope.message or ""):
+        for needle, cls in _BAD_REQUEST_KINDS:
+            if needle in text.lower():
+                return cls
+    return BadRequest
+
+
+def _not_found(envelope: ErrorEnvelope) -> type[GatewayError]:
+    """The live 404 says "transcript not found" / "transcript deleted"; the docs also name
+    invalid endpoints and models. Only a 404 that names a transcript is a missing transcript: a
+    retired or misspelt model reported as one sends the user hunting for the wrong thing."""
+    text = " ".join((envelope.message or "", *envelope.errors)).lower()
+    if "transcript" in text:
+        return TranscriptNotFound
+    if "model" in text:
+        return ModelNotFound
+    return NotFound
 
 
 def error_from_transport(

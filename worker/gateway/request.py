@@ -22,8 +22,25 @@ from worker.gateway.types import (
 )
 
 MAX_FALLBACK_DEPTH = 2
-# Parameters the gateway rejects (400) for a model whose catalog entry does not list them.
-GATED_PARAMETERS = ("response_format", "tools", "tool_choice")
+# Body fields the gateway itself takes for every model; any other field is a model parameter,
+# which the gateway rejects (400 "model X does not support P") for a model whose catalog entry
+# does not list it (gateway-api.md section 2 and 8.7).
+GATEWAY_FIELDS = frozenset(
+    {
+        "model",
+        "messages",
+        "prompt",
+        "transcript_id",
+        "fallbacks",
+        "fallback_config",
+        "post_processing_steps",
+        "model_region",
+        "cache_control",
+        "prompt_cache_key",
+        "prompt_cache_retention",
+        "max_tokens",
+    }
+)
 _TAG_LOOKALIKE = re.compile(r"\{\{\s*transcript\s*\}\}", re.IGNORECASE)
 
 
@@ -156,8 +173,8 @@ def _check_model(
         raise RequestRejected(f"{label} {model_id!r} is {where} and this is {job}")
     supported = info.supported_parameters
     if supported is not None:
-        for param in GATED_PARAMETERS:
-            if effective.get(param) is not None and param not in supported:
+        for param, value in effective.items():
+            if param not in GATEWAY_FIELDS and value is not None and param not in supported:
                 raise RequestRejected(f"{label} {model_id!r} does not support {param}")
     max_tokens = effective.get("max_tokens")
     limit = info.context_length

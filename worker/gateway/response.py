@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import date
 from typing import Any
 
 from worker.errors import ServerError
@@ -81,10 +82,13 @@ def _first_str(values: list[Any]) -> str | None:
     return next((v for v in values if isinstance(v, str) and v), None)
 
 
-def _model_answered(data: dict[str, Any], model_asked: str) -> str:
-    echo = data.get("request")
-    echoed = echo.get("model") if isinstance(echo, dict) else None
-    return _first_str([data.get("model"), echoed]) or model_asked
+def _model_answered(data: dict[str, Any], model_asked: str, with_fallbacks: bool) -> str | None:
+    """The top-level ``model``. Without it, the model asked when no other could have answered;
+    else unknown. The ``request`` echo is not evidence: it repeats the model requested."""
+    answered = data.get("model")
+    if isinstance(answered, str) and answered:
+        return answered
+    return None if with_fallbacks else model_asked
 
 
 def parse_success(
@@ -96,6 +100,7 @@ def parse_success(
     latency_ms: float,
     rate_limit: RateLimitInfo,
     secret: str | None = None,
+    with_fallbacks: bool = False,
 ) -> CompletionResult:
     """A 2xx body as a result. Not JSON, or no choices: ``ServerError`` (transient)."""
     try:
@@ -134,7 +139,7 @@ def parse_success(
     return CompletionResult(
         request_id=request_id if isinstance(request_id, str) else None,
         model_asked=model_asked,
-        model_answered=_model_answered(data, model_asked),
+        model_answered=_model_answered(data, model_asked, with_fallbacks),
         region=region,
         content=_first_str(contents),
         refusal=_first_str(refusals),
@@ -175,6 +180,16 @@ def _str_set(value: Any) -> frozenset[str] | None:
     return None
 
 
+def _date(value: Any) -> date | None:
+    """``retirement_date`` as a date: ISO date or date-time text; anything else is no date."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    try:
+        return date.fromisoformat(value.strip()[:10])
+    except ValueError:
+        return None
+
+
 def parse_model(entry: Any) -> ModelInfo | None:
     if not isinstance(entry, dict) or not isinstance(entry.get("id"), str):
         return None
@@ -184,6 +199,7 @@ def parse_model(entry: Any) -> ModelInfo | None:
         context_length=_int(entry.get("context_length")),
         supported_parameters=_str_set(entry.get("supported_parameters")),
         available_regions=_str_set(entry.get("available_regions")),
+        retirement_date=_date(entry.get("retirement_date")),
         input_usd_per_mtok=_price(
             pricing,
             ("input_per_million_tokens", "input_per_mtok", "input_per_million", "input"),

@@ -7,6 +7,7 @@ fields, so a failed job can be understood and reprocessed later.
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -102,7 +103,9 @@ class CompletionResult(BaseModel):
 
     request_id: str | None
     model_asked: str
-    model_answered: str
+    # None: the body named no model and the request had fallbacks, so any of them may have
+    # answered (gateway-api.md 4.3: Claude answers were seen without a top-level ``model``).
+    model_answered: str | None
     region: Region
     content: str | None
     refusal: str | None = None
@@ -119,7 +122,7 @@ class CompletionResult(BaseModel):
 
     @property
     def served_by_fallback(self) -> bool:
-        return self.model_answered != self.model_asked
+        return self.model_answered is not None and self.model_answered != self.model_asked
 
 
 class ModelInfo(BaseModel):
@@ -133,3 +136,4 @@ class ModelInfo(BaseModel):
     available_regions: frozenset[str] | None = None
     input_usd_per_mtok: float | None = None
     output_usd_per_mtok: float | None = None
+    retirement_date: date | None = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from models.jobs import Job
 from models.vocabulary import AttemptOutcome
@@ -25,6 +26,9 @@ class AttemptRecord:
     started_at: datetime
     region: str
     purpose: str = "call"
+    model_asked: str | None = None  # the request's primary; None: the job's model
+    route: str | None = None  # how the answering model was asked (``routes.Route``)
+    plan: dict[str, Any] | None = None  # every model's shape, as sent
     request_id: str | None = None
     model_answered: str | None = None
     http_status: int | None = None
@@ -53,7 +57,8 @@ class AttemptRecord:
             "total_tokens": result.usage.total_tokens,
             "cached_tokens": result.usage.cached_tokens,
         }
-        self.cost_usd = pricing.estimate_cost(catalog.get(result.model_answered), result)
+        answered = None if result.model_answered is None else catalog.get(result.model_answered)
+        self.cost_usd = pricing.estimate_cost(answered, result)
 
     def take_error(self, error: GatewayError) -> None:
         self.request_id = error.request_id

@@ -93,6 +93,7 @@ def reprocess(
             "transport_retries": 0,
             "reasks": 0,
             "reask_context": None,
+            "reroute_model": None,
             "finished_at": None,
             "error_kind": None,
             "error_message": None,

@@ -30,6 +30,7 @@ from models.vocabulary import AttemptOutcome, Delivery, FailureKind, JobStatus
 from worker import metrics
 from worker.errors import (
     AuthFailed,
+    ContextOverflow,
     GatewayError,
     LimiterUnavailable,
     ModelUnavailable,
@@ -44,7 +45,7 @@ from worker.gateway.client import SendGate
 from worker.gateway.types import CompletionRequest, CompletionResult, ModelInfo
 from worker.output import Invalid, Refused, Truncated, Valid, interpret
 from worker.services import claims
-from worker.services.attempt import AttemptRecord
+from worker.services.attempt import MAX_RAW_CHARS, AttemptRecord
 from worker.services.content_cache import ContentCache
 from worker.services.recording import (
     record_attempt,
@@ -53,6 +54,8 @@ from worker.services.recording import (
     store_result,
 )
 from worker.services.requests import build_request
+from worker.services.reroute import reroute_target
+from worker.services.routes import answer_text
 from worker.services.send_gate import CallGate, PermitPort
 from worker.settings import Settings
 
@@ -193,15 +196,19 @@ def _call(job: Job, template: Any, schema: Any, deps: PipelineDeps) -> Delivery:
     catalog = _catalog(deps, job.region)
     started = deps.clock()
     record = AttemptRecord(job=job, started_at=started, region=job.region)
-    gate = None if deps.limiter is None else CallGate(deps.limiter, job.model, job.region)
+    # A rerouted job (its input overflowed its model) calls the larger model alone.
+    model = job.reroute_model or job.model
+    fallbacks = [] if job.reroute_model else list(job.fallbacks)
+    record.model_asked = model
+    gate = None if deps.limiter is None else CallGate(deps.limiter, model, job.region)
     try:
-        req = build_request(
+        planned = build_request(
             template=template,
             variables=job.variables,
             schema=schema,
             transcript_id=job.transcript_id,
-            model=job.model,
-            fallbacks=list(job.fallbacks),
+            model=model,
+            fallbacks=fallbacks,
             region=job.region,
             max_tokens=job.max_tokens or settings.default_max_tokens,
             temperature=job.temperature,
@@ -209,9 +216,10 @@ def _call(job: Job, template: Any, schema: Any, deps: PipelineDeps) -> Delivery:
             catalog=catalog,
             reask_context=job.reask_context,
         )
-        record.purpose = "reask" if job.reask_context else "call"
+        record.plan = planned.plan.describe()
+        record.purpose = _purpose(job)
         fields = {"job_id": job.id, "batch_id": job.batch_id}
-        result = deps.gateway.complete(req, log_fields=fields, gate=gate)
+        result = deps.gateway.complete(planned.request, log_fields=fields, gate=gate)
     except SendDeferred as deferred:
         return _defer(job, deps, deferred)
     except ModelUnavailable as error:
@@ -230,20 +238,31 @@ def _call(job: Job, template: Any, schema: Any, deps: PipelineDeps) -> Delivery:
         return _hold(job, called, deps, kind=FailureKind.AUTH, message=f"worker halted: {error}")
     except GatewayError as error:
         record.sent_at = _sent_at(gate)
-        return _answered(job, record, deps, partial(_on_gateway_error, job, error, record, deps))
+        on_error = partial(_on_gateway_error, job, error, record, deps, catalog)
+        return _answered(job, record, deps, on_error)
     except (RequestRejected, TbatchError) as error:
         return _fail(job, record, deps, kind=FailureKind.REJECTED, message=str(error))
 
     record.sent_at = _sent_at(gate)
     if deps.limiter is not None and result.served_by_fallback:
         # The gateway served a fallback model; that model's window counted it (see README).
+        assert result.model_answered is not None
         _debit_fallback(deps.limiter, result.model_answered, job.region)
 
     def settle() -> Delivery:
         record.take_result(result, catalog)
-        return _on_answer(job, result, schema, record, deps)
+        answer = answer_text(planned.plan, result.content, result.tool_calls)
+        record.route = planned.plan.route_for(result.model_answered)
+        record.raw_text = (answer or result.refusal or "")[:MAX_RAW_CHARS]
+        return _on_answer(job, result, answer, schema, record, deps)
 
     return _answered(job, record, deps, settle)
+
+
+def _purpose(job: Job) -> str:
+    if job.reask_context:
+        return "reask"
+    return "reroute" if job.reroute_model else "call"
 
 
 def _answered(
@@ -365,17 +384,25 @@ def _defer(job: Job, deps: PipelineDeps, deferred: SendDeferred) -> Delivery:
 
 
 def _on_answer(
-    job: Job, result: CompletionResult, schema: Any, record: AttemptRecord, deps: PipelineDeps
+    job: Job,
+    result: CompletionResult,
+    answer: str | None,
+    schema: Any,
+    record: AttemptRecord,
+    deps: PipelineDeps,
 ) -> Delivery:
+    """``answer`` is what the route returns: the tool call's arguments, or the content."""
     outcome = interpret(
-        result.content, finish_reason=result.finish_reason, refusal=result.refusal, schema=schema
+        answer, finish_reason=result.finish_reason, refusal=result.refusal, schema=schema
     )
     if isinstance(outcome, Valid):
         record.outcome = AttemptOutcome.REPAIRED if outcome.repaired else AttemptOutcome.OK
         record.repairs = list(outcome.repairs)
         with deps.sessions.begin() as session:
             attempt_id = record_attempt(session, record, now=deps.clock())
-            stored = store_result(session, job, attempt_id, outcome, result, now=deps.clock())
+            stored = store_result(
+                session, job, attempt_id, outcome, result, answer or "", now=deps.clock()
+            )
         if not stored:
             return Delivery.LEASE_LOST
         metrics.observe_finished(job.model, JobStatus.SUCCEEDED, None)
@@ -399,7 +426,7 @@ def _on_answer(
     record.outcome = AttemptOutcome.INVALID
     record.repairs = list(outcome.repairs)
     record.validation_errors = list(outcome.errors)
-    return _reask_or_fail(job, record, deps, answer=result.content or "", errors=outcome.errors)
+    return _reask_or_fail(job, record, deps, answer=answer or "", errors=outcome.errors)
 
 
 def _reask_or_fail(
@@ -431,10 +458,16 @@ def _reask_or_fail(
 
 
 def _on_gateway_error(
-    job: Job, error: GatewayError, record: AttemptRecord, deps: PipelineDeps
+    job: Job,
+    error: GatewayError,
+    record: AttemptRecord,
+    deps: PipelineDeps,
+    catalog: Mapping[str, ModelInfo],
 ) -> Delivery:
     record.take_error(error)
     settings = deps.settings
+    if isinstance(error, ContextOverflow):
+        return _reroute(job, record, deps, catalog, error)
     if isinstance(error, RateLimited):
         # A rate-limit wait is the model's, not the job's: it never spends the retry budget.
         if deps.limiter is not None:
@@ -463,6 +496,58 @@ def _on_gateway_error(
         delay = backoff_s(job.transport_retries, settings, deps.rng)
         return _back_to_pending(job, record, deps, delay_s=delay, count_retry=True)
     return _fail(job, record, deps, kind=error.kind, message=str(error))
+
+
+def _reroute(
+    job: Job,
+    record: AttemptRecord,
+    deps: PipelineDeps,
+    catalog: Mapping[str, ModelInfo],
+    error: ContextOverflow,
+) -> Delivery:
+    """The input does not fit the model asked: send the job on to the largest-context model
+    of its region (its next call, at once, spending no retry), or fail saying none fits."""
+    settings = deps.settings
+    asked = job.reroute_model or job.model
+    target = None
+    if settings.overflow_reroute:
+        target = reroute_target(
+            catalog,
+            job.region,
+            overflowed=asked,
+            allowed=settings.overflow_candidates,
+            today=deps.clock().date(),
+        )
+    if target is None:
+        context = catalog[asked].context_length if asked in catalog else None
+        why = (
+            "rerouting is off (TBATCH_OVERFLOW_REROUTE)"
+            if not settings.overflow_reroute
+            else (f"no eligible model of region {job.region} has a larger context")
+        )
+        return _fail(
+            job,
+            record,
+            deps,
+            kind=FailureKind.CONTEXT_OVERFLOW,
+            message=f"input plus max_tokens exceed {asked}'s context ({context} tokens) and "
+            f"{why}: {error}",
+        )
+    log.info(
+        "job.rerouted",
+        extra={"job_id": job.id, "model": asked, "to": target.id, "request_id": error.request_id},
+    )
+    _settle(
+        job,
+        record,
+        deps,
+        status=JobStatus.PENDING,
+        not_before=None,
+        reroute_model=target.id,
+        error_kind=FailureKind.CONTEXT_OVERFLOW,
+        error_message=storable_text(f"rerouted from {asked} to {target.id}: {error}", 4000),
+    )
+    return Delivery.REROUTED
 
 
 def backoff_s(retries: int, settings: Settings, rng: random.Random) -> float:

@@ -72,13 +72,16 @@ def storable_list(items: list[str]) -> list[str] | None:
 def record_attempt(session: Session, rec: AttemptRecord, *, now: datetime) -> int:
     metrics.observe_attempt(rec)
     job = rec.job
+    asked = rec.model_asked or job.model
     values = {
         "job_id": job.id,
         "request_id": fit(Attempt.request_id, rec.request_id),
         "purpose": rec.purpose,
-        "model_requested": job.model,
+        "model_requested": asked,
         "model_answered": fit(Attempt.model_answered, rec.model_answered),
-        "fallback_used": bool(rec.model_answered and rec.model_answered != job.model),
+        "fallback_used": bool(rec.model_answered and rec.model_answered != asked),
+        "route": rec.route,
+        "plan": rec.plan,
         "region": rec.region,
         "http_status": rec.http_status,
         "outcome": rec.outcome,
@@ -108,10 +111,12 @@ def store_result(
     attempt_id: int,
     outcome: Valid,
     result: CompletionResult,
+    answer: str,
     *,
     now: datetime,
 ) -> bool:
     """Mark the job succeeded and insert its result, if this delivery still holds the job.
+    ``answer`` is the text the result was parsed from (the content, or a tool call's arguments).
 
     False when the lease was lost meanwhile (the reconciler requeued the job, another delivery
     or a cancel or a forced reprocess moved it on): what happened since stands, and this
@@ -127,7 +132,7 @@ def store_result(
         "job_id": job.id,
         "attempt_id": attempt_id,
         "data": outcome.data,
-        "raw_text": storable_text(result.content or "", MAX_RAW_CHARS),
+        "raw_text": storable_text(answer, MAX_RAW_CHARS),
         "repaired": outcome.repaired,
         "model": fit(Result.model, result.model_answered),
         "request_id": fit(Result.request_id, result.request_id),

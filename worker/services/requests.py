@@ -2,29 +2,30 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from worker.gateway.types import CompletionRequest, Fallback, Message, ModelInfo
 from worker.output import build_reask_messages
 from worker.prompts import CompiledTemplate, render_messages
+from worker.services.routes import (
+    ChainPlan,
+    Route,
+    plan_chain,
+    schema_name,
+    with_schema_in_prompt,
+)
 
-RESPONSE_FORMAT = "response_format"
+__all__ = ["PlannedRequest", "build_request", "schema_name"]
 
 
-def schema_name(schema: Any) -> str:
-    """The json_schema ``name``: the schema's title made identifier-safe, else ``result``."""
-    title = schema.get("title") if isinstance(schema, dict) else None
-    name = re.sub(r"[^A-Za-z0-9_-]+", "_", str(title or "result")).strip("_")
-    return (name or "result")[:64]
+@dataclass(frozen=True)
+class PlannedRequest:
+    """The request and the plan it was built from (to read and record the answer)."""
 
-
-def supports(catalog: Mapping[str, ModelInfo], model: str, parameter: str) -> bool:
-    """A model supports a parameter unless its catalog entry lists parameters without it."""
-    info = catalog.get(model)
-    params = None if info is None else info.supported_parameters
-    return params is None or parameter in params
+    request: CompletionRequest
+    plan: ChainPlan
 
 
 def build_request(
@@ -41,28 +42,33 @@ def build_request(
     model_region_global: bool,
     catalog: Mapping[str, ModelInfo],
     reask_context: Mapping[str, Any] | None = None,
-) -> CompletionRequest:
-    messages = render_messages(template, variables or {})
+) -> PlannedRequest:
+    plan = plan_chain([model, *fallbacks], catalog, schema, max_tokens)
+    messages: list[dict[str, Any]] = list(render_messages(template, variables or {}))
+    if plan.top.route == Route.PROMPT and isinstance(schema, dict):
+        messages = with_schema_in_prompt(messages, schema)
     if reask_context:
         messages = build_reask_messages(
             messages, str(reask_context.get("answer") or ""), list(reask_context.get("errors", []))
         )
-    chain = [model, *fallbacks]
-    # The gateway rejects a parameter any model in the chain does not support (fallbacks inherit
-    # it), so structured output is asked for only when every model takes it; validation happens
-    # on our side either way.
-    use_format = isinstance(schema, dict) and all(
-        supports(catalog, m, RESPONSE_FORMAT) for m in chain
-    )
-    return CompletionRequest(
+    top = plan.fields(plan.top.route)
+    response_format = top.pop("response_format", None)
+    json_schema = response_format["json_schema"] if response_format else None
+    request = CompletionRequest(
         model=model,
-        messages=[Message(role=m["role"], content=m["content"]) for m in messages],
+        messages=[Message(**m) for m in messages],
         region=region,
         transcript_id=transcript_id,
-        max_tokens=max_tokens,
+        max_tokens=plan.top.max_tokens,
         temperature=temperature,
-        fallbacks=[Fallback(model=m) for m in fallbacks],
-        response_format_name=schema_name(schema) if use_format else None,
-        response_format_schema=schema if use_format else None,
+        fallbacks=[
+            Fallback(model=m, overrides=o)
+            for m, o in zip(fallbacks, plan.fallback_overrides, strict=True)
+        ],
+        response_format_name=json_schema["name"] if json_schema else None,
+        response_format_schema=json_schema["schema"] if json_schema else None,
+        strict=bool(json_schema and json_schema["strict"]),
         model_region_global=model_region_global,
+        extra=top,
     )
+    return PlannedRequest(request, plan)
