@@ -12,7 +12,7 @@ import json
 import os
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import click
 from rich.console import Console
@@ -131,6 +131,7 @@ def _write_transcript_ids(out: Path, count: int) -> Path:
 
 def _enqueue(ids_file: Path) -> tuple[int, int]:
     from worker.cli.common import db
+    from worker.gateway.types import Region
     from worker.runtime import get_runtime
     from worker.services.enqueue import EnqueueRequest, enqueue, load_schema_text
 
@@ -147,7 +148,9 @@ def _enqueue(ids_file: Path) -> tuple[int, int]:
     )
     gateway = get_runtime().gateway
     with ids_file.open(encoding="utf-8") as lines, db() as session:
-        result = enqueue(session, req, lines, catalog=lambda r: gateway.list_models(r).keys())  # type: ignore[arg-type]
+        result = enqueue(
+            session, req, lines, catalog=lambda r: gateway.list_models(cast(Region, r))
+        )
     return result.batch_id, result.jobs
 
 

@@ -6,13 +6,14 @@ import sys
 import time
 from contextlib import ExitStack
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 import click
 
 from models.vocabulary import JobStatus
 from worker.cli.common import db, print_json
 from worker.errors import InputError
+from worker.gateway.types import Region
 from worker.runtime import get_runtime
 from worker.services.export import schema_columns, write_results
 from worker.services.queries import batch_schemas, batch_status, iter_results
@@ -85,7 +86,15 @@ def enqueue_command(
             f"cannot read transcripts: {exc.strerror}", source=transcripts_path
         ) from None
     with lines, db() as session:
-        out = enqueue(session, req, lines, catalog=lambda r: gateway.list_models(r).keys())  # type: ignore[arg-type]
+        out = enqueue(
+            session,
+            req,
+            lines,
+            catalog=lambda r: gateway.list_models(cast(Region, r)),
+            default_max_tokens=get_runtime().settings.default_max_tokens,
+        )
+    for note in out.notes:
+        click.echo(f"note: {note}", err=True)
     if as_json:
         print_json({"batch_id": out.batch_id, "jobs": out.jobs, "new": out.new})
     else:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import cast
 
 import click
 from rich.console import Console
@@ -185,6 +186,41 @@ def check_command(config_path: str, count: int) -> None:
         for moment in p.cron.next_times(now, count):
             night = moment.date() - timedelta(days=1)
             click.echo(f"  {moment:%Y-%m-%d %H:%M} UTC  processes {night.isoformat()}")
+    _check_models(config, now.date())
+
+
+def _check_models(config: NightlyConfig, today: date) -> None:
+    """Each pipeline's chain against the gateway's catalog, as enqueue will check it: a problem
+    (an unknown model, an unsupported parameter) fails the check; a note (a model retiring
+    within 30 days, a fitted max_tokens) is shown. An unreachable catalog is said, not fatal:
+    the file itself is valid."""
+    from worker.errors import GatewayError
+    from worker.gateway.types import Region
+    from worker.runtime import get_runtime
+    from worker.services.enqueue import DEFAULT_MAX_TOKENS, check_chain
+
+    gateway = get_runtime().gateway
+    problems = 0
+    for p in config.pipelines.values():
+        try:
+            problem, notes = check_chain(
+                lambda r: gateway.list_models(cast(Region, r)),
+                p.region,
+                [p.model, *p.fallbacks],
+                temperature=p.temperature,
+                max_tokens=p.max_tokens or DEFAULT_MAX_TOKENS,
+                today=today,
+            )
+        except GatewayError as exc:
+            click.echo(f"note: models not checked (the gateway's catalog: {exc})", err=True)
+            return
+        for note in notes:
+            click.echo(f"note: {p.name}: {note}", err=True)
+        if problem:
+            problems += 1
+            click.echo(f"error: {p.name}: {problem}", err=True)
+    if problems:
+        raise SystemExit(1)
 
 
 COMMANDS = [beat_command, nightly_group]

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from models.db import session_scope
 from worker.errors import InputError
 from worker.gateway.transcripts import TranscriptLister
-from worker.gateway.types import Region
+from worker.gateway.types import ModelInfo, Region
 from worker.nightly.config import FieldSpec, NightlyConfig, Pipeline
 from worker.nightly.finalize import FinalizedRun, ReportFilesLike, finalize_runs
 from worker.nightly.runs import RunOutcome, start_run
@@ -32,8 +32,8 @@ def run_pipeline(pipeline: Pipeline, run_date: date) -> RunOutcome:
     runtime = get_runtime()
     gateway = runtime.gateway
 
-    def catalog(region: str) -> list[str]:
-        return list(gateway.list_models(cast(Region, region)))
+    def catalog(region: str) -> dict[str, ModelInfo]:
+        return gateway.list_models(cast(Region, region))
 
     with TranscriptLister(runtime.settings) as lister:
         return start_run(runtime.sessions, pipeline, run_date, lister=lister, catalog=catalog)

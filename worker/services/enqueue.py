@@ -11,8 +11,9 @@ makes re-enqueueing the same (transcript, template, schema, model) into a batch 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import date, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
@@ -24,7 +25,7 @@ from models.content import Schema, Template
 from models.db import insert_ignoring_conflicts
 from models.jobs import Batch, Job
 from worker.errors import InputError, NotFoundError
-from worker.gateway.types import REGIONS, residency_problem
+from worker.gateway.types import REGIONS, ModelInfo, residency_problem
 from worker.output import check_schema, schema_hash
 from worker.prompts import check_template_for_enqueue, compile_template, template_hash
 from worker.services.job_input import (
@@ -35,6 +36,10 @@ from worker.services.job_input import (
     parse_job_lines,
 )
 from worker.services.job_writer import JobWriter
+from worker.services.routes import fit_max_tokens
+from worker.settings import Settings
+
+DEFAULT_MAX_TOKENS = Settings.model_fields["default_max_tokens"].default
 
 MAX_REPORTED_ERRORS = 20
 
@@ -62,33 +67,117 @@ class EnqueueOutcome:
     batch_id: int
     jobs: int  # jobs in the batch after this enqueue
     new: int  # of those, how many were not already in the batch
+    # Things the user should know that do not stop the batch (a model retiring soon, a
+    # max_tokens fitted to a model's context), each once.
+    notes: tuple[str, ...] = ()
 
 
 class _ModelChecker:
-    """Checks model ids per region against the gateway's catalog, fetched once per region."""
+    """Checks the models of a chain per region against the gateway's catalog, fetched once per
+    region: every model must be served there, take every parameter the job sets, and a model
+    retiring soon is noted. A catalog given as ids only (tests, old callers) checks ids."""
 
-    def __init__(self, catalog: Catalog) -> None:
+    def __init__(self, catalog: Catalog, today: date) -> None:
         self._catalog = catalog
-        self._cache: dict[str, frozenset[str]] = {}
+        self._today = today
+        self._cache: dict[str, Mapping[str, ModelInfo | None]] = {}
+        self.notes: dict[str, None] = {}  # ordered, each once
 
-    def ids(self, region: str) -> frozenset[str]:
+    def infos(self, region: str) -> Mapping[str, ModelInfo | None]:
         if region not in self._cache:
-            self._cache[region] = frozenset(self._catalog(region))
+            found = self._catalog(region)
+            if isinstance(found, Mapping):
+                self._cache[region] = {
+                    k: v if isinstance(v, ModelInfo) else None for k, v in found.items()
+                }
+            else:
+                self._cache[region] = dict.fromkeys(found)
         return self._cache[region]
 
     def problem(self, model: str, region: str, role: str) -> str | None:
-        if model in self.ids(region):
+        if model in self.infos(region):
             return None
-        if region == "eu" and model in self.ids("us"):
+        if region == "eu" and model in self.infos("us"):
             return (
                 f"{role} {model!r} is US-only; an EU job may only use models the EU host "
                 "serves (EU data never goes to a US-only model)"
             )
         return f"unknown {role} {model!r} (not in the {region.upper()} gateway's model catalog)"
 
+    def chain_problem(
+        self, chain: Sequence[str], region: str, *, temperature: float | None, max_tokens: int
+    ) -> str | None:
+        """The first model of ``chain`` that cannot take the job's parameters, or None.
+
+        The gateway rejects a parameter a model does not support, and a fallback inherits the
+        top level's, so one unsupported ``temperature`` fails every job of the batch at call
+        time: refused here instead, naming the model (tbatch does not drop it silently: the
+        user set it). Structured output needs no check: each model gets a route it takes.
+        """
+        for role, model in _roles(chain):
+            problem = self.problem(model, region, role)
+            if problem:
+                return problem
+            info = self.infos(region).get(model)
+            if info is None:
+                continue
+            params = info.supported_parameters
+            if temperature is not None and params is not None and "temperature" not in params:
+                return (
+                    f"{role} {model!r} does not support temperature (the gateway would reject "
+                    "every call); leave temperature unset or choose another model"
+                )
+            self._note(info, max_tokens)
+        return None
+
+    def _note(self, info: ModelInfo, max_tokens: int) -> None:
+        fitted = fit_max_tokens(max_tokens, info)
+        if fitted != max_tokens:
+            self.notes[
+                f"max_tokens {max_tokens} is sent to {info.id} as {fitted} (half its "
+                f"{info.context_length}-token context, leaving room for the transcript)"
+            ] = None
+        retires = info.retirement_date
+        if retires is not None and retires <= self._today + RETIREMENT_NOTICE:
+            when = "retired on" if retires <= self._today else "retires on"
+            self.notes[
+                f"model {info.id} {when} {retires.isoformat()} (the catalog's retirement_date); "
+                "name a fallback or move to another model"
+            ] = None
+
+
+RETIREMENT_NOTICE = timedelta(days=30)
+
+
+def check_chain(
+    catalog: Catalog,
+    region: str,
+    chain: Sequence[str],
+    *,
+    temperature: float | None,
+    max_tokens: int,
+    today: date,
+) -> tuple[str | None, tuple[str, ...]]:
+    """The chain's problem (None: it can run) and its notes, as enqueue would find them (for
+    ``tbatch nightly check``, which stores nothing)."""
+    checker = _ModelChecker(catalog, today)
+    problem = checker.chain_problem(chain, region, temperature=temperature, max_tokens=max_tokens)
+    return problem, tuple(checker.notes)
+
+
+def _roles(chain: Sequence[str]) -> Iterable[tuple[str, str]]:
+    for index, model in enumerate(chain):
+        yield ("model" if index == 0 else "fallback"), model
+
 
 def enqueue(
-    session: Session, req: EnqueueRequest, lines: Iterable[str], catalog: Catalog
+    session: Session,
+    req: EnqueueRequest,
+    lines: Iterable[str],
+    catalog: Catalog,
+    *,
+    default_max_tokens: int = DEFAULT_MAX_TOKENS,
+    today: date | None = None,
 ) -> EnqueueOutcome:
     """Validate and store; raises InputError (nothing stored) on the first bad input."""
     if req.region not in REGIONS:
@@ -98,10 +187,19 @@ def enqueue(
     tpl = compile_template(req.template_text, source=req.template_source)
     check_schema(req.schema, source=req.schema_source)
     check_fallback_count(req.fallbacks, lambda p: InputError(p, source="--fallback"))
-    models = _ModelChecker(catalog)
+    models = _ModelChecker(catalog, today or utcnow().date())
     _raise_if(models.problem(req.model, req.region, "model"), "--model")
     for fb in req.fallbacks:
         _raise_if(models.problem(fb, req.region, "fallback"), "--fallback")
+    _raise_if(
+        models.chain_problem(
+            [req.model, *req.fallbacks],
+            req.region,
+            temperature=req.temperature,
+            max_tokens=req.max_tokens or default_max_tokens,
+        ),
+        "--temperature" if req.temperature is not None else "--model",
+    )
 
     batch_id = _batch(session, req)
     template_id = _stored_id(session, Template, template_hash(req.template_text), req.template_text)
@@ -127,7 +225,7 @@ def enqueue(
             else:
                 row = _row(item, req)
                 problem = (
-                    _check_job(item, req, tpl, models, checked_variables)
+                    _check_job(item, req, tpl, models, checked_variables, default_max_tokens)
                     or seen.problem(row)
                     or _repeated_custom_id(item, custom_ids)
                 )
@@ -156,7 +254,9 @@ def enqueue(
             source=req.transcripts_source,
         ) from None
     jobs = session.scalar(select(func.count()).select_from(Job).where(Job.batch_id == batch_id))
-    return EnqueueOutcome(batch_id=batch_id, jobs=int(jobs or 0), new=new)
+    return EnqueueOutcome(
+        batch_id=batch_id, jobs=int(jobs or 0), new=new, notes=tuple(models.notes)
+    )
 
 
 def _repeated_custom_id(item: JobInput, first_lines: dict[str, int]) -> str | None:
@@ -221,14 +321,21 @@ def _raise_if(problem: str | None, source: str) -> None:
 
 
 def _check_job(
-    item: JobInput, req: EnqueueRequest, tpl: Any, models: _ModelChecker, checked: set[str]
+    item: JobInput,
+    req: EnqueueRequest,
+    tpl: Any,
+    models: _ModelChecker,
+    checked: set[str],
+    default_max_tokens: int,
 ) -> str | None:
-    if item.model:
-        problem = models.problem(item.model, req.region, "model")
-        if problem:
-            return problem
-    for fb in item.fallbacks or ():
-        problem = models.problem(fb, req.region, "fallback")
+    if item.model or item.fallbacks is not None or item.temperature is not None or item.max_tokens:
+        row = _row(item, req)
+        problem = models.chain_problem(
+            [row["model"], *row["fallbacks"]],
+            req.region,
+            temperature=row["temperature"],
+            max_tokens=row["max_tokens"] or default_max_tokens,
+        )
         if problem:
             return problem
     # Rendering is cheap but not free: jobs sharing variables are checked once.
