@@ -127,3 +127,84 @@ def test_template_and_schema_are_as_given(sessions) -> None:
     with sessions() as s:
         assert s.scalar(select(Template.body)) == TEMPLATE
         assert s.scalar(select(Schema.body)) == SCHEMA
+
+
+def _infos(region: str) -> dict[str, Any]:
+    from worker.gateway.types import ModelInfo
+
+    base = frozenset({"max_tokens", "temperature", "response_format", "tools", "tool_choice"})
+    return {
+        "claude-sonnet-4-6": ModelInfo(
+            id="claude-sonnet-4-6", context_length=200_000, supported_parameters=base
+        ),
+        "gpt-5": ModelInfo(
+            id="gpt-5",
+            context_length=400_000,
+            supported_parameters=base - {"temperature"},
+            retirement_date=__import__("datetime").date(2026, 12, 20),
+        ),
+        "gemini-2.5-flash": ModelInfo(
+            id="gemini-2.5-flash", context_length=8_192, supported_parameters=base
+        ),
+    }
+
+
+def _enqueue_with_infos(sessions, lines: list[str], **overrides: Any):  # type: ignore[no-untyped-def]
+    from datetime import date
+
+    from worker.services.enqueue import EnqueueRequest, enqueue
+
+    fields: dict[str, Any] = {
+        "transcripts_source": "ids.txt",
+        "template_text": TEMPLATE,
+        "template_source": "t.j2",
+        "schema": SCHEMA,
+        "schema_source": "s.json",
+        "model": "claude-sonnet-4-6",
+        **overrides,
+    }
+    with sessions() as s:
+        out = enqueue(s, EnqueueRequest(**fields), lines, _infos, today=date(2026, 12, 7))
+        s.commit()
+    return out
+
+
+def test_a_temperature_a_fallback_does_not_take_is_refused_naming_it(sessions) -> None:
+    with pytest.raises(InputError) as exc:
+        _enqueue_with_infos(sessions, _ok_lines(2), fallbacks=("gpt-5",), temperature=0.2)
+    assert "fallback 'gpt-5' does not support temperature" in str(exc.value)
+    assert "--temperature" in str(exc.value)
+    assert _count(sessions, Job) == 0
+
+
+def test_a_job_line_overriding_temperature_is_checked_against_its_own_chain(sessions) -> None:
+    lines = [
+        json.dumps({"transcript_id": ids(1)[0], "variables": {"team": "ops"}}),
+        json.dumps(
+            {
+                "transcript_id": ids(2)[1],
+                "model": "gpt-5",
+                "temperature": 0.5,
+                "variables": {"team": "x"},
+            }
+        ),
+    ]
+    with pytest.raises(InputError) as exc:
+        _enqueue_with_infos(sessions, lines)
+    assert "ids.txt:2:" in str(exc.value) and "'gpt-5' does not support temperature" in str(
+        exc.value
+    )
+    assert _count(sessions, Job) == 0
+
+
+def test_retiring_models_and_fitted_max_tokens_are_noted_once(sessions) -> None:
+    out = _enqueue_with_infos(
+        sessions, _ok_lines(3), fallbacks=("gpt-5", "gemini-2.5-flash"), max_tokens=6000
+    )
+    assert out.jobs == 3
+    assert out.notes == (
+        "model gpt-5 retires on 2026-12-20 (the catalog's retirement_date); name a fallback "
+        "or move to another model",
+        "max_tokens 6000 is sent to gemini-2.5-flash as 4096 (half its 8192-token context, "
+        "leaving room for the transcript)",
+    )
