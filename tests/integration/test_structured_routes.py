@@ -202,14 +202,26 @@ def test_a_parameter_a_model_does_not_take_is_refused_at_enqueue(world) -> None:
     assert gateway.requests() == []  # nothing was called
 
 
+# A static rubric of ~15,700 tokens (the template limit is 64 KiB): with max_tokens fitted to
+# half the prompt-only model's 32,768-token context, rubric plus a long call cannot fit.
+_RUBRIC = (
+    "[system]\n"
+    + "Rubric line: weigh the caller's words carefully. " * 1260
+    + "\n[user]\nAnalyse this call:\n{{ transcript }}\n"
+)
+
+
+def _longest(gateway: EmulatorProcess) -> str:
+    usable = [t for t in gateway.transcripts() if t["status"] == "completed" and not t["deleted"]]
+    return str(max(usable, key=lambda t: t["minutes"])["id"])
+
+
 def test_a_context_overflow_is_rerouted_to_the_largest_context_model(world) -> None:
     gateway, sessions, client = world
-    (tid,) = _ids(gateway, 1)
-    # A static rubric of ~20,000 tokens: with max_tokens fitted to half the 32,768-token
-    # context, the prompt-only model cannot hold it.
-    rubric = "Rubric line: weigh the caller's words carefully. " * 1700
-    template = f"[system]\n{rubric}\n[user]\nAnalyse this call:\n{{{{ transcript }}}}\n"
-    batch = _enqueue(sessions, client, [{"transcript_id": tid}], template=template)
+    tid = _longest(gateway)
+    batch = _enqueue(
+        sessions, client, [{"transcript_id": tid}], template=_RUBRIC, max_tokens=30_000
+    )
     deps = PipelineDeps(sessions, client, None, _settings(gateway.url))
     _drive(sessions, deps, batch)
 
@@ -231,10 +243,10 @@ def test_a_context_overflow_is_rerouted_to_the_largest_context_model(world) -> N
 
 def test_an_overflow_with_nowhere_larger_to_go_fails_with_that_reason(world) -> None:
     gateway, sessions, client = world
-    (tid,) = _ids(gateway, 1)
-    rubric = "Rubric line: weigh the caller's words carefully. " * 1700
-    template = f"[system]\n{rubric}\n[user]\nAnalyse this call:\n{{{{ transcript }}}}\n"
-    batch = _enqueue(sessions, client, [{"transcript_id": tid}], template=template)
+    tid = _longest(gateway)
+    batch = _enqueue(
+        sessions, client, [{"transcript_id": tid}], template=_RUBRIC, max_tokens=30_000
+    )
     deps = PipelineDeps(sessions, client, None, _settings(gateway.url, overflow_models=PROMPT_ONLY))
     _drive(sessions, deps, batch)
     with sessions() as s:
