@@ -23,7 +23,7 @@ from worker.services.enqueue import EnqueueRequest, enqueue
 from worker.services.pipeline import PipelineDeps, process_job
 from worker.settings import Settings
 
-SCHEMA = {
+SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
         "summary": {"type": "string"},

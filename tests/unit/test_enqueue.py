@@ -149,7 +149,7 @@ def _infos(region: str) -> dict[str, Any]:
     }
 
 
-def _enqueue_with_infos(sessions, lines: list[str], **overrides: Any):  # type: ignore[no-untyped-def]
+def _enqueue_with_infos(sessions, lines: list[str], **overrides: Any):
     from datetime import date
 
     from worker.services.enqueue import EnqueueRequest, enqueue

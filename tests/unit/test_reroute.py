@@ -11,7 +11,7 @@ TODAY = date(2026, 12, 7)
 
 
 def _m(mid: str, ctx: int | None, regions: tuple[str, ...] = ("us",), **kw: object) -> ModelInfo:
-    return ModelInfo(id=mid, context_length=ctx, available_regions=frozenset(regions), **kw)  # type: ignore[arg-type]
+    return ModelInfo(id=mid, context_length=ctx, available_regions=frozenset(regions), **kw)
 
 
 CATALOG = {

@@ -35,7 +35,7 @@ CATALOG = {
         supported_parameters=frozenset({"max_tokens", "temperature"}),
     ),
 }
-CLOSED = {
+CLOSED: dict[str, Any] = {
     "type": "object",
     "properties": {
         "summary": {"type": "string"},

@@ -166,6 +166,7 @@ def iter_results(
             Result.request_id,
             Result.model,
             Result.repaired,
+            Result.id,
         )
         .outerjoin(Result, Result.job_id == Job.id)
         .order_by(Job.id)
@@ -183,7 +184,7 @@ def iter_results(
         spent = _attempt_totals(connection, [row[0] for row in rows])
         for row in rows:
             job_id, custom_id, transcript_id, status_, model, kind, message, finished = row[:8]
-            metadata, data, rid, answered, rep = row[8:]
+            metadata, data, rid, answered, rep, result_id = row[8:]
             yield {
                 "job_id": job_id,
                 "custom_id": custom_id,
@@ -192,7 +193,9 @@ def iter_results(
                 "result": data,
                 "metadata": metadata,
                 "request_id": rid,
-                "model": model if answered is None else answered,
+                # The model that answered; a result's unknown model (an answer that named none,
+                # from a request with fallbacks) stays unknown, not the job's model.
+                "model": model if result_id is None else answered,
                 "repaired": rep,
                 **spent.get(job_id, _NO_ATTEMPTS),
                 "finished_at": finished,
