@@ -29,6 +29,8 @@ from emulator.world.limits import Decision
 from emulator.world.state import EmulatorState, LogEntry
 
 _UNLIMITED = 2**31
+#: The gateway's documented default output cap (gateway-api.md section 2).
+DEFAULT_MAX_TOKENS = 1000
 
 #: Answers are generated off the event loop, one at a time (their caches are not thread-safe).
 #: In a burst, sixty answers built in one loop turn would keep the loop from reading the
@@ -121,7 +123,7 @@ async def _walk(call: _Call) -> Reply:
         model = str(req["model"])
         info = served(cfg.region)[model]
         messages, source_text = _conversation(call, req)
-        if prompt_tokens(messages) > info.context_length:
+        if prompt_tokens(messages) + _max_tokens(req) > info.context_length:
             if index == 0:
                 raise _Failure(_context_error(call.rid))
             continue
@@ -140,6 +142,13 @@ async def _walk(call: _Call) -> Reply:
             break
     assert last is not None
     return _with_headers(call, last, primary)
+
+
+def _max_tokens(req: dict[str, Any]) -> int:
+    """The output room the request reserves: a provider sizes input plus output against the
+    context window, so an input that fits with no room left to answer is still too long."""
+    value = req.get("max_tokens")
+    return value if isinstance(value, int) else DEFAULT_MAX_TOKENS
 
 
 def _conversation(call: _Call, req: dict[str, Any]) -> tuple[list[dict[str, Any]], str]:

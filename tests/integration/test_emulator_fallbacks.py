@@ -43,22 +43,23 @@ def test_fallback_answers_with_its_overrides(gateway: EmulatorProcess) -> None:
         "temperature": 0.2,
         "fallbacks": [
             {
-                "model": "gpt-5",
+                "model": "gpt-4.1",
                 "temperature": 0.4,
                 "messages": [{"role": "user", "content": override}],
             },
         ],
     }
+    # gpt-4.1, not a gpt-5*: those reject temperature, as OpenAI's reasoning models do.
     response = chat(gateway.url, body)
     assert response.status_code == 200, response.text
     payload = response.json()
-    assert payload["model"] == "gpt-5"
+    assert payload["model"] == "gpt-4.1"
     assert payload["request"]["model"] == PRIMARY
     assert override in payload["choices"][0]["message"]["content"]
     assert payload["choices"][0]["finish_reason"] == "stop"  # the fallback's native reason
     entry = last_log(gateway)
-    assert entry["models_tried"] == [PRIMARY, "gpt-5"]
-    assert entry["model_answered"] == "gpt-5"
+    assert entry["models_tried"] == [PRIMARY, "gpt-4.1"]
+    assert entry["model_answered"] == "gpt-4.1"
     assert entry["faults"] == ["5xx", None]
 
 

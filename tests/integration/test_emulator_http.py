@@ -69,6 +69,12 @@ def test_all_problems_reported_in_gateway_order(gateway: EmulatorProcess) -> Non
         ("qwen3.5-4b-32k-fast", "tools", []),
         ("qwen3.5-4b-32k-fast", "tool_choice", "auto"),
         ("gpt-5", "frequency_penalty", 0.5),
+        ("gpt-5", "temperature", 0.3),
+        ("gpt-5-mini", "temperature", 1),
+        ("claude-opus-4-7", "response_format", {"type": "json_schema"}),
+        ("gpt-4.1", "response_format", {"type": "json_schema"}),
+        ("gpt-4.1", "reasoning", {"effort": "low"}),
+        ("qwen3-32B", "reasoning", {"effort": "low"}),
     ],
 )
 def test_unsupported_parameter_is_rejected(
@@ -131,6 +137,31 @@ def test_context_limit(gateway: EmulatorProcess) -> None:
     assert errors_of(post(gateway.url, body)) == ["model context limit exceeded"]
 
 
+#: 31 003 input tokens (4 characters each, plus 3 for the message) on a 32 768-token model.
+FAST, FAST_PROMPT, FAST_ROOM = "qwen3.5-4b-32k-fast", "abcd" * 31_000, 32_768 - 31_003
+
+
+def test_context_counts_input_plus_max_tokens(gateway: EmulatorProcess) -> None:
+    body = {"model": FAST, "prompt": FAST_PROMPT}
+    assert post(gateway.url, body).status_code == 200  # + the default 1000 still fits
+    assert post(gateway.url, {**body, "max_tokens": FAST_ROOM}).status_code == 200
+    overflowing = post(gateway.url, {**body, "max_tokens": FAST_ROOM + 1})
+    assert errors_of(overflowing) == ["model context limit exceeded"]
+
+
+def test_fallback_whose_max_tokens_overflows_is_skipped(gateway: EmulatorProcess) -> None:
+    gateway.configure({"faults": [{"kind": "5xx", "model": "gpt-5", "status": 503}]})
+    body = {
+        "model": "gpt-5",
+        "prompt": FAST_PROMPT,
+        "fallbacks": [{"model": FAST, "max_tokens": FAST_ROOM + 1}],
+        "fallback_config": {"retry": False},
+    }
+    response = post(gateway.url, body)
+    assert response.status_code == 503, response.text
+    assert gateway.requests()[-1]["models_tried"] == ["gpt-5"]
+
+
 def test_missing_key_and_bad_key_are_401(gateway: EmulatorProcess) -> None:
     missing = post(gateway.url, PING, key=None)
     assert missing.status_code == 401
@@ -154,8 +185,9 @@ def test_success_shape_and_usage_naming(gateway: EmulatorProcess) -> None:
     assert "prompt_tokens" not in claude["usage"]
     usage = claude["usage"]
     assert usage["total_tokens"] == usage["input_tokens"] + usage["output_tokens"] > 0
-    gpt = post(gateway.url, {"model": "gpt-5", "prompt": "Ping.", "temperature": 0.3}).json()
-    assert gpt["request"] == {"model": "gpt-5", "max_tokens": 1000, "temperature": 0.3}
+    # gpt-4.1: the gpt-5 family rejects temperature (OpenAI's reasoning models do).
+    gpt = post(gateway.url, {"model": "gpt-4.1", "prompt": "Ping.", "temperature": 0.3}).json()
+    assert gpt["request"] == {"model": "gpt-4.1", "max_tokens": 1000, "temperature": 0.3}
     assert gpt["choices"][0]["finish_reason"] == "stop"
     assert gpt["choices"][0]["message"]["refusal"] is None
     assert gpt["usage"]["prompt_tokens"] == gpt["usage"]["input_tokens"]
