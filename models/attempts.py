@@ -44,6 +44,7 @@ class Attempt(Base):
     output_tokens: Mapped[int | None] = mapped_column(Integer)
     total_tokens: Mapped[int | None] = mapped_column(Integer)
     cached_tokens: Mapped[int | None] = mapped_column(Integer)
+    reasoning_tokens: Mapped[int | None] = mapped_column(Integer)
     cost_usd: Mapped[float | None] = mapped_column(Float)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # The send permit's time on the rate limiter's clock: the moment the limit is held on.

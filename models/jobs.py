@@ -110,6 +110,8 @@ class Job(Base):
     model_region_global: Mapped[bool] = mapped_column(Boolean, default=False)
     max_tokens: Mapped[int | None] = mapped_column(Integer)
     temperature: Mapped[float | None] = mapped_column(Float)
+    # The gateway's ``reasoning``: ``{"effort": "low"|"medium"|"high"}`` or ``{"max_tokens": N}``.
+    reasoning: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     variables: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     # Carried for the user, returned with the result: their id, and an object of their own.
     custom_id: Mapped[str | None] = mapped_column(String(200))

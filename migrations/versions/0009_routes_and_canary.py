@@ -6,6 +6,8 @@
 - ``results.model`` / ``result_history.model`` nullable: an answer without a top-level
   ``model`` from a request with fallbacks was served by a model nobody knows; it is stored as
   unknown (NULL), never as the primary.
+- ``jobs.reasoning`` (``{"effort": ...}`` or ``{"max_tokens": N}``, sent as the gateway's
+  ``reasoning``) and ``attempts.reasoning_tokens`` (from the answer's usage).
 - ``jobs.reroute_model``: the model a job's next call goes to instead of its own (after a
   context overflow); null = the job's model and chain.
 - ``batches`` canary and pause: ``canary_jobs`` calls of a new batch run before the rest are
@@ -35,11 +37,13 @@ def upgrade() -> None:
     with op.batch_alter_table("attempts") as batch:
         batch.add_column(sa.Column("route", sa.String(length=24), nullable=True))
         batch.add_column(sa.Column("plan", models.base.JSONType, nullable=True))
+        batch.add_column(sa.Column("reasoning_tokens", sa.Integer(), nullable=True))
     for table in ("results", "result_history"):
         with op.batch_alter_table(table) as batch:
             batch.alter_column("model", existing_type=sa.String(length=100), nullable=True)
     with op.batch_alter_table("jobs") as batch:
         batch.add_column(sa.Column("reroute_model", sa.String(length=100), nullable=True))
+        batch.add_column(sa.Column("reasoning", models.base.JSONType, nullable=True))
     zero = sa.text("0")
     with op.batch_alter_table("batches") as batch:
         batch.add_column(
@@ -66,11 +70,13 @@ def downgrade() -> None:
         ):
             batch.drop_column(column)
     with op.batch_alter_table("jobs") as batch:
+        batch.drop_column("reasoning")
         batch.drop_column("reroute_model")
     for table in ("results", "result_history"):
         op.execute(sa.text(f"UPDATE {table} SET model = 'unknown' WHERE model IS NULL"))
         with op.batch_alter_table(table) as batch:
             batch.alter_column("model", existing_type=sa.String(length=100), nullable=False)
     with op.batch_alter_table("attempts") as batch:
+        batch.drop_column("reasoning_tokens")
         batch.drop_column("plan")
         batch.drop_column("route")

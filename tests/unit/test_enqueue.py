@@ -208,3 +208,55 @@ def test_retiring_models_and_fitted_max_tokens_are_noted_once(sessions) -> None:
         "max_tokens 6000 is sent to gemini-2.5-flash as 4096 (half its 8192-token context, "
         "leaving room for the transcript)",
     )
+
+
+def test_reasoning_is_gated_on_every_model_and_stored_on_the_jobs(sessions) -> None:
+    from worker.gateway.types import ModelInfo
+
+    def infos(region: str) -> dict[str, Any]:
+        found = _infos(region)
+        plain = found["gemini-2.5-flash"]
+        found["gemini-2.5-flash"] = plain.model_copy(
+            update={"supported_parameters": plain.supported_parameters | {"reasoning"}}
+        )
+        found["thinker"] = ModelInfo(
+            id="thinker", supported_parameters=frozenset({"max_tokens", "reasoning"})
+        )
+        return found
+
+    from datetime import date
+
+    from worker.services.enqueue import EnqueueRequest, enqueue
+
+    def run(**fields: Any) -> Any:
+        req = EnqueueRequest(
+            transcripts_source="ids.txt",
+            template_text=TEMPLATE,
+            template_source="t.j2",
+            schema=SCHEMA,
+            schema_source="s.json",
+            **fields,
+        )
+        with sessions() as s:
+            out = enqueue(s, req, _ok_lines(2), infos, today=date(2026, 12, 7))
+            s.commit()
+        return out
+
+    with pytest.raises(InputError) as exc:
+        run(model="thinker", fallbacks=("claude-sonnet-4-6",), reasoning={"effort": "low"})
+    assert "fallback 'claude-sonnet-4-6' does not support reasoning" in str(exc.value)
+    assert "--reasoning" in str(exc.value) and _count(sessions, Job) == 0
+    run(model="thinker", fallbacks=("gemini-2.5-flash",), reasoning={"max_tokens": 2048})
+    with sessions() as s:
+        assert {j.reasoning["max_tokens"] for j in s.scalars(select(Job))} == {2048}
+
+
+def test_reasoning_is_an_effort_or_a_cap_not_both() -> None:
+    from worker.services.job_input import reasoning_value
+
+    assert reasoning_value("high", None) == {"effort": "high"}
+    assert reasoning_value(None, 512) == {"max_tokens": 512}
+    assert reasoning_value(None, None) is None
+    for effort, cap in (("high", 512), ("extreme", None), (None, 0)):
+        with pytest.raises(InputError):
+            reasoning_value(effort, cap)

@@ -279,3 +279,12 @@ def test_catalog_bare_list_and_garbage() -> None:
         parse_catalog("<html>")
     with pytest.raises(ServerError):
         parse_catalog(json.dumps({"models": []}))
+
+
+def test_reasoning_tokens_are_read_from_completion_details_or_the_usage_itself() -> None:
+    from worker.gateway.response import parse_usage
+
+    details = {"output_tokens": 90, "completion_tokens_details": {"reasoning_tokens": 64}}
+    assert parse_usage(details).reasoning_tokens == 64
+    assert parse_usage({"output_tokens": 9, "reasoning_tokens": 5}).reasoning_tokens == 5
+    assert parse_usage({"output_tokens": 9}).reasoning_tokens is None

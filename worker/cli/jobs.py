@@ -41,6 +41,18 @@ def _read(path: str, what: str) -> str:
 @click.option("--batch", "batch_id", type=int, default=None, help="add to an existing batch")
 @click.option("--max-tokens", type=click.IntRange(min=1), default=None)
 @click.option("--temperature", type=click.FloatRange(0, 2), default=None)
+@click.option(
+    "--reasoning-effort",
+    type=click.Choice(["low", "medium", "high"]),
+    default=None,
+    help="the gateway's reasoning effort (every model of the chain must support reasoning)",
+)
+@click.option(
+    "--reasoning-max-tokens",
+    type=click.IntRange(min=1),
+    default=None,
+    help="cap on thinking tokens instead of an effort",
+)
 @click.option("--priority", type=click.IntRange(-4, 4), default=0, show_default=True)
 @click.option("--global-routing", is_flag=True, help='send model_region "global" (cheaper)')
 @click.option("--json", "as_json", is_flag=True)
@@ -55,6 +67,8 @@ def enqueue_command(
     batch_id: int | None,
     max_tokens: int | None,
     temperature: float | None,
+    reasoning_effort: str | None,
+    reasoning_max_tokens: int | None,
     priority: int,
     global_routing: bool,
     as_json: bool,
@@ -77,6 +91,7 @@ def enqueue_command(
         priority=priority,
         batch_id=batch_id,
         model_region_global=global_routing,
+        reasoning=_reasoning(reasoning_effort, reasoning_max_tokens),
     )
     gateway = get_runtime().gateway
     try:
@@ -100,6 +115,15 @@ def enqueue_command(
     else:
         click.echo(f"batch {out.batch_id}: {out.jobs} jobs ({out.new} new)")
         click.echo(out.batch_id)
+
+
+def _reasoning(effort: str | None, max_tokens: int | None) -> dict[str, Any] | None:
+    from worker.services.job_input import reasoning_value
+
+    try:
+        return reasoning_value(effort, max_tokens)
+    except InputError as exc:
+        raise InputError(exc.problem, source="--reasoning-effort/--reasoning-max-tokens") from None
 
 
 @click.command("status")

@@ -198,6 +198,7 @@ def _check_models(config: NightlyConfig, today: date) -> None:
     from worker.gateway.types import Region
     from worker.runtime import get_runtime
     from worker.services.enqueue import DEFAULT_MAX_TOKENS, check_chain
+    from worker.services.job_input import reasoning_value
 
     gateway = get_runtime().gateway
     problems = 0
@@ -210,6 +211,7 @@ def _check_models(config: NightlyConfig, today: date) -> None:
                 temperature=p.temperature,
                 max_tokens=p.max_tokens or DEFAULT_MAX_TOKENS,
                 today=today,
+                reasoning=reasoning_value(p.reasoning_effort, p.reasoning_max_tokens),
             )
         except GatewayError as exc:
             click.echo(f"note: models not checked (the gateway's catalog: {exc})", err=True)

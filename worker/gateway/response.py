@@ -59,11 +59,16 @@ def parse_usage(usage: Any) -> Usage:
         total = input_tokens + output_tokens
     details = usage.get("prompt_tokens_details")
     cached = _int(details.get("cached_tokens")) if isinstance(details, dict) else None
+    completion = usage.get("completion_tokens_details")
+    reasoning = _int(completion.get("reasoning_tokens")) if isinstance(completion, dict) else None
+    if reasoning is None:
+        reasoning = _int(usage.get("reasoning_tokens"))
     return Usage(
         input_tokens=input_tokens,
         output_tokens=output_tokens,
         total_tokens=total,
         cached_tokens=cached,
+        reasoning_tokens=reasoning,
     )
 
 

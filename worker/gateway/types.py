@@ -84,6 +84,7 @@ class Usage(BaseModel):
     output_tokens: int | None = None
     total_tokens: int | None = None
     cached_tokens: int | None = None
+    reasoning_tokens: int | None = None  # thinking tokens, billed as output
 
 
 class RateLimitInfo(BaseModel):

@@ -129,6 +129,9 @@ class Pipeline(_Strict):
     global_routing: bool = False
     max_tokens: int | None = Field(default=None, ge=1, le=2**31 - 1)
     temperature: float | None = Field(default=None, ge=0, le=2)
+    # The gateway's reasoning: an effort or a thinking-token cap (not both).
+    reasoning_effort: Literal["low", "medium", "high"] | None = None
+    reasoning_max_tokens: int | None = Field(default=None, ge=1, le=2**31 - 1)
     variables: dict[str, str | int | float | bool] = Field(default_factory=dict)
     report: ReportConfig
 
@@ -164,6 +167,12 @@ class Pipeline(_Strict):
         if len(set(value)) != len(value):
             raise ValueError("fallbacks repeat a model")
         return value
+
+    @model_validator(mode="after")
+    def _one_reasoning(self) -> Pipeline:
+        if self.reasoning_effort is not None and self.reasoning_max_tokens is not None:
+            raise ValueError("give reasoning_effort or reasoning_max_tokens, not both")
+        return self
 
     @property
     def cron(self) -> Cron:

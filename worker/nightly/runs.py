@@ -31,7 +31,7 @@ from worker.nightly.finalize import ReportBuilder, ReportFilesLike, finalize_run
 from worker.nightly.queries import RunView, list_runs
 from worker.nightly.sources import TranscriptListing, transcript_ids
 from worker.services.enqueue import EnqueueRequest, enqueue, load_schema_text
-from worker.services.job_input import Catalog
+from worker.services.job_input import Catalog, reasoning_value
 
 __all__ = [
     "ReportBuilder",
@@ -116,6 +116,7 @@ def build_request(pipeline: Pipeline, run_date: date) -> EnqueueRequest:
         name=f"nightly {pipeline.name} {run_date.isoformat()}",
         max_tokens=pipeline.max_tokens,
         temperature=pipeline.temperature,
+        reasoning=reasoning_value(pipeline.reasoning_effort, pipeline.reasoning_max_tokens),
         priority=pipeline.priority,
         model_region_global=pipeline.global_routing,
     )

@@ -56,6 +56,7 @@ class AttemptRecord:
             "output_tokens": result.usage.output_tokens,
             "total_tokens": result.usage.total_tokens,
             "cached_tokens": result.usage.cached_tokens,
+            "reasoning_tokens": result.usage.reasoning_tokens,
         }
         answered = None if result.model_answered is None else catalog.get(result.model_answered)
         self.cost_usd = pricing.estimate_cost(answered, result)

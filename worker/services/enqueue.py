@@ -60,6 +60,7 @@ class EnqueueRequest:
     priority: int = 0
     batch_id: int | None = None
     model_region_global: bool = False
+    reasoning: dict[str, Any] | None = None  # ``job_input.reasoning_value``
 
 
 @dataclass(frozen=True)
@@ -105,7 +106,13 @@ class _ModelChecker:
         return f"unknown {role} {model!r} (not in the {region.upper()} gateway's model catalog)"
 
     def chain_problem(
-        self, chain: Sequence[str], region: str, *, temperature: float | None, max_tokens: int
+        self,
+        chain: Sequence[str],
+        region: str,
+        *,
+        temperature: float | None,
+        max_tokens: int,
+        reasoning: Mapping[str, Any] | None = None,
     ) -> str | None:
         """The first model of ``chain`` that cannot take the job's parameters, or None.
 
@@ -122,11 +129,12 @@ class _ModelChecker:
             if info is None:
                 continue
             params = info.supported_parameters
-            if temperature is not None and params is not None and "temperature" not in params:
-                return (
-                    f"{role} {model!r} does not support temperature (the gateway would reject "
-                    "every call); leave temperature unset or choose another model"
-                )
+            for name, value in (("temperature", temperature), ("reasoning", reasoning)):
+                if value is not None and params is not None and name not in params:
+                    return (
+                        f"{role} {model!r} does not support {name} (the gateway would reject "
+                        f"every call); leave {name} unset or choose another model"
+                    )
             self._note(info, max_tokens)
         return None
 
@@ -157,11 +165,14 @@ def check_chain(
     temperature: float | None,
     max_tokens: int,
     today: date,
+    reasoning: Mapping[str, Any] | None = None,
 ) -> tuple[str | None, tuple[str, ...]]:
     """The chain's problem (None: it can run) and its notes, as enqueue would find them (for
     ``tbatch nightly check``, which stores nothing)."""
     checker = _ModelChecker(catalog, today)
-    problem = checker.chain_problem(chain, region, temperature=temperature, max_tokens=max_tokens)
+    problem = checker.chain_problem(
+        chain, region, temperature=temperature, max_tokens=max_tokens, reasoning=reasoning
+    )
     return problem, tuple(checker.notes)
 
 
@@ -191,15 +202,14 @@ def enqueue(
     _raise_if(models.problem(req.model, req.region, "model"), "--model")
     for fb in req.fallbacks:
         _raise_if(models.problem(fb, req.region, "fallback"), "--fallback")
-    _raise_if(
-        models.chain_problem(
-            [req.model, *req.fallbacks],
-            req.region,
-            temperature=req.temperature,
-            max_tokens=req.max_tokens or default_max_tokens,
-        ),
-        "--temperature" if req.temperature is not None else "--model",
+    chain_problem = models.chain_problem(
+        [req.model, *req.fallbacks],
+        req.region,
+        temperature=req.temperature,
+        max_tokens=req.max_tokens or default_max_tokens,
+        reasoning=req.reasoning,
     )
+    _raise_if(chain_problem, _option_of(chain_problem))
 
     batch_id = _batch(session, req)
     template_id = _stored_id(session, Template, template_hash(req.template_text), req.template_text)
@@ -212,6 +222,7 @@ def enqueue(
         region=req.region,
         model_region_global=req.model_region_global,
         priority=req.priority,
+        reasoning=req.reasoning,
     )
 
     errors: list[InputError] = []
@@ -315,6 +326,14 @@ def _check_request_fields(req: EnqueueRequest) -> None:
         raise InputError(f"must be an integer from 1 to {MAX_TOKENS_LIMIT}", source="--max-tokens")
 
 
+def _option_of(problem: str | None) -> str:
+    """The enqueue option a chain problem is about (the message names the parameter)."""
+    for parameter, option in (("temperature", "--temperature"), ("reasoning", "--reasoning-*")):
+        if problem and f"does not support {parameter}" in problem:
+            return option
+    return "--model"
+
+
 def _raise_if(problem: str | None, source: str) -> None:
     if problem:
         raise InputError(problem, source=source)
@@ -335,6 +354,7 @@ def _check_job(
             req.region,
             temperature=row["temperature"],
             max_tokens=row["max_tokens"] or default_max_tokens,
+            reasoning=req.reasoning,
         )
         if problem:
             return problem

@@ -36,6 +36,25 @@ MAX_CUSTOM_ID_CHARS = 200  # the column
 MAX_METADATA_BYTES = 16_384  # as compact JSON: carried on every job and every result
 
 
+REASONING_EFFORTS = ("low", "medium", "high")
+
+
+def reasoning_value(effort: str | None, max_tokens: int | None) -> dict[str, Any] | None:
+    """The gateway's ``reasoning`` object: an effort or a cap on thinking tokens, not both
+    (the documented shapes, gateway-api.md section 2). ``InputError`` names the problem."""
+    if effort is not None and max_tokens is not None:
+        raise InputError("give a reasoning effort or a reasoning token cap, not both")
+    if effort is not None:
+        if effort not in REASONING_EFFORTS:
+            raise InputError(f"reasoning effort must be one of {', '.join(REASONING_EFFORTS)}")
+        return {"effort": effort}
+    if max_tokens is not None:
+        if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
+            raise InputError("reasoning max_tokens must be a positive integer")
+        return {"max_tokens": max_tokens}
+    return None
+
+
 @dataclass(frozen=True)
 class JobInput:
     line: int

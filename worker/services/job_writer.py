@@ -70,19 +70,23 @@ class JobWriter:
         arrays = {c: [row[c] for row in self._rows] for c in VARYING_COLUMNS}
         for c in _JSON_COLUMNS:
             arrays[c] = [None if v is None else json.dumps(v) for v in arrays[c]]
-        result = self._session.execute(UNNEST_INSERT, {**self._fixed, **arrays})
+        fixed = dict(self._fixed)
+        reasoning = fixed.get("reasoning")
+        fixed["reasoning"] = None if reasoning is None else json.dumps(reasoning)
+        result = self._session.execute(UNNEST_INSERT, {**fixed, **arrays})
         return len(result.all())
 
 
 UNNEST_INSERT = text(
     """
     INSERT INTO jobs (batch_id, template_id, schema_id, region, model_region_global, priority,
-                      transcript_id, model, fallbacks, max_tokens, temperature, variables,
-                      custom_id, metadata,
+                      reasoning, transcript_id, model, fallbacks, max_tokens, temperature,
+                      variables, custom_id, metadata,
                       status, deliveries, transport_retries, reasks, created_at)
     SELECT :batch_id, :template_id, :schema_id, :region, :model_region_global, :priority,
-           t.transcript_id, t.model, t.fallbacks::jsonb, t.max_tokens, t.temperature,
-           t.variables::jsonb, t.custom_id, t.metadata::jsonb, 'pending', 0, 0, 0, now()
+           CAST(:reasoning AS jsonb), t.transcript_id, t.model, t.fallbacks::jsonb,
+           t.max_tokens, t.temperature, t.variables::jsonb, t.custom_id, t.metadata::jsonb,
+           'pending', 0, 0, 0, now()
     FROM unnest(CAST(:transcript_id AS text[]), CAST(:model AS text[]),
                 CAST(:fallbacks AS text[]), CAST(:max_tokens AS int[]),
                 CAST(:temperature AS float8[]), CAST(:variables AS text[]),

@@ -215,6 +215,7 @@ def _call(job: Job, template: Any, schema: Any, deps: PipelineDeps) -> Delivery:
             model_region_global=job.model_region_global,
             catalog=catalog,
             reask_context=job.reask_context,
+            reasoning=job.reasoning,
         )
         record.plan = planned.plan.describe()
         record.purpose = _purpose(job)

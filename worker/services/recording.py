@@ -100,6 +100,7 @@ def record_attempt(session: Session, rec: AttemptRecord, *, now: datetime) -> in
         "output_tokens": rec.usage.get("output_tokens"),
         "total_tokens": rec.usage.get("total_tokens"),
         "cached_tokens": rec.usage.get("cached_tokens"),
+        "reasoning_tokens": rec.usage.get("reasoning_tokens"),
     }
     row = session.execute(_INSERT_ATTEMPT, values).scalar_one()
     return int(row)

@@ -42,6 +42,7 @@ def build_request(
     model_region_global: bool,
     catalog: Mapping[str, ModelInfo],
     reask_context: Mapping[str, Any] | None = None,
+    reasoning: Mapping[str, Any] | None = None,
 ) -> PlannedRequest:
     plan = plan_chain([model, *fallbacks], catalog, schema, max_tokens)
     messages: list[dict[str, Any]] = list(render_messages(template, variables or {}))
@@ -52,6 +53,8 @@ def build_request(
             messages, str(reask_context.get("answer") or ""), list(reask_context.get("errors", []))
         )
     top = plan.fields(plan.top.route)
+    if reasoning:
+        top["reasoning"] = dict(reasoning)  # gated at enqueue on every model of the chain
     response_format = top.pop("response_format", None)
     json_schema = response_format["json_schema"] if response_format else None
     request = CompletionRequest(
