@@ -133,7 +133,13 @@ def _job_rows(session: Session, batch_id: int) -> Iterator[Row[Any]]:
 
 
 def _add_usage(session: Session, batch_id: int, facts: JobFacts) -> None:
-    model = func.coalesce(Attempt.model_answered, Attempt.model_requested)
+    # An answer (HTTP 200) that named no model, from a request with fallbacks, is "unknown":
+    # never the primary's; a failed call is the model asked.
+    answered_unknown = and_(Attempt.model_answered.is_(None), Attempt.http_status == 200)
+    model = case(
+        (answered_unknown, "unknown"),
+        else_=func.coalesce(Attempt.model_answered, Attempt.model_requested),
+    )
     unpriced = and_(Attempt.cost_usd.is_(None), Attempt.input_tokens.is_not(None))
     usage = session.execute(
         select(
