@@ -33,8 +33,10 @@ GOOGLE_UNSUPPORTED = (
 STRICT_PROBLEM = (
     "strict schemas require additionalProperties false and every property required (at {at})"
 )
-_ONE = ("not", "if", "then", "else", "items", "additionalProperties", "contains")
-_ONE += ("propertyNames", "unevaluatedProperties", "unevaluatedItems", "additionalItems")
+#: Keywords whose value is one subschema, a list of them, or a name -> subschema map.
+_ONE: tuple[str, ...] = ("not", "if", "then", "else", "items", "additionalProperties")
+_ONE += ("contains", "propertyNames", "unevaluatedProperties", "unevaluatedItems")
+_ONE += ("additionalItems",)
 _MANY = ("anyOf", "oneOf", "allOf", "prefixItems")
 _NAMED = ("properties", "patternProperties", "$defs", "definitions", "dependentSchemas")
 
