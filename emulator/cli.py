@@ -59,6 +59,12 @@ def _date(ctx: click.Context, param: click.Parameter, value: str | None) -> date
     help="[MODEL:]KIND=RATE (5xx=0.1, gpt-5:malformed=0.2) or a JSON rule.",
 )
 @click.option("--hang-s", default=300.0, show_default=True, type=float)
+@click.option(
+    "--omit-model-for",
+    multiple=True,
+    type=click.Choice(["anthropic", "google", "openai"]),
+    help="Family whose 200 bodies have no top-level model (June 2026 Claude); repeatable.",
+)
 def emulator_command(
     host: str,
     port: int,
@@ -79,6 +85,7 @@ def emulator_command(
     model_latency: tuple[str, ...],
     fault: tuple[str, ...],
     hang_s: float,
+    omit_model_for: tuple[str, ...],
 ) -> None:
     """Serve an emulated AssemblyAI LLM Gateway (+ transcript list) on one port."""
     try:
@@ -102,6 +109,7 @@ def emulator_command(
             model_latency=dict(parse_model_latency(x) for x in model_latency),
             faults=[parse_fault(x) for x in fault],
             hang_s=hang_s,
+            omit_model_for=omit_model_for,
         )
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc

@@ -14,6 +14,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from emulator.world.catalog import Family
+
 FaultKind = Literal[
     "5xx",
     "429",
@@ -106,6 +108,10 @@ class EmulatorConfig(BaseModel):
     hang_s: float = Field(default=300.0, ge=0)
     retry_delay_s: float = Field(default=0.5, ge=0)
     no_access_models: list[str] = Field(default_factory=list)
+    # Families whose non-streamed 200 bodies carry no top-level "model" (the June 2026 Claude
+    # recording, gateway-api.md 4.3). Default (): tbatch's tests assert which model answered a
+    # Claude fallback, and the worker can only tell from the top-level model.
+    omit_model_for: tuple[Family, ...] = ()
 
     def limit_for(self, model: str) -> ModelLimit:
         # model_construct: the values were validated with this config; this is the hot path
@@ -135,6 +141,7 @@ RUNTIME_FIELDS = frozenset(
         "hang_s",
         "retry_delay_s",
         "no_access_models",
+        "omit_model_for",
     }
 )
 LIMIT_FIELDS = frozenset(

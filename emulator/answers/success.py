@@ -34,8 +34,11 @@ def success_body(
     done: Completion,
     input_tokens: int,
     elapsed_ns: int,
+    omit_model: bool = False,
 ) -> dict[str, Any]:
-    return {
+    """The 200 body; ``omit_model`` drops the top-level ``model`` as some providers' answers
+    did (June 2026), while the ``request`` echo keeps the model asked for."""
+    out: dict[str, Any] = {
         "request_id": request_id,
         "request": env.request_echo(body, str(body["model"])),
         "model": info.id,
@@ -51,3 +54,6 @@ def success_body(
         "response_time": elapsed_ns,
         "llm_status_code": 200,
     }
+    if omit_model:
+        del out["model"]
+    return out

@@ -263,10 +263,14 @@ async def _answer(
     stats.answered += 1
     call.entry.model_answered = info.id
     elapsed = time.perf_counter_ns() - call.started_ns
-    body = success_body(call.rid, call.body, info, done, prompt_tokens(messages), elapsed)
+    stream = bool(req.get("stream"))
+    # Stream chunks always name a model (gateway-api.md 6.2); only plain bodies omit it.
+    omit = not stream and info.family in call.state.config.omit_model_for
+    tokens = prompt_tokens(messages)
+    body = success_body(call.rid, call.body, info, done, tokens, elapsed, omit_model=omit)
     options = req.get("stream_options")
     usage = isinstance(options, dict) and bool(options.get("include_usage"))
-    return Reply(200, body, stream=bool(req.get("stream")), stream_usage=usage)
+    return Reply(200, body, stream=stream, stream_usage=usage)
 
 
 def _generate(

@@ -1,7 +1,8 @@
 """Up-front request validation, in the order the live gateway reports problems.
 
 Order (gateway-api.md section 10): body shape -> model known in this region -> entitlement ->
-per-model supported parameters -> ``model_region`` -> ``fallback_config.depth`` -> each fallback
+per-model supported parameters (and the schema rules of the model's provider,
+``schema_rules``) -> ``model_region`` -> ``fallback_config.depth`` -> each fallback
 (known, entitled, its merged parameters supported). Every failed check is collected, as the live
 ``metadata.errors`` lists all of them; the transcript lookup (404) comes after.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from emulator.config import EmulatorConfig
+from emulator.routes.schema_rules import format_problem, tool_problems
 from emulator.world.catalog import ModelInfo
 
 #: Body fields the gateway itself handles; any other field is a model parameter and must be in
@@ -103,10 +105,21 @@ def _model(
         if param not in GATEWAY_FIELDS and param not in supported:
             errors.append(f"model {model} does not support {param}")
     if "response_format" in req and "response_format" in supported:
-        problem = _response_format(req["response_format"])
+        problem = _response_format(req["response_format"]) or _provider_format(
+            info, req["response_format"]
+        )
         if problem:
             errors.append(problem)
+    if "tools" in supported:
+        errors.extend(tool_problems(info, req.get("tools")))
     _numbers(req, info, errors)
+
+
+def _provider_format(info: ModelInfo, fmt: dict[str, Any]) -> str | None:
+    """A well-formed format the model's provider still refuses (see ``schema_rules``)."""
+    spec = fmt["json_schema"]
+    problem = format_problem(info, spec["schema"], spec.get("strict") is True)
+    return f"response_format is invalid: {problem}" if problem else None
 
 
 def _numbers(req: dict[str, Any], info: ModelInfo, errors: list[str]) -> None:

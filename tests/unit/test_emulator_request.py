@@ -6,10 +6,12 @@ import json
 import random
 
 import pytest
+from click.testing import CliRunner
 from jsonschema import Draft202012Validator
 
 from emulator.answers.malform import malform, violate
 from emulator.answers.postprocess import RepairError, repair
+from emulator.cli import emulator_command
 from emulator.config import EmulatorConfig, apply_update, parse_model_limit
 from emulator.routes.injection import TAG, inject, prompt_tokens
 from emulator.routes.validation import merged_attempts, validate
@@ -130,3 +132,16 @@ def test_config_updates() -> None:
     assert parse_model_limit("claude-sonnet-4-6=60/6s")[1].window_s == 6
     with pytest.raises(ValueError):
         parse_model_limit("claude-sonnet-4-6")
+
+
+def test_omit_model_for_from_cli_and_runtime(monkeypatch: pytest.MonkeyPatch) -> None:
+    started: list[EmulatorConfig] = []
+    monkeypatch.setattr("emulator.routes.server.run", started.append)
+    args = ["--omit-model-for", "anthropic", "--omit-model-for", "google"]
+    result = CliRunner().invoke(emulator_command, args)
+    assert result.exit_code == 0, result.output
+    assert started[0].omit_model_for == ("anthropic", "google")
+    assert CFG.omit_model_for == ()
+    assert apply_update(CFG, {"omit_model_for": ["openai"]}).omit_model_for == ("openai",)
+    with pytest.raises(ValueError):
+        apply_update(CFG, {"omit_model_for": ["mistral"]})
