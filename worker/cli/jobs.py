@@ -76,6 +76,7 @@ def enqueue_command(
         priority=priority,
         batch_id=batch_id,
         model_region_global=global_routing,
+        canary_jobs=get_runtime().settings.canary_calls,
     )
     gateway = get_runtime().gateway
     try:
