@@ -75,7 +75,9 @@ def _finish(
                 batch_health.on_succeeded(s, batch_id)
             elif status == JobStatus.FAILED:
                 assert kind is not None
-                batch_health.on_failed(s, batch_id, kind, "no access", pause_streak=10, now=utcnow())
+                batch_health.on_failed(
+                    s, batch_id, kind, "no access", pause_streak=10, now=utcnow()
+                )
 
 
 def _ticks(dispatcher: Dispatcher, n: int = 5) -> None:
