@@ -105,6 +105,12 @@ class Settings(BaseSettings):
     requeue_after_s: float = 90.0
     # Jobs released to the broker but not yet running, per model, when the model has no limit.
     unlimited_release_ahead: int = 512
+    # The canary (worker/services/batch_health.py): a new batch releases this many calls and
+    # waits for their verdict before the rest; if all fail for one reason the batch is paused
+    # (``tbatch resume``). 0: no canary.
+    canary_calls: int = Field(default=5, ge=0, le=1000)
+    # Permanent failures in a row with one reason that pause a running batch; 0: never.
+    pause_streak: int = Field(default=10, ge=0, le=1_000_000)
 
     # Worker. Each worker process also runs a dispatcher, a reconciler and a lease heartbeat
     # (threads); several processes on several machines share the work through Postgres/Redis.

@@ -116,7 +116,8 @@ def test_the_lanes_query_finds_every_due_lane_without_counting_every_job(
         assert big_batch is not None and big_batch.priority == 2
     monkeypatch.setattr(dispatch, "COUNT_CAP", 10)
     with sessions() as s:
-        lanes = {(m, r, b): (p, n) for m, r, b, p, n in dispatch._pending_lanes(s, utcnow())}
+        rows = dispatch._pending_lanes(s, utcnow())
+        lanes = {(m, r, b): (p, n) for m, r, b, p, n, _canary in rows}
     assert lanes == {
         ("gpt-5", "us", big.batch_id): (2, 10),  # 30 due, counted up to the cap
         ("gpt-5", "us", small.batch_id): (0, 4),

@@ -44,6 +44,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "cancel_command",
         "Stop the rest of a batch; finished results stay.",
     ),
+    "resume": (
+        "worker.cli.recovery",
+        "resume_command",
+        "Release a paused batch after a fix: its failed canary runs again first.",
+    ),
     "report": (
         "worker.cli.report",
         "report_command",

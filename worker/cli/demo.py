@@ -145,6 +145,7 @@ def _enqueue(ids_file: Path) -> tuple[int, int]:
         model=DEMO_MODEL,
         fallbacks=(DEMO_FALLBACK,),
         name="demo",
+        canary_jobs=get_runtime().settings.canary_calls,
     )
     gateway = get_runtime().gateway
     with ids_file.open(encoding="utf-8") as lines, db() as session:

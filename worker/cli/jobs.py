@@ -92,6 +92,7 @@ def enqueue_command(
         batch_id=batch_id,
         model_region_global=global_routing,
         reasoning=_reasoning(reasoning_effort, reasoning_max_tokens),
+        canary_jobs=get_runtime().settings.canary_calls,
     )
     gateway = get_runtime().gateway
     try:

@@ -1,4 +1,4 @@
-"""`tbatch show | reprocess | cancel`: the on-call engineer's commands."""
+"""`tbatch show | reprocess | cancel | resume`: the on-call engineer's commands."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from worker.services.operations import (
     job_for_request_id,
     job_history,
     reprocess,
+    resume_batch,
 )
 
 
@@ -87,4 +88,19 @@ def cancel_command(batch_id: int) -> None:
     click.echo(f"batch {batch_id}: {n} waiting jobs cancelled")
 
 
-COMMANDS = [show_command, reprocess_command, cancel_command]
+@click.command("resume")
+@click.argument("batch_id", type=int)
+def resume_command(batch_id: int) -> None:
+    """Release a paused batch after a fix: its failed canary runs again first."""
+    canary_jobs = get_runtime().settings.canary_calls
+    with db() as session:
+        done = resume_batch(session, batch_id, canary_jobs=canary_jobs, now=utcnow())
+    canary = f"a canary of {canary_jobs} call(s) runs first" if canary_jobs else "no canary"
+    click.echo(
+        f"batch {batch_id} resumed: {done['requeued']} job(s) that failed with "
+        f"{done['kind']} back to pending; {canary}",
+        err=True,
+    )
+
+
+COMMANDS = [show_command, reprocess_command, cancel_command, resume_command]

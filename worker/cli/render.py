@@ -21,6 +21,12 @@ def render_status(status: dict[str, Any], console: Console | None = None) -> Non
         table.add_column(name, justify="right")
     table.add_row(*(str(v) for v in counts.values()))
     console.print(table)
+    if status.get("paused_reason"):
+        console.print(f"[bold red]paused[/]: {escape(status['paused_reason'])}", soft_wrap=True)
+        console.print(f"  since {status['paused_at']}; `tbatch resume {status['batch_id']}`")
+    if status.get("canary"):
+        canary = status["canary"]
+        console.print(f"canary: {canary['released']} of {canary['jobs']} released")
     rate = status["throughput_jobs_per_s"]
     console.print(
         f"throughput: {rate if rate is not None else '-'} jobs/s   attempts: {status['attempts']}"

@@ -76,8 +76,10 @@ def start_run(
     *,
     lister: TranscriptListing,
     catalog: Catalog,
+    canary_jobs: int = 0,
 ) -> RunOutcome:
-    """Run one pipeline for one night, at most once per (pipeline, run_date)."""
+    """Run one pipeline for one night, at most once per (pipeline, run_date); the night's
+    batch gets a canary of ``canary_jobs`` calls."""
     with session_scope(session_factory) as session:
         existing = _find(session, pipeline.name, run_date)
         first_night = session.scalar(
@@ -87,7 +89,7 @@ def start_run(
         return _already_ran(existing)
     since = run_date if first_night is None else min(first_night, run_date)
     try:
-        request = build_request(pipeline, run_date)
+        request = build_request(pipeline, run_date, canary_jobs=canary_jobs)
         ids = transcript_ids(pipeline, run_date, lister, since=since)
         with session_scope(session_factory) as session:
             return _claim_and_enqueue(session, pipeline, run_date, request, ids, catalog)
@@ -99,7 +101,7 @@ def start_run(
         return _record_failure(session_factory, pipeline.name, run_date, str(exc))
 
 
-def build_request(pipeline: Pipeline, run_date: date) -> EnqueueRequest:
+def build_request(pipeline: Pipeline, run_date: date, *, canary_jobs: int = 0) -> EnqueueRequest:
     template = _read(pipeline.template, "template")
     schema = load_schema_text(
         _read(pipeline.schema_path, "schema"), source=str(pipeline.schema_path)
@@ -119,6 +121,7 @@ def build_request(pipeline: Pipeline, run_date: date) -> EnqueueRequest:
         reasoning=reasoning_value(pipeline.reasoning_effort, pipeline.reasoning_max_tokens),
         priority=pipeline.priority,
         model_region_global=pipeline.global_routing,
+        canary_jobs=canary_jobs,
     )
 
 

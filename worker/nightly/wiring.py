@@ -36,7 +36,14 @@ def run_pipeline(pipeline: Pipeline, run_date: date) -> RunOutcome:
         return gateway.list_models(cast(Region, region))
 
     with TranscriptLister(runtime.settings) as lister:
-        return start_run(runtime.sessions, pipeline, run_date, lister=lister, catalog=catalog)
+        return start_run(
+            runtime.sessions,
+            pipeline,
+            run_date,
+            lister=lister,
+            catalog=catalog,
+            canary_jobs=runtime.settings.canary_calls,
+        )
 
 
 def finalize(config: NightlyConfig | None) -> list[FinalizedRun]:

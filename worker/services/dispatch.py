@@ -12,6 +12,17 @@ Fair share: within a model, batches are served by stride scheduling: each releas
 batch's pass by ``1/weight`` (weight ``2**priority``), and the batch with the lowest pass goes
 next; a batch that appears starts at the current minimum pass, so a nightly batch enqueued
 behind a 50,000-job bulk batch gets an equal share from its first token, not a turn at the end.
+
+Paused batches and canaries (``worker/services/batch_health.py``): nothing of a paused batch
+is released (the lanes query skips it, and the release statement re-checks, so a pause that
+lands between a refresh and a release holds). A batch whose canary is open releases only into
+its canary's free slots: ``canary_jobs`` less its failures so far (``streak``: while the canary
+is open every final outcome is one of those) less its jobs in flight. A job that went back to
+``pending`` (a retry, a 429, a deferred send) frees its slot and runs again, so a canary never
+waits on a job nobody may release. The slots are counted under a lock of the batch row
+(``FOR UPDATE SKIP LOCKED``: a dispatcher never waits for another, it tries the next tick), in
+the release's own transaction, so dispatchers in several processes cannot over-release;
+``canary_released`` records the slots taken. Batches without a canary never lock the row.
 """
 
 from __future__ import annotations
@@ -23,12 +34,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import Integer, bindparam, func, or_, select, text, update
+from sqlalchemy import ColumnElement, Integer, bindparam, exists, func, or_, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from models.base import utcnow
 from models.db import table_of
-from models.jobs import Job
+from models.jobs import Batch, Job
 from models.vocabulary import JobStatus
 from worker import metrics
 from worker.ratelimit.backend import Grant
@@ -98,6 +109,8 @@ class Dispatcher:
         self._clock = clock
         self._now = now
         self._lanes: dict[ModelKey, _Lane] = {}
+        # Batches whose canary was open at the last refresh: released under the batch lock.
+        self._canaries: set[int] = set()
         self._refreshed_at = -1e9
 
     def tick(self) -> float:
@@ -148,7 +161,8 @@ class Dispatcher:
             for key, lane, tokens in grants:
                 got: list[int] = []
                 for batch, count in lane.plan(tokens):
-                    released = _release_batch(session, key, batch, count, now)
+                    canary = batch in self._canaries
+                    released = _release_batch(session, key, batch, count, now, canary=canary)
                     if len(released) < count:
                         lane.drop(batch)
                     got.extend(released)
@@ -173,9 +187,13 @@ class Dispatcher:
         now = self._now()
         with self._sessions() as session:
             rows = _pending_lanes(session, now)
+            canaries = _canary_slots(session, {row[2] for row in rows if row[5] > 0})
         grouped: dict[ModelKey, dict[int, tuple[int, int]]] = {}
-        for model, region, batch, prio, n in rows:
-            grouped.setdefault((model, region), {})[batch] = (int(prio or 0), int(n))
+        for model, region, batch, prio, n, _canary in rows:
+            due = min(int(n), canaries.get(batch, int(n)))
+            if due > 0:
+                grouped.setdefault((model, region), {})[batch] = (int(prio or 0), due)
+        self._canaries = set(canaries)
         for key in list(self._lanes):
             if key not in grouped:
                 self._lanes[key].set_batches({})
@@ -213,8 +231,9 @@ _LANES_SQL = text(
             ORDER BY j.model, j.region, j.batch_id LIMIT 1
         ) nxt
     )
-    SELECT lanes.model, lanes.region, lanes.batch_id, b.priority
+    SELECT lanes.model, lanes.region, lanes.batch_id, b.priority, b.canary_jobs
     FROM lanes JOIN batches b ON b.id = lanes.batch_id
+    WHERE b.paused_reason IS NULL
     """
 )
 # One lane's due jobs, counted up to COUNT_CAP. A statement of its own, planned for the lane's
@@ -233,25 +252,45 @@ _LANE_DUE_SQL = text(
 
 
 def _pending_lanes(session: Session, now: datetime) -> list[Any]:
-    """``(model, region, batch_id, priority, due jobs up to COUNT_CAP)`` per lane with due
-    jobs. The embedded SQLite mode (small by nature) groups the rows directly."""
+    """``(model, region, batch_id, priority, due jobs up to COUNT_CAP, canary_jobs)`` per
+    lane with due jobs, paused batches left out. The embedded SQLite mode (small by nature)
+    groups the rows directly."""
     if session.get_bind().dialect.name != "postgresql":
         return list(
             session.execute(
-                select(Job.model, Job.region, Job.batch_id, func.max(Job.priority), func.count())
-                .where(Job.status == JobStatus.PENDING, _due(now))
+                select(
+                    Job.model,
+                    Job.region,
+                    Job.batch_id,
+                    func.max(Job.priority),
+                    func.count(),
+                    func.max(Batch.canary_jobs),
+                )
+                .join(Batch, Batch.id == Job.batch_id)
+                .where(Job.status == JobStatus.PENDING, _due(now), Batch.paused_reason.is_(None))
                 .group_by(Job.model, Job.region, Job.batch_id)
             ).all()
         )
     # A prepared statement would switch to one generic plan after five runs: keep them custom.
     session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
     lanes: list[Any] = []
-    for model, region, batch, priority in session.execute(_LANES_SQL).all():
+    for model, region, batch, priority, canary in session.execute(_LANES_SQL).all():
         params = {"model": model, "region": region, "batch": batch, "now": now, "cap": COUNT_CAP}
         due = int(session.scalar(_LANE_DUE_SQL, params) or 0)
         if due:
-            lanes.append((model, region, batch, priority, due))
+            lanes.append((model, region, batch, priority, due, int(canary or 0)))
     return lanes
+
+
+def _canary_slots(session: Session, batches: set[int]) -> dict[int, int]:
+    """Free canary slots of the batches whose canary is open (read without a lock: the
+    release counts them again under one). Only canary batches pay for the count."""
+    slots: dict[int, int] = {}
+    for batch in sorted(batches):
+        row = session.execute(_CANARY_STATE, {"b_batch": batch}).first()
+        if row is not None and row.canary_jobs > 0:
+            slots[batch] = max(0, row.canary_jobs - row.streak - int(row.in_flight))
+    return slots
 
 
 def _due(now: datetime):  # type: ignore[no-untyped-def]
@@ -269,35 +308,99 @@ _IN_FLIGHT = (
         _JOBS.c.region == bindparam("b_region"),
     )
 )
+
+
 # A CTE, not ``WHERE id IN (subquery)``: Postgres may re-run a LIMIT ... SKIP LOCKED subquery
 # per candidate row, releasing far more jobs than tokens. A CTE runs once.
-_CHOSEN = (
-    select(_JOBS.c.id)
-    .where(
-        _JOBS.c.status == JobStatus.PENDING,
-        _JOBS.c.model == bindparam("b_model"),
-        _JOBS.c.region == bindparam("b_region"),
-        _JOBS.c.batch_id == bindparam("b_batch"),
-        or_(_JOBS.c.not_before.is_(None), _JOBS.c.not_before <= bindparam("b_now")),
+def _release_statement(*guards: ColumnElement[bool]) -> Any:
+    chosen = (
+        select(_JOBS.c.id)
+        .where(
+            _JOBS.c.status == JobStatus.PENDING,
+            _JOBS.c.model == bindparam("b_model"),
+            _JOBS.c.region == bindparam("b_region"),
+            _JOBS.c.batch_id == bindparam("b_batch"),
+            or_(_JOBS.c.not_before.is_(None), _JOBS.c.not_before <= bindparam("b_now")),
+            *guards,
+        )
+        .order_by(_JOBS.c.id)
+        .limit(bindparam("b_count", type_=Integer))
+        .with_for_update(skip_locked=True)
+        .cte("chosen")
     )
-    .order_by(_JOBS.c.id)
-    .limit(bindparam("b_count", type_=Integer))
-    .with_for_update(skip_locked=True)
-    .cte("chosen")
+    return (
+        update(_JOBS)
+        .where(_JOBS.c.id == chosen.c.id, _JOBS.c.status == JobStatus.PENDING)
+        .values(status=JobStatus.QUEUED, queued_at=bindparam("b_now"))
+        .returning(_JOBS.c.id)
+    )
+
+
+_BATCHES = table_of(Batch)
+# The batch of an ordinary release: not paused, no canary open (one probe of its primary key,
+# evaluated once per statement). A batch paused, or given a canary by ``tbatch resume``,
+# since the last refresh releases nothing; the next refresh finds it as it is now.
+_OPEN = exists().where(
+    _BATCHES.c.id == bindparam("b_batch"),
+    _BATCHES.c.paused_reason.is_(None),
+    _BATCHES.c.canary_jobs == 0,
 )
-_RELEASE = (
-    update(_JOBS)
-    .where(_JOBS.c.id == _CHOSEN.c.id, _JOBS.c.status == JobStatus.PENDING)
-    .values(status=JobStatus.QUEUED, queued_at=bindparam("b_now"))
-    .returning(_JOBS.c.id)
+_RELEASE = _release_statement(_OPEN)
+# A canary batch's release: its row is locked and its slots counted first (_canary_allowance).
+_RELEASE_CANARY = _release_statement()
+# A canary's jobs in flight (ix_jobs_batch_status: a handful of rows while a canary is open).
+_IN_FLIGHT_OF_BATCH = (
+    select(func.count())
+    .select_from(_JOBS)
+    .where(
+        _JOBS.c.batch_id == bindparam("b_batch"),
+        _JOBS.c.status.in_((JobStatus.QUEUED, JobStatus.RUNNING)),
+    )
+)
+_CANARY_STATE = select(
+    _BATCHES.c.canary_jobs,
+    _BATCHES.c.streak,
+    _IN_FLIGHT_OF_BATCH.scalar_subquery().label("in_flight"),
+).where(_BATCHES.c.id == bindparam("b_batch"))
+_LOCK_BATCH = (
+    select(_BATCHES.c.canary_jobs, _BATCHES.c.streak, _BATCHES.c.paused_reason)
+    .where(_BATCHES.c.id == bindparam("b_batch"))
+    .with_for_update(skip_locked=True)
+)
+_TAKE_SLOTS = (
+    update(_BATCHES)
+    .where(_BATCHES.c.id == bindparam("b_batch"))
+    .values(canary_released=bindparam("b_taken"))
 )
 
 
 def _release_batch(
-    session: Session, key: ModelKey, batch: int, count: int, now: datetime
+    session: Session, key: ModelKey, batch: int, count: int, now: datetime, *, canary: bool
 ) -> list[int]:
     params = {"b_model": key[0], "b_region": key[1], "b_batch": batch, "b_now": now}
+    statement, taken = _RELEASE, None
+    if canary:
+        count, taken = _canary_allowance(session, batch, count)
+        statement = _RELEASE_CANARY
+        if count <= 0:
+            return []
     params["b_count"] = count
-    rows = session.execute(_RELEASE, params).all()
+    rows = session.execute(statement, params).all()
     assert len(rows) <= count, "released more jobs than tokens"
+    if taken is not None:
+        session.execute(_TAKE_SLOTS, {"b_batch": batch, "b_taken": taken + len(rows)})
     return sorted(int(r[0]) for r in rows)
+
+
+def _canary_allowance(session: Session, batch: int, count: int) -> tuple[int, int | None]:
+    """How many of ``count`` the batch may release now, and its canary slots already taken
+    (None: its canary is closed, no slot to record). Locks the batch row until the release's
+    commit; a row another transaction holds releases nothing this tick."""
+    row = session.execute(_LOCK_BATCH, {"b_batch": batch}).first()
+    if row is None or row.paused_reason is not None:
+        return 0, None
+    if row.canary_jobs <= 0:
+        return count, None  # passed since the refresh
+    in_flight = int(session.scalar(_IN_FLIGHT_OF_BATCH, {"b_batch": batch}) or 0)
+    taken = row.streak + in_flight
+    return min(count, max(0, row.canary_jobs - taken)), taken

@@ -61,6 +61,9 @@ class EnqueueRequest:
     batch_id: int | None = None
     model_region_global: bool = False
     reasoning: dict[str, Any] | None = None  # ``job_input.reasoning_value``
+    # A new batch's canary (worker/services/batch_health.py): the callers pass
+    # ``settings.canary_calls``; 0 releases every job at once. Adding to a batch keeps its own.
+    canary_jobs: int = 0
 
 
 @dataclass(frozen=True)
@@ -394,7 +397,7 @@ def _batch(session: Session, req: EnqueueRequest) -> int:
                 "enqueue into a new batch (leave out --batch)"
             )
         return batch.id
-    batch = Batch(name=req.name, priority=req.priority)
+    batch = Batch(name=req.name, priority=req.priority, canary_jobs=req.canary_jobs)
     session.add(batch)
     session.flush()
     return batch.id

@@ -162,6 +162,47 @@ def failed_jobs(session: Session, batch_id: int, status: str, reason: str | None
     return list(session.scalars(select(Job.id).where(*where).order_by(Job.id)))
 
 
+def resume_batch(
+    session: Session, batch_id: int, *, canary_jobs: int, now: datetime
+) -> dict[str, Any]:
+    """Release a paused batch after its cause was fixed.
+
+    The jobs that failed with the pause's kind go back to ``pending`` as ``tbatch reprocess
+    --batch B --reason K`` puts them (they failed for the shared cause, not their own), the
+    streak is cleared and the canary starts again with ``canary_jobs`` calls, so a fix that
+    did not work costs a canary's calls, not the batch's. Raises InputError for a batch that
+    is not paused or was cancelled (nothing is changed)."""
+    batch = session.get(Batch, batch_id, with_for_update=True)
+    if batch is None:
+        raise NotFoundError(f"unknown batch {batch_id}")
+    if batch.paused_reason is None:
+        raise InputError(f"batch {batch_id} is not paused; nothing to resume")
+    if batch.cancelled:
+        raise InputError(f"batch {batch_id} was cancelled: nothing of it runs again")
+    kind, reason = batch.streak_kind, batch.paused_reason
+    ids = failed_jobs(session, batch_id, JobStatus.FAILED, kind) if kind else []
+    counts = reprocess(session, ids, now=now)
+    session.execute(
+        update(Batch)
+        .where(Batch.id == batch_id)
+        .values(
+            paused_reason=None,
+            paused_at=None,
+            streak=0,
+            streak_kind=None,
+            canary_jobs=canary_jobs,
+            canary_released=0,
+        )
+    )
+    return {
+        "batch_id": batch_id,
+        "paused_reason": reason,
+        "kind": kind,
+        "requeued": counts["requeued"],
+        "canary_jobs": canary_jobs,
+    }
+
+
 def cancel_batch(session: Session, batch_id: int, *, now: datetime) -> int:
     """Stop the rest of a batch: waiting jobs become ``cancelled``; finished results stay, and
     a call already in flight finishes and is recorded."""

@@ -44,7 +44,7 @@ from worker.errors import (
 from worker.gateway.client import SendGate
 from worker.gateway.types import CompletionRequest, CompletionResult, ModelInfo
 from worker.output import Invalid, Refused, Truncated, Valid, interpret
-from worker.services import claims
+from worker.services import batch_health, claims
 from worker.services.attempt import MAX_RAW_CHARS, AttemptRecord
 from worker.services.content_cache import ContentCache
 from worker.services.recording import (
@@ -404,6 +404,8 @@ def _on_answer(
             stored = store_result(
                 session, job, attempt_id, outcome, result, answer or "", now=deps.clock()
             )
+            if stored:
+                batch_health.on_succeeded(session, job.batch_id)
         if not stored:
             return Delivery.LEASE_LOST
         metrics.observe_finished(job.model, JobStatus.SUCCEEDED, None)
@@ -617,4 +619,14 @@ def _settle(
     with deps.sessions.begin() as session:
         if record is not None:
             record_attempt(session, record, now=now)
-        return claims.finish(session, job, now=now, status=status, **values)
+        moved = claims.finish(session, job, now=now, status=status, **values)
+        if moved and status == JobStatus.FAILED:  # a verdict on the batch (_fail)
+            batch_health.on_failed(
+                session,
+                job.batch_id,
+                values["error_kind"],
+                values["error_message"],
+                pause_streak=deps.settings.pause_streak,
+                now=now,
+            )
+        return moved

@@ -39,8 +39,7 @@ def batch_status(session: Session, batch_id: int | None, *, scan: bool = False) 
     On Postgres the figures come from the counters the triggers keep (a handful of rows per
     batch, however many jobs: worker/services/counts.py); ``scan`` (and SQLite, which has no
     triggers) reads the jobs and attempts themselves, in one pass each."""
-    if batch_id is not None:
-        require_batch(session, batch_id)
+    batch = None if batch_id is None else require_batch(session, batch_id)
     counted = counters_kept(session) and not scan
     groups = counted_groups(session, batch_id) if counted else _scanned_groups(session, batch_id)
     usage = counted_usage(session, batch_id) if counted else _scanned_usage(session, batch_id)
@@ -72,7 +71,19 @@ def batch_status(session: Session, batch_id: int | None, *, scan: bool = False) 
         "output_tokens": usage.output_tokens,
         "cost_usd": round(usage.cost_usd, 6),
         "lanes": sorted(lanes),
+        **_health(batch),
     }
+
+
+def _health(batch: Batch | None) -> dict[str, Any]:
+    """Why the batch is paused (``tbatch resume`` releases it) and its open canary, from the
+    batch row itself: ``canary`` is None once the canary passed (or for no canary)."""
+    if batch is None:
+        return {"paused_reason": None, "paused_at": None, "canary": None}
+    canary = None
+    if batch.canary_jobs > 0:
+        canary = {"jobs": batch.canary_jobs, "released": batch.canary_released}
+    return {"paused_reason": batch.paused_reason, "paused_at": batch.paused_at, "canary": canary}
 
 
 def _scanned_groups(session: Session, batch_id: int | None) -> list[Group]:
