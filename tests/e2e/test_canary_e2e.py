@@ -82,7 +82,7 @@ def test_a_batch_whose_model_is_not_entitled_pauses_after_its_canary(
     assert counts == {"failed": CANARY, "pending": 40 - CANARY}
     assert _calls(emu, NOT_ENTITLED) == CANARY
     assert reason is not None and "\n" not in reason
-    assert reason.startswith(f"paused after {CANARY} permanent failures in a row (bad_request): ")
+    assert reason.startswith(f"paused after {CANARY} permanent failures in a row (not_entitled): ")
     assert "Your account does not have access to this LLM Gateway model" in reason
 
     shown = run_cli(env, "status", str(batch)).stdout
@@ -95,7 +95,7 @@ def test_a_batch_whose_model_is_not_entitled_pauses_after_its_canary(
 
     emu.configure({"no_access_models": []})  # the fix: the account is entitled now
     resumed = run_cli(env, "resume", str(batch))
-    assert f"{CANARY} job(s) that failed with bad_request back to pending" in resumed.stderr
+    assert f"{CANARY} job(s) that failed with not_entitled back to pending" in resumed.stderr
     assert wait_final(url, batch, 90) == {"succeeded": 40}
     assert _calls(emu, NOT_ENTITLED) == 40 + CANARY
     final = json.loads(run_cli(env, "status", str(batch), "--json").stdout)
