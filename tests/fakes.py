@@ -10,6 +10,7 @@ import itertools
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ from worker.gateway.types import (
     RateLimitInfo,
     Usage,
 )
-from worker.services.enqueue import EnqueueRequest, enqueue
+from worker.services.enqueue import EnqueueOutcome, EnqueueRequest, enqueue
 from worker.settings import Settings
 
 CATALOG = {
@@ -178,6 +179,18 @@ def catalog(region: str) -> list[str]:
 
 
 def enqueue_lines(sessions: sessionmaker[Session], lines: list[str], **overrides: Any) -> int:
+    return enqueue_outcome(sessions, lines, **overrides).batch_id
+
+
+def enqueue_outcome(
+    sessions: sessionmaker[Session],
+    lines: list[str],
+    *,
+    catalog: Any = catalog,
+    today: date | None = None,
+    **overrides: Any,
+) -> EnqueueOutcome:
+    """Enqueue ``lines`` with the shared template and schema; ``overrides`` set request fields."""
     fields: dict[str, Any] = {
         "transcripts_source": "ids.txt",
         "template_text": TEMPLATE,
@@ -188,7 +201,7 @@ def enqueue_lines(sessions: sessionmaker[Session], lines: list[str], **overrides
     }
     fields.update(overrides)
     with sessions.begin() as session:
-        return enqueue(session, EnqueueRequest(**fields), lines, catalog).batch_id
+        return enqueue(session, EnqueueRequest(**fields), lines, catalog, today=today)
 
 
 def ids(n: int) -> list[str]:

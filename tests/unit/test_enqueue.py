@@ -149,24 +149,12 @@ def _infos(region: str) -> dict[str, Any]:
     }
 
 
-def _enqueue_with_infos(sessions, lines: list[str], **overrides: Any):
+def _enqueue_with_infos(sessions, lines: list[str], catalog: Any = _infos, **overrides: Any):
     from datetime import date
 
-    from worker.services.enqueue import EnqueueRequest, enqueue
+    from tests.fakes import enqueue_outcome
 
-    fields: dict[str, Any] = {
-        "transcripts_source": "ids.txt",
-        "template_text": TEMPLATE,
-        "template_source": "t.j2",
-        "schema": SCHEMA,
-        "schema_source": "s.json",
-        "model": "claude-sonnet-4-6",
-        **overrides,
-    }
-    with sessions() as s:
-        out = enqueue(s, EnqueueRequest(**fields), lines, _infos, today=date(2026, 12, 7))
-        s.commit()
-    return out
+    return enqueue_outcome(sessions, lines, catalog=catalog, today=date(2026, 12, 7), **overrides)
 
 
 def test_a_temperature_a_fallback_does_not_take_is_refused_naming_it(sessions) -> None:
@@ -224,23 +212,8 @@ def test_reasoning_is_gated_on_every_model_and_stored_on_the_jobs(sessions) -> N
         )
         return found
 
-    from datetime import date
-
-    from worker.services.enqueue import EnqueueRequest, enqueue
-
     def run(**fields: Any) -> Any:
-        req = EnqueueRequest(
-            transcripts_source="ids.txt",
-            template_text=TEMPLATE,
-            template_source="t.j2",
-            schema=SCHEMA,
-            schema_source="s.json",
-            **fields,
-        )
-        with sessions() as s:
-            out = enqueue(s, req, _ok_lines(2), infos, today=date(2026, 12, 7))
-            s.commit()
-        return out
+        return _enqueue_with_infos(sessions, _ok_lines(2), catalog=infos, **fields)
 
     with pytest.raises(InputError) as exc:
         run(model="thinker", fallbacks=("claude-sonnet-4-6",), reasoning={"effort": "low"})

@@ -44,12 +44,15 @@ class AttemptRecord:
     cost_usd: float | None = None
     sent_at: datetime | None = None
 
-    def take_result(self, result: CompletionResult, catalog: dict[str, ModelInfo]) -> None:
+    def take_result(
+        self, result: CompletionResult, catalog: dict[str, ModelInfo], answer: str | None
+    ) -> None:
+        """``answer``: the text the route returns (a tool call's arguments, or the content)."""
         self.request_id = result.request_id
         self.model_answered = result.model_answered
         self.http_status = result.http_status
         self.finish_reason = result.finish_reason_raw or result.finish_reason
-        self.raw_text = (result.content or result.refusal or "")[:MAX_RAW_CHARS]
+        self.raw_text = (answer or result.refusal or "")[:MAX_RAW_CHARS]
         self.latency_ms = result.latency_ms
         self.usage = {
             "input_tokens": result.usage.input_tokens,

@@ -45,7 +45,7 @@ from worker.gateway.client import SendGate
 from worker.gateway.types import CompletionRequest, CompletionResult, ModelInfo
 from worker.output import Invalid, Refused, Truncated, Valid, interpret
 from worker.services import batch_health, claims
-from worker.services.attempt import MAX_RAW_CHARS, AttemptRecord
+from worker.services.attempt import AttemptRecord
 from worker.services.content_cache import ContentCache
 from worker.services.recording import (
     record_attempt,
@@ -251,10 +251,9 @@ def _call(job: Job, template: Any, schema: Any, deps: PipelineDeps) -> Delivery:
         _debit_fallback(deps.limiter, result.model_answered, job.region)
 
     def settle() -> Delivery:
-        record.take_result(result, catalog)
         answer = answer_text(planned.plan, result.content, result.tool_calls)
+        record.take_result(result, catalog, answer)
         record.route = planned.plan.route_for(result.model_answered)
-        record.raw_text = (answer or result.refusal or "")[:MAX_RAW_CHARS]
         return _on_answer(job, result, answer, schema, record, deps)
 
     return _answered(job, record, deps, settle)

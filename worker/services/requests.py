@@ -13,11 +13,10 @@ from worker.services.routes import (
     ChainPlan,
     Route,
     plan_chain,
-    schema_name,
     with_schema_in_prompt,
 )
 
-__all__ = ["PlannedRequest", "build_request", "schema_name"]
+__all__ = ["PlannedRequest", "build_request"]
 
 
 @dataclass(frozen=True)

@@ -126,18 +126,14 @@ def strict_schema(schema: Any) -> dict[str, Any] | None:
     property required would not, so a schema with one is sent non-strict."""
     if not isinstance(schema, dict) or schema.get("type") != "object":
         return None
-    return _strict(schema)
+    try:
+        return _strict_node(schema)
+    except _NotStrict:
+        return None
 
 
 class _NotStrict(Exception):
     """A part of the schema strict mode cannot express as it is."""
-
-
-def _strict(node: Any) -> dict[str, Any] | None:
-    try:
-        return _strict_node(node)
-    except _NotStrict:
-        return None
 
 
 def _strict_node(node: Any) -> dict[str, Any]:
