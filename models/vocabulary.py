@@ -91,6 +91,7 @@ class Delivery(StrEnum):
     """What one delivery of a job's message did (``process_job``'s return, for logs and tests)."""
 
     SKIPPED = "skipped"  # the job was not ``queued``: a duplicate or stale message
+    PARKED = "parked"  # its batch was paused after it was queued: back to pending uncalled
     POISON = "poison"
     HELD = "held"  # a problem of the fleet: back to pending uncalled (or unblamed)
     DEFERRED = "deferred"  # no send permit within the bound: back to pending unsent

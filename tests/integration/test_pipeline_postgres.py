@@ -19,7 +19,7 @@ from models.attempts import Attempt, Result
 from models.base import utcnow
 from models.content import Schema
 from models.db import make_engine, make_session_factory
-from models.jobs import Job
+from models.jobs import Batch, Job
 from models.vocabulary import JobStatus
 from tests.fakes import GOOD, FakeGateway, FakeLimiter, answer, enqueue_lines, settings
 from worker.errors import InputError, RateLimited, ServerError
@@ -149,6 +149,32 @@ def test_a_call_in_flight_at_cancel_is_recorded_and_never_called_again(sessions)
     job, [attempt], _ = _state(sessions, job_id)
     assert job.status == JobStatus.CANCELLED and job.error_kind == "cancelled"
     assert attempt.request_id == "rid-503" and job.finished_at is not None
+
+
+def test_a_job_queued_before_its_batch_paused_is_parked_uncalled(sessions) -> None:
+    batch, job_id = _new_job(sessions)
+    with sessions.begin() as s:
+        s.execute(update(Batch).where(Batch.id == batch).values(paused_reason="paused after 5"))
+    gateway = FakeGateway([answer(GOOD)])
+    assert process_job(job_id, _deps(sessions, gateway)) == "parked"
+    job, attempts, result = _state(sessions, job_id)
+    assert gateway.requests == [] and attempts == [] and result is None
+    assert job.status == JobStatus.PENDING and job.deliveries == 0
+    # Once resumed, the next delivery of a queued job is claimed and called.
+    with sessions.begin() as s:
+        s.execute(update(Batch).where(Batch.id == batch).values(paused_reason=None))
+        s.execute(update(Job).where(Job.id == job_id).values(status=JobStatus.QUEUED))
+    assert process_job(job_id, _deps(sessions, gateway)) == "succeeded"
+    assert len(gateway.requests) == 1
+
+
+def test_a_duplicate_delivery_of_a_paused_batchs_running_job_is_skipped(sessions) -> None:
+    batch, job_id = _new_job(sessions)
+    with sessions.begin() as s:
+        s.execute(update(Job).where(Job.id == job_id).values(status=JobStatus.RUNNING))
+        s.execute(update(Batch).where(Batch.id == batch).values(paused_reason="paused after 5"))
+    assert process_job(job_id, _deps(sessions, FakeGateway([]))) == "skipped"
+    assert _state(sessions, job_id)[0].status == JobStatus.RUNNING
 
 
 @pytest.mark.parametrize("answer_text", ['{"summary": "x", "sentiment": "furious"}', GOOD])

@@ -4,6 +4,10 @@ expects, so two deliveries of one message (or a worker and the reconciler) canno
 A job sent back to ``pending`` (a retry, a re-ask, a 429, a deferred send, a lost lease) lands
 in ``cancelled`` instead when its batch was cancelled meanwhile: the same statement reads the
 flag, so no cancel can slip between the check and the move.
+
+A job whose batch was paused after it was queued is not claimed: its delivery parks it back in
+``pending`` uncalled (:func:`park`), where the dispatcher leaves it until ``tbatch resume``.
+Without this a pause would still spend every job already on the broker.
 """
 
 from __future__ import annotations
@@ -20,10 +24,13 @@ from models.jobs import Batch, Job
 from models.vocabulary import FINAL_STATUSES, FailureKind, JobStatus
 
 _JOBS = table_of(Job)
+_BATCHES = table_of(Batch)
+# The job's batch is paused (one probe of the batch's primary key per statement).
+_PAUSED = exists().where(_BATCHES.c.id == _JOBS.c.batch_id, _BATCHES.c.paused_reason.is_not(None))
 # Built once: a claim per delivery only binds its parameters.
 _CLAIM = (
     update(_JOBS)
-    .where(_JOBS.c.id == bindparam("b_job_id"), _JOBS.c.status == JobStatus.QUEUED)
+    .where(_JOBS.c.id == bindparam("b_job_id"), _JOBS.c.status == JobStatus.QUEUED, ~_PAUSED)
     .values(
         status=JobStatus.RUNNING,
         lease_token=bindparam("b_token"),
@@ -77,6 +84,19 @@ def claim(session: Session, job_id: int, *, now: datetime, lease_s: float) -> Jo
     # A detached ``Job`` from the claimed row (RETURNING: no second SELECT): the call that
     # follows runs outside any session, and the moves after it name the job by id and lease.
     return None if row is None else Job(**row)
+
+
+def park(session: Session, job_id: int, *, now: datetime) -> bool:
+    """queued -> pending, uncalled, for a job :func:`claim` refused because its batch is
+    paused (``cancelled`` if the batch was cancelled too). False when the job was not queued
+    in a paused batch: the refusal was a duplicate or stale delivery."""
+    parked = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == JobStatus.QUEUED, _PAUSED)
+        .values(**back_to_pending(now, Job.error_kind))
+        .returning(Job.id)
+    ).first()
+    return parked is not None
 
 
 def finish(session: Session, job: Job, *, now: datetime, status: str, **values: Any) -> bool:

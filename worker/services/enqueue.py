@@ -116,7 +116,7 @@ class _ModelChecker:
         temperature: float | None,
         max_tokens: int,
         reasoning: Mapping[str, Any] | None = None,
-    ) -> str | None:
+    ) -> ChainProblem | None:
         """The first model of ``chain`` that cannot take the job's parameters, or None.
 
         The gateway rejects a parameter a model does not support, and a fallback inherits the
@@ -127,17 +127,21 @@ class _ModelChecker:
         for role, model in _roles(chain):
             problem = self.problem(model, region, role)
             if problem:
-                return problem
+                return ChainProblem(problem, "--model" if role == "model" else "--fallback")
             info = self.infos(region).get(model)
             if info is None:
                 continue
             params = info.supported_parameters
-            for name, value in (("temperature", temperature), ("reasoning", reasoning)):
+            for name, value, option in (
+                ("temperature", temperature, "--temperature"),
+                ("reasoning", reasoning, "--reasoning-*"),
+            ):
                 if value is not None and params is not None and name not in params:
-                    return (
+                    message = (
                         f"{role} {model!r} does not support {name} (the gateway would reject "
                         f"every call); leave {name} unset or choose another model"
                     )
+                    return ChainProblem(message, option)
             self._note(info, max_tokens)
         return None
 
@@ -160,6 +164,14 @@ class _ModelChecker:
 RETIREMENT_NOTICE = timedelta(days=30)
 
 
+@dataclass(frozen=True)
+class ChainProblem:
+    """Why a chain cannot run the job, and the enqueue option that set what is wrong."""
+
+    message: str
+    option: str
+
+
 def check_chain(
     catalog: Catalog,
     region: str,
@@ -176,7 +188,7 @@ def check_chain(
     problem = checker.chain_problem(
         chain, region, temperature=temperature, max_tokens=max_tokens, reasoning=reasoning
     )
-    return problem, tuple(checker.notes)
+    return (problem.message if problem else None), tuple(checker.notes)
 
 
 def _roles(chain: Sequence[str]) -> Iterable[tuple[str, str]]:
@@ -202,9 +214,6 @@ def enqueue(
     check_schema(req.schema, source=req.schema_source)
     check_fallback_count(req.fallbacks, lambda p: InputError(p, source="--fallback"))
     models = _ModelChecker(catalog, today or utcnow().date())
-    _raise_if(models.problem(req.model, req.region, "model"), "--model")
-    for fb in req.fallbacks:
-        _raise_if(models.problem(fb, req.region, "fallback"), "--fallback")
     chain_problem = models.chain_problem(
         [req.model, *req.fallbacks],
         req.region,
@@ -212,7 +221,8 @@ def enqueue(
         max_tokens=req.max_tokens or default_max_tokens,
         reasoning=req.reasoning,
     )
-    _raise_if(chain_problem, _option_of(chain_problem))
+    if chain_problem:
+        raise InputError(chain_problem.message, source=chain_problem.option)
 
     batch_id = _batch(session, req)
     template_id = _stored_id(session, Template, template_hash(req.template_text), req.template_text)
@@ -329,14 +339,6 @@ def _check_request_fields(req: EnqueueRequest) -> None:
         raise InputError(f"must be an integer from 1 to {MAX_TOKENS_LIMIT}", source="--max-tokens")
 
 
-def _option_of(problem: str | None) -> str:
-    """The enqueue option a chain problem is about (the message names the parameter)."""
-    for parameter, option in (("temperature", "--temperature"), ("reasoning", "--reasoning-*")):
-        if problem and f"does not support {parameter}" in problem:
-            return option
-    return "--model"
-
-
 def _raise_if(problem: str | None, source: str) -> None:
     if problem:
         raise InputError(problem, source=source)
@@ -360,7 +362,7 @@ def _check_job(
             reasoning=req.reasoning,
         )
         if problem:
-            return problem
+            return problem.message
     # Rendering is cheap but not free: jobs sharing variables are checked once.
     key = repr(sorted(item.variables.items()))
     if key not in checked:

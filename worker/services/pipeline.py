@@ -150,7 +150,8 @@ def process_job(job_id: int, deps: PipelineDeps) -> Delivery:
     with deps.sessions.begin() as session:
         job = claims.claim(session, job_id, now=deps.clock(), lease_s=deps.settings.lease_s)
         if job is None:
-            return Delivery.SKIPPED
+            parked = claims.park(session, job_id, now=deps.clock())
+            return Delivery.PARKED if parked else Delivery.SKIPPED
         if claims.out_of_deliveries(job.deliveries - 1, deps.settings.max_deliveries):
             claims.finish(
                 session,
