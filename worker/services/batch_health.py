@@ -6,7 +6,7 @@ spend its whole budget learning the same thing a million times. Two guards stop 
 
 - **The canary.** A new batch has ``canary_jobs = settings.canary_calls``; the dispatcher
   releases no more than that many of its jobs until the canary is decided
-  (``worker/services/dispatch.py``). One success passes it; so does a failure whose kind
+  (``worker/services/canary_slots.py``). One success passes it; so does a failure whose kind
   differs from the streak's (mixed reasons are the jobs' own, not the batch's).
   ``canary_jobs`` failures in a row with one kind pause the batch.
 - **The streak.** After the canary, ``settings.pause_streak`` permanent failures in a row

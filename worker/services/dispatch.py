@@ -43,6 +43,7 @@ from models.jobs import Batch, Job
 from models.vocabulary import JobStatus
 from worker import metrics
 from worker.ratelimit.backend import Grant
+from worker.services import canary_slots
 
 log = logging.getLogger("tbatch.dispatch")
 ModelKey = tuple[str, str]  # (model, region)
@@ -187,7 +188,7 @@ class Dispatcher:
         now = self._now()
         with self._sessions() as session:
             rows = _pending_lanes(session, now)
-            canaries = _canary_slots(session, {row[2] for row in rows if row[5] > 0})
+            canaries = canary_slots.free_slots(session, {row[2] for row in rows if row[5] > 0})
         grouped: dict[ModelKey, dict[int, tuple[int, int]]] = {}
         for model, region, batch, prio, n, _canary in rows:
             due = min(int(n), canaries.get(batch, int(n)))
@@ -274,23 +275,12 @@ def _pending_lanes(session: Session, now: datetime) -> list[Any]:
     # A prepared statement would switch to one generic plan after five runs: keep them custom.
     session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
     lanes: list[Any] = []
-    for model, region, batch, priority, canary in session.execute(_LANES_SQL).all():
+    for model, region, batch, priority, canary_jobs in session.execute(_LANES_SQL).all():
         params = {"model": model, "region": region, "batch": batch, "now": now, "cap": COUNT_CAP}
         due = int(session.scalar(_LANE_DUE_SQL, params) or 0)
         if due:
-            lanes.append((model, region, batch, priority, due, int(canary or 0)))
+            lanes.append((model, region, batch, priority, due, int(canary_jobs or 0)))
     return lanes
-
-
-def _canary_slots(session: Session, batches: set[int]) -> dict[int, int]:
-    """Free canary slots of the batches whose canary is open (read without a lock: the
-    release counts them again under one). Only canary batches pay for the count."""
-    slots: dict[int, int] = {}
-    for batch in sorted(batches):
-        row = session.execute(_CANARY_STATE, {"b_batch": batch}).first()
-        if row is not None and row.canary_jobs > 0:
-            slots[batch] = max(0, row.canary_jobs - row.streak - int(row.in_flight))
-    return slots
 
 
 def _due(now: datetime):  # type: ignore[no-untyped-def]
@@ -346,32 +336,8 @@ _OPEN = exists().where(
     _BATCHES.c.canary_jobs == 0,
 )
 _RELEASE = _release_statement(_OPEN)
-# A canary batch's release: its row is locked and its slots counted first (_canary_allowance).
+# A canary batch's release: its row is locked and its slots counted first (canary_slots.allowance).
 _RELEASE_CANARY = _release_statement()
-# A canary's jobs in flight (ix_jobs_batch_status: a handful of rows while a canary is open).
-_IN_FLIGHT_OF_BATCH = (
-    select(func.count())
-    .select_from(_JOBS)
-    .where(
-        _JOBS.c.batch_id == bindparam("b_batch"),
-        _JOBS.c.status.in_((JobStatus.QUEUED, JobStatus.RUNNING)),
-    )
-)
-_CANARY_STATE = select(
-    _BATCHES.c.canary_jobs,
-    _BATCHES.c.streak,
-    _IN_FLIGHT_OF_BATCH.scalar_subquery().label("in_flight"),
-).where(_BATCHES.c.id == bindparam("b_batch"))
-_LOCK_BATCH = (
-    select(_BATCHES.c.canary_jobs, _BATCHES.c.streak, _BATCHES.c.paused_reason)
-    .where(_BATCHES.c.id == bindparam("b_batch"))
-    .with_for_update(skip_locked=True)
-)
-_TAKE_SLOTS = (
-    update(_BATCHES)
-    .where(_BATCHES.c.id == bindparam("b_batch"))
-    .values(canary_released=bindparam("b_taken"))
-)
 
 
 def _release_batch(
@@ -380,7 +346,7 @@ def _release_batch(
     params = {"b_model": key[0], "b_region": key[1], "b_batch": batch, "b_now": now}
     statement, taken = _RELEASE, None
     if canary:
-        count, taken = _canary_allowance(session, batch, count)
+        count, taken = canary_slots.allowance(session, batch, count)
         statement = _RELEASE_CANARY
         if count <= 0:
             return []
@@ -388,19 +354,5 @@ def _release_batch(
     rows = session.execute(statement, params).all()
     assert len(rows) <= count, "released more jobs than tokens"
     if taken is not None:
-        session.execute(_TAKE_SLOTS, {"b_batch": batch, "b_taken": taken + len(rows)})
+        canary_slots.record_taken(session, batch, taken + len(rows))
     return sorted(int(r[0]) for r in rows)
-
-
-def _canary_allowance(session: Session, batch: int, count: int) -> tuple[int, int | None]:
-    """How many of ``count`` the batch may release now, and its canary slots already taken
-    (None: its canary is closed, no slot to record). Locks the batch row until the release's
-    commit; a row another transaction holds releases nothing this tick."""
-    row = session.execute(_LOCK_BATCH, {"b_batch": batch}).first()
-    if row is None or row.paused_reason is not None:
-        return 0, None
-    if row.canary_jobs <= 0:
-        return count, None  # passed since the refresh
-    in_flight = int(session.scalar(_IN_FLIGHT_OF_BATCH, {"b_batch": batch}) or 0)
-    taken = row.streak + in_flight
-    return min(count, max(0, row.canary_jobs - taken)), taken
