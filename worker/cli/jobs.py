@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import sys
 import time
-from contextlib import ExitStack
+from contextlib import AbstractContextManager, ExitStack, nullcontext
 from pathlib import Path
 from typing import IO, Any, cast
 
 import click
 
 from models.vocabulary import JobStatus
-from worker.cli.common import db, print_json
+from worker.cli.common import db, print_json, say
+from worker.cli.help import examples
 from worker.errors import InputError
 from worker.gateway.types import Region
 from worker.runtime import get_runtime
@@ -77,7 +78,7 @@ def enqueue_command(
     from worker.services.enqueue import EnqueueRequest, enqueue, load_schema_text
 
     req = EnqueueRequest(
-        transcripts_source=transcripts_path,
+        transcripts_source="<stdin>" if transcripts_path == "-" else transcripts_path,
         template_text=_read(template_path, "template"),
         template_source=template_path,
         schema=load_schema_text(_read(schema_path, "schema"), source=schema_path),
@@ -95,13 +96,7 @@ def enqueue_command(
         canary_jobs=get_runtime().settings.canary_calls,
     )
     gateway = get_runtime().gateway
-    try:
-        lines = Path(transcripts_path).open(encoding="utf-8")  # noqa: SIM115 (closed below)
-    except OSError as exc:
-        raise InputError(
-            f"cannot read transcripts: {exc.strerror}", source=transcripts_path
-        ) from None
-    with lines, db() as session:
+    with _open_transcripts(transcripts_path) as lines, db() as session:
         out = enqueue(
             session,
             req,
@@ -110,12 +105,23 @@ def enqueue_command(
             default_max_tokens=get_runtime().settings.default_max_tokens,
         )
     for note in out.notes:
-        click.echo(f"note: {note}", err=True)
+        say(f"note: {note}")
     if as_json:
         print_json({"batch_id": out.batch_id, "jobs": out.jobs, "new": out.new})
     else:
-        click.echo(f"batch {out.batch_id}: {out.jobs} jobs ({out.new} new)")
-        click.echo(out.batch_id)
+        say(f"batch {out.batch_id}: {out.jobs} jobs ({out.new} new)")
+        click.echo(out.batch_id)  # stdout is the id alone: B=$(tbatch enqueue ...)
+
+
+def _open_transcripts(path: str) -> AbstractContextManager[IO[str]]:
+    """The transcripts file, or stdin for ``-`` (``... | tbatch enqueue --transcripts -``),
+    which is left open when the ``with`` ends."""
+    if path == "-":
+        return nullcontext(sys.stdin)
+    try:
+        return Path(path).open(encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"cannot read transcripts: {exc.strerror}", source=path) from None
 
 
 def _reasoning(effort: str | None, max_tokens: int | None) -> dict[str, Any] | None:
@@ -127,17 +133,31 @@ def _reasoning(effort: str | None, max_tokens: int | None) -> dict[str, Any] | N
         raise InputError(exc.problem, source="--reasoning-effort/--reasoning-max-tokens") from None
 
 
-@click.command("status")
+@click.command(
+    "status",
+    epilog=examples(
+        "tbatch status 42",
+        "tbatch status 42 --watch            # redraws in place until the batch is final",
+        "tbatch status 42 --json --watch     # one JSON object per tick (NDJSON)",
+    ),
+)
 @click.argument("batch_id", type=int, required=False)
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="print JSON (ISO 8601 timestamps)")
 @click.option("--watch", is_flag=True, help="refresh until the batch is final")
-@click.option("--interval-s", type=float, default=1.0, show_default=True)
+@click.option(
+    "--interval-s",
+    type=click.FloatRange(min=0.1),
+    default=1.0,
+    show_default=True,
+    help="seconds between two refreshes under --watch",
+)
 def status_command(batch_id: int | None, as_json: bool, watch: bool, interval_s: float) -> None:
     """Counts per state, progress, throughput, failures by reason, per-model budgets."""
+    if watch and not as_json:
+        _watch_live(batch_id, interval_s)
+        return
     while True:
-        with db() as session:
-            status = batch_status(session, batch_id)
-        status["models"] = _budgets(status.pop("lanes"))
+        status = _read_status(batch_id)
         if as_json:
             print_json(status)
         else:
@@ -147,6 +167,34 @@ def status_command(batch_id: int | None, as_json: bool, watch: bool, interval_s:
         if not watch or status["final"]:
             return
         time.sleep(interval_s)  # a human's refresh interval, not synchronisation
+
+
+def _read_status(batch_id: int | None) -> dict[str, Any]:
+    """One read of the batch's counters and its models' budgets, with elapsed time, ETA and
+    each model's next call (worker/services/progress.py)."""
+    from models.base import utcnow
+    from worker.services.progress import with_progress
+
+    with db() as session:
+        status = batch_status(session, batch_id)
+    models = _budgets(status.pop("lanes"))
+    status = with_progress(status, models, utcnow())
+    status.pop("remaining_by_lane")  # each model row carries its ``remaining``
+    return status
+
+
+def _watch_live(batch_id: int | None, interval_s: float) -> None:
+    """The status view redrawn in place (rich ``Live``) until the batch is final."""
+    from rich.live import Live
+
+    from worker.cli.render import status_view
+
+    status = _read_status(batch_id)
+    with Live(status_view(status), auto_refresh=False, redirect_stderr=False) as live:
+        while not status["final"]:
+            time.sleep(interval_s)  # a human's refresh interval, not synchronisation
+            status = _read_status(batch_id)
+            live.update(status_view(status), refresh=True)
 
 
 def _budgets(keys: list[tuple[str, str]]) -> list[dict[str, Any]]:
