@@ -29,19 +29,46 @@ def _read(path: str, what: str) -> str:
         raise InputError(f"{what} is not UTF-8 text", source=path) from None
 
 
-@click.command("enqueue")
+@click.command(
+    "enqueue",
+    epilog=examples(
+        "B=$(tbatch enqueue --transcripts ids.txt --template t.j2 --schema s.json "
+        "--model claude-sonnet-4-6)",
+        "tbatch-list-ids | tbatch enqueue --transcripts - --template t.j2 --schema s.json "
+        "--model gpt-5-mini --fallback claude-sonnet-4-6 --json",
+    ),
+)
 @click.option(
-    "--transcripts", "transcripts_path", required=True, help="ids, one per line, or JSONL"
+    "--transcripts",
+    "transcripts_path",
+    required=True,
+    help="ids, one per line, or JSONL; - reads stdin",
 )
 @click.option("--template", "template_path", required=True, help="Jinja2 prompt template file")
 @click.option("--schema", "schema_path", required=True, help="output JSON Schema file")
-@click.option("--model", required=True)
+@click.option("--model", required=True, help="the gateway model to ask")
 @click.option("--fallback", "fallbacks", multiple=True, help="fallback model (at most 2)")
-@click.option("--region", type=click.Choice(["us", "eu"]), default="us", show_default=True)
+@click.option(
+    "--region",
+    type=click.Choice(["us", "eu"]),
+    default="us",
+    show_default=True,
+    help="the gateway (and transcripts) region",
+)
 @click.option("--name", default=None, help="batch name")
 @click.option("--batch", "batch_id", type=int, default=None, help="add to an existing batch")
-@click.option("--max-tokens", type=click.IntRange(min=1), default=None)
-@click.option("--temperature", type=click.FloatRange(0, 2), default=None)
+@click.option(
+    "--max-tokens",
+    type=click.IntRange(min=1),
+    default=None,
+    help="output token cap  [default: TBATCH_DEFAULT_MAX_TOKENS, fitted to the model]",
+)
+@click.option(
+    "--temperature",
+    type=click.FloatRange(0, 2),
+    default=None,
+    help="sampling temperature (every model of the chain must support it)",
+)
 @click.option(
     "--reasoning-effort",
     type=click.Choice(["low", "medium", "high"]),
@@ -54,9 +81,15 @@ def _read(path: str, what: str) -> str:
     default=None,
     help="cap on thinking tokens instead of an effort",
 )
-@click.option("--priority", type=click.IntRange(-4, 4), default=0, show_default=True)
+@click.option(
+    "--priority",
+    type=click.IntRange(-4, 4),
+    default=0,
+    show_default=True,
+    help="share of each model against other batches (weight 2**priority)",
+)
 @click.option("--global-routing", is_flag=True, help='send model_region "global" (cheaper)')
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help='print {"batch_id", "jobs", "new"} as JSON')
 def enqueue_command(
     transcripts_path: str,
     template_path: str,
@@ -205,11 +238,35 @@ def _budgets(keys: list[tuple[str, str]]) -> list[dict[str, Any]]:
     return rows
 
 
-@click.command("results")
+@click.command(
+    "results",
+    epilog=examples(
+        "tbatch results 42 -o results.jsonl --errors failed.jsonl",
+        "tbatch results 42 --format csv --flatten > results.csv",
+    ),
+)
 @click.argument("batch_id", type=int)
-@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl")
-@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None)
-@click.option("--status", type=click.Choice([str(s) for s in JobStatus]), default=None)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["jsonl", "csv"]),
+    default="jsonl",
+    show_default=True,
+    help="JSON lines or CSV",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="write here  [default: stdout]",
+)
+@click.option(
+    "--status",
+    type=click.Choice([str(s) for s in JobStatus]),
+    default=None,
+    help="only jobs in this state",
+)
 @click.option(
     "--errors",
     "errors_path",
