@@ -66,7 +66,7 @@ def test_the_examples_defaults_parse_to_the_defaults(
         monkeypatch.delenv(name, raising=False)
     env = tmp_path / ".env"
     env.write_text("\n".join(f"{k}={v}" for k, v in _documented().items()) + "\n")
-    assert Settings(_env_file=env) == Settings(_env_file=None)  # type: ignore[call-arg]
+    assert Settings(_env_file=env) == Settings(_env_file=None)
 
 
 def test_dotenv_is_read_and_the_real_environment_wins(
