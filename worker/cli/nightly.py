@@ -176,7 +176,7 @@ def finalize_command(ctx: click.Context, config_path: str, as_json: bool) -> Non
         where = run.report_dir if run.report_dir else f"report failed: {run.error}"
         click.echo(f"{run.pipeline} {run.run_date.isoformat()}: {where}")
     if not done:
-        click.echo("no finished nights waiting for a report")
+        click.echo("no finished nights waiting for a report", err=True)
 
 
 def _optional_config(ctx: click.Context, config_path: str) -> NightlyConfig | None:

@@ -16,7 +16,7 @@ def migrate_command() -> None:
     """Bring the database to the latest schema (Alembic)."""
     url = get_settings().database_url
     upgrade(url)
-    click.echo("database is at the latest schema")
+    click.echo("database is at the latest schema", err=True)
 
 
 @click.command(

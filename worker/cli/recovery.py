@@ -100,7 +100,7 @@ def cancel_command(batch_id: int) -> None:
     """Stop the rest of a batch; finished results stay."""
     with db() as session:
         n = cancel_batch(session, batch_id, now=utcnow())
-    click.echo(f"batch {batch_id}: {n} waiting jobs cancelled")
+    click.echo(f"batch {batch_id}: {n} waiting jobs cancelled", err=True)
 
 
 @click.command("resume", epilog=examples("tbatch resume 42"))
