@@ -39,6 +39,14 @@ def _counts(database_url: str, batch_id: int) -> dict[str, int]:
     return until_in_db(database_url, read, lambda _: True, str, 10, every_s=0.1)
 
 
+def _failed_job(database_url: str, batch_id: int) -> int:
+    def read(s: Session) -> int | None:
+        query = select(Job.id).where(Job.batch_id == batch_id, Job.status == "failed")
+        return s.scalar(query)
+
+    return int(until_in_db(database_url, read, lambda _: True, str, 10, every_s=0.1) or 0)
+
+
 def _one_error_line(stderr: str) -> str:
     lines = stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in stderr, stderr
@@ -85,6 +93,13 @@ def test_wait_exits_by_how_the_batch_ended(world, emu: EmulatorProcess, workers)
     assert failed.stdout == ""
     assert "(failures: transcript_not_found 1)" in failed.stderr
     assert _counts(url, bad) == {"succeeded": 3, "failed": 1}
+    # The on-call view of that job: its attempt timeline as a table, found by request_id.
+    job_id = _failed_job(url, bad)
+    history = json.loads(run_cli(env, "show", "--job", str(job_id), "--json").stdout)
+    [attempt] = history["attempts"]
+    table = run_cli(env, "show", "--request-id", attempt["request_id"]).stdout
+    assert f"job {job_id} (batch {bad}): failed transcript_not_found" in table
+    assert attempt["request_id"] in table and "404" in table and missing in table
 
     paused = run_cli(env, "wait", str(doomed), "--timeout", "90", check=False)
     assert paused.returncode == 1, paused.stderr

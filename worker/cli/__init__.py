@@ -37,7 +37,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "show": (
         "worker.cli.recovery",
         "show_command",
-        "The job, its attempts with request_ids, models, statuses, errors and usage...",
+        "The job, its attempts as a timeline (request_ids, models, statuses, errors,...",
     ),
     "reprocess": (
         "worker.cli.recovery",

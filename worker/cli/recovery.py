@@ -29,13 +29,22 @@ from worker.services.operations import (
 )
 @click.option("--request-id", default=None, help="a request_id from a log line")
 @click.option("--job", "job_id", type=int, default=None, help="a job id")
-def show_command(request_id: str | None, job_id: int | None) -> None:
-    """The job, its attempts with request_ids, models, statuses, errors and usage (JSON)."""
+@click.option("--json", "as_json", is_flag=True, help="print the job's whole history as JSON")
+def show_command(request_id: str | None, job_id: int | None, as_json: bool) -> None:
+    """The job, its attempts as a timeline (request_ids, models, statuses, errors, usage)."""
     if (request_id is None) == (job_id is None):
         raise InputError("give exactly one of --request-id or --job")
     with db() as session:
         jid = job_id if job_id is not None else job_for_request_id(session, str(request_id))
-        print_json(job_history(session, jid))
+        history = job_history(session, jid)
+    if as_json:
+        print_json(history)
+        return
+    from rich.console import Console
+
+    from worker.cli.render_job import job_view  # rich: only for people, not --json
+
+    Console().print(job_view(history, request_id), soft_wrap=True)
 
 
 @click.command(
