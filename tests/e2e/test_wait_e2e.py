@@ -6,8 +6,11 @@ timeout. Each `wait` is a real `python -m worker wait` child process."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
+from datetime import datetime
 
 import pytest
 from sqlalchemy import func, select
@@ -27,6 +30,16 @@ def emu() -> Iterator[EmulatorProcess]:
     args = ["--transcripts", "60", "--seed", "5", "--no-rate-limit", "--api-key", E2E_KEY]
     with EmulatorProcess(*args, "--latency-ms", "20", "--latency-jitter-ms", "10") as proc:
         yield proc
+
+
+@pytest.fixture()
+def spawned() -> Iterator[list[subprocess.Popen[str]]]:
+    """Child processes a test starts itself; killed if still running at the end."""
+    children: list[subprocess.Popen[str]] = []
+    yield children
+    for child in children:
+        child.kill()
+        child.wait(timeout=10)
 
 
 def _counts(database_url: str, batch_id: int) -> dict[str, int]:
@@ -53,7 +66,9 @@ def _one_error_line(stderr: str) -> str:
     return lines[0]
 
 
-def test_wait_exits_by_how_the_batch_ended(world, emu: EmulatorProcess, workers) -> None:
+def test_wait_exits_by_how_the_batch_ended(
+    world, emu: EmulatorProcess, workers, spawned: list[subprocess.Popen[str]]
+) -> None:
     url, rurl, tmp, ids = world
     emu.configure({"no_access_models": [NOT_ENTITLED]})
     env = tbatch_env(url, rurl, emu.url, TBATCH_CANARY_CALLS="2")
@@ -79,6 +94,12 @@ def test_wait_exits_by_how_the_batch_ended(world, emu: EmulatorProcess, workers)
         cancelled.stderr
     )
 
+    # A --json --watch started before the workers: an NDJSON stream until the batch is final.
+    watch = ["status", str(bad), "--json", "--watch", "--interval-s", "0.2"]
+    watcher = subprocess.Popen(
+        [sys.executable, "-m", "worker", *watch], env=env, stdout=subprocess.PIPE, text=True
+    )
+    spawned.append(watcher)
     workers(env, concurrency=8)
     done = run_cli(env, "wait", str(good), "--timeout", "90", "--json", check=False)
     assert done.returncode == 0, done.stderr
@@ -87,12 +108,22 @@ def test_wait_exits_by_how_the_batch_ended(world, emu: EmulatorProcess, workers)
     assert final["at"].count("T") == 1 and final["created_at"].endswith("+00:00")
     assert _counts(url, good) == {"succeeded": 6}
     assert f"batch {good} succeeded: 6 succeeded" in done.stderr
+    # --watch on a final batch: one tick (NDJSON under --json, the rich view otherwise).
+    ticks = run_cli(env, "status", str(good), "--json", "--watch").stdout.splitlines()
+    assert len(ticks) == 1 and json.loads(ticks[0])["final"] is True
+    view = run_cli(env, "status", str(good), "--watch").stdout
+    assert f"batch {good}: 6/6 final (100.0%)" in view and "elapsed" in view
 
     failed = run_cli(env, "wait", str(bad), "--timeout", "90", check=False)
     assert failed.returncode == 1, failed.stderr
     assert failed.stdout == ""
     assert "(failures: transcript_not_found 1)" in failed.stderr
     assert _counts(url, bad) == {"succeeded": 3, "failed": 1}
+    stream, _ = watcher.communicate(timeout=30)  # it ends by itself once the batch is final
+    ticks = [json.loads(line) for line in stream.splitlines()]
+    assert len(ticks) >= 2 and not ticks[0]["final"] and ticks[-1]["final"]
+    moments = [datetime.fromisoformat(t["at"]) for t in ticks]
+    assert moments == sorted(moments) and len(set(moments)) == len(moments)
     # The on-call view of that job: its attempt timeline as a table, found by request_id.
     job_id = _failed_job(url, bad)
     history = json.loads(run_cli(env, "show", "--job", str(job_id), "--json").stdout)
