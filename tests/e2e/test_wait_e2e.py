@@ -11,6 +11,7 @@ import sys
 import uuid
 from collections.abc import Iterator
 from datetime import datetime
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -120,9 +121,9 @@ def test_wait_exits_by_how_the_batch_ended(
     assert "(failures: transcript_not_found 1)" in failed.stderr
     assert _counts(url, bad) == {"succeeded": 3, "failed": 1}
     stream, _ = watcher.communicate(timeout=30)  # it ends by itself once the batch is final
-    ticks = [json.loads(line) for line in stream.splitlines()]
-    assert len(ticks) >= 2 and not ticks[0]["final"] and ticks[-1]["final"]
-    moments = [datetime.fromisoformat(t["at"]) for t in ticks]
+    events: list[dict[str, Any]] = [json.loads(line) for line in stream.splitlines()]
+    assert len(events) >= 2 and not events[0]["final"] and events[-1]["final"]
+    moments = [datetime.fromisoformat(t["at"]) for t in events]
     assert moments == sorted(moments) and len(set(moments)) == len(moments)
     # The on-call view of that job: its attempt timeline as a table, found by request_id.
     job_id = _failed_job(url, bad)
