@@ -6,6 +6,7 @@ timeout. Each `wait` is a real `python -m worker wait` child process."""
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 import uuid
@@ -86,6 +87,19 @@ def test_wait_exits_by_how_the_batch_ended(
     # Without --quiet a log (not a terminal) gets a progress line first.
     noisy = run_cli(env, "wait", str(good), "--timeout", "0.3", check=False)
     assert noisy.returncode == 2 and noisy.stderr.startswith(f"batch {good}: 0% (0/6 final)")
+    follower = subprocess.Popen(
+        [sys.executable, "-m", "worker", "wait", str(good)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    spawned.append(follower)
+    assert follower.stderr is not None
+    assert follower.stderr.readline().startswith(f"batch {good}: 0% (0/6 final)")  # polling
+    follower.send_signal(signal.SIGINT)
+    out, err = follower.communicate(timeout=30)
+    assert follower.returncode == 130 and out == "" and "interrupted" in err  # not a verdict
     unknown = run_cli(env, "wait", "987654", check=False)
     assert unknown.returncode == 2
     assert _one_error_line(unknown.stderr) == "tbatch: error: unknown batch 987654"

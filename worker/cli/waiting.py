@@ -9,6 +9,7 @@ It reads the batch's status counters (a handful of rows however big the batch) e
        does not move until ``tbatch resume``, so waiting longer cannot help; its reason is
        printed)
     2  an error (unknown batch, database unreachable, bad settings) or ``--timeout``
+  130  interrupted (Ctrl-C): the batch goes on
 
 Progress and the final summary go to stderr; stdout stays empty unless ``--json``, which
 prints the last status read (with ``outcome``) as one JSON object.
@@ -64,26 +65,38 @@ def wait_command(
     quiet: bool,
 ) -> None:
     """Block until a batch is final: exit 0 all succeeded, 1 any did not, 2 error."""
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    progress = _Progress(quiet)
+    try:
+        status, outcome = _poll(batch_id, deadline, interval_s, progress)
+    except KeyboardInterrupt:
+        progress.clear()
+        say(f"tbatch: interrupted; batch {batch_id} goes on (wait again to follow it)")
+        ctx.exit(130)  # the shell's code for SIGINT, not one of wait's verdicts
+    progress.clear()
+    say(_summary(status, outcome, timeout_s))
+    if as_json:
+        print_json({**status, "outcome": outcome})
+    ctx.exit(EXIT_CODES[outcome])
+
+
+def _poll(
+    batch_id: int, deadline: float | None, interval_s: float, progress: _Progress
+) -> tuple[dict[str, Any], str]:
+    """Read the status until the batch ends or the deadline passes; the last status read."""
     from worker.cli.render import progress_line
     from worker.services.progress import batch_outcome
 
-    deadline = None if timeout_s is None else time.monotonic() + timeout_s
-    progress = _Progress(quiet)
     while True:
         status = _read(batch_id)
         outcome: str | None = batch_outcome(status)
         if outcome is None and deadline is not None and time.monotonic() >= deadline:
             outcome = "timeout"
         if outcome is not None:
-            break
+            return status, outcome
         progress.show(progress_line(status))
         pause_s = interval_s if deadline is None else min(interval_s, deadline - time.monotonic())
         time.sleep(max(0.0, pause_s))  # a CLI's poll interval, not synchronisation
-    progress.clear()
-    say(_summary(status, outcome, timeout_s))
-    if as_json:
-        print_json({**status, "outcome": outcome})
-    ctx.exit(EXIT_CODES[outcome])
 
 
 def _read(batch_id: int) -> dict[str, Any]:
