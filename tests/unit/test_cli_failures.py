@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 import redis
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from sqlalchemy import exc as sa_exc
 
 from worker.cli.failures import describe, strip_credentials
@@ -76,3 +76,10 @@ def test_bad_settings_name_each_variable_not_its_value(monkeypatch: pytest.Monke
 def test_anything_else_is_not_an_environment_problem() -> None:
     assert describe(KeyError("x")) is None
     assert describe(ValueError("bug")) is None
+
+    class Answer(BaseModel):
+        score: int
+
+    with pytest.raises(ValidationError) as info:
+        Answer.model_validate({"score": "high"})
+    assert describe(info.value) is None  # not a setting: keeps its traceback

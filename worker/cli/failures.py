@@ -59,7 +59,8 @@ def _redis(exc: BaseException) -> str | None:
 
 def _settings(exc: BaseException) -> str | None:
     pd = sys.modules.get("pydantic")
-    if pd is None or not isinstance(exc, pd.ValidationError):
+    # Only the settings' own errors: a gateway answer's model failing validation is a bug.
+    if pd is None or not isinstance(exc, pd.ValidationError) or exc.title != "Settings":
         return None
     problems = []
     for error in exc.errors(include_input=False, include_url=False):
