@@ -13,11 +13,12 @@ import click
 from models.vocabulary import JobStatus
 from worker.cli.common import db, print_json, say
 from worker.cli.help import examples
+from worker.cli.status import read_status, watch_live
 from worker.errors import InputError
 from worker.gateway.types import Region
 from worker.runtime import get_runtime
 from worker.services.export import schema_columns, write_results
-from worker.services.queries import batch_schemas, batch_status, iter_results
+from worker.services.queries import batch_schemas, iter_results
 
 
 def _read(path: str, what: str) -> str:
@@ -187,10 +188,10 @@ def _reasoning(effort: str | None, max_tokens: int | None) -> dict[str, Any] | N
 def status_command(batch_id: int | None, as_json: bool, watch: bool, interval_s: float) -> None:
     """Counts per state, progress, throughput, failures by reason, per-model budgets."""
     if watch and not as_json:
-        _watch_live(batch_id, interval_s)
+        watch_live(batch_id, interval_s)
         return
     while True:
-        status = _read_status(batch_id)
+        status = read_status(batch_id)
         if as_json:
             print_json(status)
         else:
@@ -200,42 +201,6 @@ def status_command(batch_id: int | None, as_json: bool, watch: bool, interval_s:
         if not watch or status["final"]:
             return
         time.sleep(interval_s)  # a human's refresh interval, not synchronisation
-
-
-def _read_status(batch_id: int | None) -> dict[str, Any]:
-    """One read of the batch's counters and its models' budgets, with elapsed time, ETA and
-    each model's next call (worker/services/progress.py)."""
-    from models.base import utcnow
-    from worker.services.progress import with_progress
-
-    with db() as session:
-        status = batch_status(session, batch_id)
-    models = _budgets(status.pop("lanes"))
-    status = with_progress(status, models, utcnow())
-    status.pop("remaining_by_lane")  # each model row carries its ``remaining``
-    return status
-
-
-def _watch_live(batch_id: int | None, interval_s: float) -> None:
-    """The status view redrawn in place (rich ``Live``) until the batch is final."""
-    from rich.live import Live
-
-    from worker.cli.render import status_view
-
-    status = _read_status(batch_id)
-    with Live(status_view(status), auto_refresh=False, redirect_stderr=False) as live:
-        while not status["final"]:
-            time.sleep(interval_s)  # a human's refresh interval, not synchronisation
-            status = _read_status(batch_id)
-            live.update(status_view(status), refresh=True)
-
-
-def _budgets(keys: list[tuple[str, str]]) -> list[dict[str, Any]]:
-    limiter = get_runtime().limiter
-    rows: list[dict[str, Any]] = []
-    for model, region in keys:
-        rows.extend(limiter.status([model], region))
-    return rows
 
 
 @click.command(
