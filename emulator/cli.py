@@ -24,22 +24,49 @@ def _date(ctx: click.Context, param: click.Parameter, value: str | None) -> date
         raise click.BadParameter("expected YYYY-MM-DD") from exc
 
 
-@click.command("emulator")
-@click.option("--host", default="127.0.0.1", show_default=True)
+@click.command(
+    "emulator",
+    epilog="\b\nExamples:\n  tbatch emulator --port 8600 --transcripts 500\n"
+    "  tbatch emulator --no-rate-limit --fault 5xx=0.1 --latency-ms 200",
+)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
 @click.option("--port", default=8600, show_default=True, type=int, help="0 picks a free port.")
-@click.option("--region", type=click.Choice(["us", "eu"]), default="us", show_default=True)
-@click.option("--seed", default=0, show_default=True, type=int)
-@click.option("--transcripts", "transcript_count", default=200, show_default=True, type=int)
+@click.option(
+    "--region",
+    type=click.Choice(["us", "eu"]),
+    default="us",
+    show_default=True,
+    help="Region whose model catalog is served.",
+)
+@click.option(
+    "--seed", default=0, show_default=True, type=int, help="Seed of transcripts and answers."
+)
+@click.option(
+    "--transcripts",
+    "transcript_count",
+    default=200,
+    show_default=True,
+    type=int,
+    help="How many transcripts to generate.",
+)
 @click.option(
     "--transcripts-file",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="JSONL: id, text, status, created, optional deleted.",
 )
-@click.option("--transcript-days", default=7, show_default=True, type=int)
+@click.option(
+    "--transcript-days",
+    default=7,
+    show_default=True,
+    type=int,
+    help="Spread the generated transcripts over this many days.",
+)
 @click.option("--today", callback=_date, help="YYYY-MM-DD; default: the real today.")
 @click.option("--api-key", default=None, help="Accept only this key (default: any non-empty).")
 @click.option("--rate-limit", default=30, show_default=True, type=int, help="Requests per window.")
-@click.option("--window-s", default=60.0, show_default=True, type=float)
+@click.option(
+    "--window-s", default=60.0, show_default=True, type=float, help="Rate-limit window (s)."
+)
 @click.option("--model-limit", multiple=True, help="MODEL=N/SECONDS, e.g. gpt-5=60/6.")
 @click.option(
     "--window-kind",
@@ -50,15 +77,29 @@ def _date(ctx: click.Context, param: click.Parameter, value: str | None) -> date
     "arrivals in any window.",
 )
 @click.option("--no-rate-limit", is_flag=True, help="Disable the limiter (stats still count).")
-@click.option("--latency-ms", default=0.0, show_default=True, type=float)
-@click.option("--latency-jitter-ms", default=0.0, show_default=True, type=float)
+@click.option(
+    "--latency-ms", default=0.0, show_default=True, type=float, help="Latency of each answer."
+)
+@click.option(
+    "--latency-jitter-ms",
+    default=0.0,
+    show_default=True,
+    type=float,
+    help="Random extra latency, up to this.",
+)
 @click.option("--model-latency", multiple=True, help="MODEL=MS[/JITTER_MS].")
 @click.option(
     "--fault",
     multiple=True,
     help="[MODEL:]KIND=RATE (5xx=0.1, gpt-5:malformed=0.2) or a JSON rule.",
 )
-@click.option("--hang-s", default=300.0, show_default=True, type=float)
+@click.option(
+    "--hang-s",
+    default=300.0,
+    show_default=True,
+    type=float,
+    help="How long a 'hang' fault holds the request.",
+)
 @click.option(
     "--omit-model-for",
     multiple=True,

@@ -20,8 +20,14 @@ EU_TRANSCRIPT_API_URL = "https://api.eu.assemblyai.com"
 
 class Settings(BaseSettings):
     # hide_input_in_errors: a bad value's error never repeats it (it may be the API key).
+    # env_file: ./.env when present (.env.example lists every setting); a variable of the real
+    # environment wins over the same name in .env.
     model_config = SettingsConfigDict(
-        env_prefix="TBATCH_", extra="ignore", hide_input_in_errors=True
+        env_prefix="TBATCH_",
+        extra="ignore",
+        hide_input_in_errors=True,
+        env_file=".env",
+        env_file_encoding="utf-8",
     )
 
     # Storage and transport

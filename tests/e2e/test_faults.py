@@ -196,7 +196,7 @@ def test_poison_job_fails_after_delivery_cap(world, emu, workers) -> None:
     wait_final(url, out["batch_id"], 30)
     ev = invariants.check(url, out["batch_id"], emu, env, killed_calls_allowed=True)
     assert ev.counts == {"failed": 1}
-    history = json.loads(run_cli(env, "show", "--job", "1").stdout)
+    history = json.loads(run_cli(env, "show", "--job", "1", "--json").stdout)
     assert history["job"]["error_kind"] == "poison" and history["job"]["deliveries"] == 3
     RESULTS.append(invariants.summary("poison job (crashes its worker)", ev) | {"crashes": crashes})
 
@@ -235,7 +235,7 @@ def test_reprocess_by_request_id_after_garbage(world, emu, workers) -> None:
     out = enqueue_cli(env, tmp, ids[:3], "--model", "claude-sonnet-4-6")
     workers(env, concurrency=4)
     wait_final(url, out["batch_id"], 60)
-    failed = json.loads(run_cli(env, "show", "--job", "1").stdout)
+    failed = json.loads(run_cli(env, "show", "--job", "1", "--json").stdout)
     assert failed["job"]["status"] == "failed" and failed["job"]["error_kind"] == "invalid_output"
     request_id = failed["attempts"][-1]["request_id"]
     assert request_id
@@ -244,7 +244,7 @@ def test_reprocess_by_request_id_after_garbage(world, emu, workers) -> None:
     proc = run_cli(env, "reprocess", "--request-id", request_id)
     assert json.loads(proc.stdout)["requeued"] == 1
     wait_final(url, out["batch_id"], 60)
-    after = json.loads(run_cli(env, "show", "--request-id", request_id).stdout)
+    after = json.loads(run_cli(env, "show", "--request-id", request_id, "--json").stdout)
     assert after["job"]["status"] == "succeeded" and after["result"] is not None
     assert len(after["attempts"]) == len(failed["attempts"]) + 1  # history kept, one new attempt
     unknown = run_cli(env, "reprocess", "--request-id", "no-such-request", check=False)

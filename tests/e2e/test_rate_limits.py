@@ -64,7 +64,7 @@ def test_a_429_pauses_the_model_in_every_process(world, emu, workers) -> None:
     assert wait_final(url, out["batch_id"], 90) == {"succeeded": 40}
     log = [e for e in emu.requests() if e["model"] == MODEL]
     hit = next(e for e in log if e["status"] == 429)
-    job = json.loads(run_cli(env, "show", "--request-id", hit["request_id"]).stdout)
+    job = json.loads(run_cli(env, "show", "--request-id", hit["request_id"], "--json").stdout)
     assert job["job"]["status"] == "succeeded" and job["job"]["transport_retries"] == 0
     # The pause starts when a worker has the 429 in hand (its attempt's finish time) and lasts
     # Retry-After = 3 s. Jobs released just before may still arrive within the pickup margin.

@@ -24,6 +24,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "status_command",
         "Counts per state, progress, throughput, failures by reason, per-model budgets.",
     ),
+    "wait": (
+        "worker.cli.waiting",
+        "wait_command",
+        "Block until a batch is final: exit 0 all succeeded, 1 any did not, 2 error.",
+    ),
     "results": (
         "worker.cli.jobs",
         "results_command",
@@ -32,7 +37,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "show": (
         "worker.cli.recovery",
         "show_command",
-        "The job, its attempts with request_ids, models, statuses, errors and usage...",
+        "The job, its attempts as a timeline (request_ids, models, statuses, errors,...",
     ),
     "reprocess": (
         "worker.cli.recovery",
@@ -89,8 +94,9 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
 
 
 class _Group(click.Group):
-    """Loads a command only when it runs, and turns tbatch's own errors into a one-line
-    message and exit 2, never a traceback."""
+    """Loads a command only when it runs, and turns tbatch's own errors and problems of the
+    environment (database, Redis, settings: worker/cli/failures.py) into a one-line message
+    and exit 2, never a traceback."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(COMMANDS)
@@ -115,9 +121,17 @@ class _Group(click.Group):
         except TbatchError as exc:
             click.echo(f"tbatch: error: {exc}", err=True)
             sys.exit(2)
+        except Exception as exc:
+            from worker.cli.failures import describe
+
+            line = describe(exc)
+            if line is None:
+                raise
+            click.echo(f"tbatch: error: {line}", err=True)
+            sys.exit(2)
 
 
-@click.group(cls=_Group)
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="tbatch")
 def main() -> None:
     """Batch transcript processing through AssemblyAI's LLM Gateway."""

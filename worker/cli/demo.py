@@ -22,6 +22,7 @@ from rich.table import Table
 from harness.env import service_settings
 from harness.procs import WorkerProcess
 from harness.wait import poll
+from worker.cli.help import examples
 from worker.settings import reset_settings
 
 DEMO_MODEL = "claude-haiku-4-5-20251001"
@@ -35,13 +36,33 @@ def asset(name: str) -> Path:
     return Path(str(resources.files("worker.assets").joinpath(name)))
 
 
-@click.command("demo")
-@click.option("--dir", "workdir", default="tbatch-demo", show_default=True, type=click.Path())
-@click.option(
-    "--transcripts", "count", default=200, show_default=True, type=click.IntRange(1, 5000)
+@click.command(
+    "demo", epilog=examples("tbatch demo", "tbatch demo --transcripts 50 --dir /tmp/demo")
 )
-@click.option("--concurrency", default=32, show_default=True, type=click.IntRange(1, 512))
-@click.option("--timeout-s", default=900.0, show_default=True)
+@click.option(
+    "--dir",
+    "workdir",
+    default="tbatch-demo",
+    show_default=True,
+    type=click.Path(),
+    help="folder for the database, results and the worker log",
+)
+@click.option(
+    "--transcripts",
+    "count",
+    default=200,
+    show_default=True,
+    type=click.IntRange(1, 5000),
+    help="how many jobs to run",
+)
+@click.option(
+    "--concurrency",
+    default=32,
+    show_default=True,
+    type=click.IntRange(1, 512),
+    help="the worker's task threads",
+)
+@click.option("--timeout-s", default=900.0, show_default=True, help="give up if not done by then")
 def demo(workdir: str, count: int, concurrency: int, timeout_s: float) -> None:
     """Run ~200 synthetic calls through the whole pipeline on this machine."""
     from emulator.routes.server import EmulatorProcess

@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import sys
 import time
-from contextlib import ExitStack
+from contextlib import AbstractContextManager, ExitStack, nullcontext
 from pathlib import Path
 from typing import IO, Any, cast
 
 import click
 
 from models.vocabulary import JobStatus
-from worker.cli.common import db, print_json
+from worker.cli.common import db, print_json, say
+from worker.cli.help import examples
+from worker.cli.status import read_status, watch_live
 from worker.errors import InputError
 from worker.gateway.types import Region
 from worker.runtime import get_runtime
 from worker.services.export import schema_columns, write_results
-from worker.services.queries import batch_schemas, batch_status, iter_results
+from worker.services.queries import batch_schemas, iter_results
 
 
 def _read(path: str, what: str) -> str:
@@ -28,19 +30,46 @@ def _read(path: str, what: str) -> str:
         raise InputError(f"{what} is not UTF-8 text", source=path) from None
 
 
-@click.command("enqueue")
+@click.command(
+    "enqueue",
+    epilog=examples(
+        "B=$(tbatch enqueue --transcripts ids.txt --template t.j2 --schema s.json "
+        "--model claude-sonnet-4-6)",
+        "tbatch-list-ids | tbatch enqueue --transcripts - --template t.j2 --schema s.json "
+        "--model gpt-5-mini --fallback claude-sonnet-4-6 --json",
+    ),
+)
 @click.option(
-    "--transcripts", "transcripts_path", required=True, help="ids, one per line, or JSONL"
+    "--transcripts",
+    "transcripts_path",
+    required=True,
+    help="ids, one per line, or JSONL; - reads stdin",
 )
 @click.option("--template", "template_path", required=True, help="Jinja2 prompt template file")
 @click.option("--schema", "schema_path", required=True, help="output JSON Schema file")
-@click.option("--model", required=True)
+@click.option("--model", required=True, help="the gateway model to ask")
 @click.option("--fallback", "fallbacks", multiple=True, help="fallback model (at most 2)")
-@click.option("--region", type=click.Choice(["us", "eu"]), default="us", show_default=True)
+@click.option(
+    "--region",
+    type=click.Choice(["us", "eu"]),
+    default="us",
+    show_default=True,
+    help="the gateway (and transcripts) region",
+)
 @click.option("--name", default=None, help="batch name")
 @click.option("--batch", "batch_id", type=int, default=None, help="add to an existing batch")
-@click.option("--max-tokens", type=click.IntRange(min=1), default=None)
-@click.option("--temperature", type=click.FloatRange(0, 2), default=None)
+@click.option(
+    "--max-tokens",
+    type=click.IntRange(min=1),
+    default=None,
+    help="output token cap  [default: TBATCH_DEFAULT_MAX_TOKENS, fitted to the model]",
+)
+@click.option(
+    "--temperature",
+    type=click.FloatRange(0, 2),
+    default=None,
+    help="sampling temperature (every model of the chain must support it)",
+)
 @click.option(
     "--reasoning-effort",
     type=click.Choice(["low", "medium", "high"]),
@@ -53,9 +82,15 @@ def _read(path: str, what: str) -> str:
     default=None,
     help="cap on thinking tokens instead of an effort",
 )
-@click.option("--priority", type=click.IntRange(-4, 4), default=0, show_default=True)
+@click.option(
+    "--priority",
+    type=click.IntRange(-4, 4),
+    default=0,
+    show_default=True,
+    help="share of each model against other batches (weight 2**priority)",
+)
 @click.option("--global-routing", is_flag=True, help='send model_region "global" (cheaper)')
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help='print {"batch_id", "jobs", "new"} as JSON')
 def enqueue_command(
     transcripts_path: str,
     template_path: str,
@@ -77,7 +112,7 @@ def enqueue_command(
     from worker.services.enqueue import EnqueueRequest, enqueue, load_schema_text
 
     req = EnqueueRequest(
-        transcripts_source=transcripts_path,
+        transcripts_source="<stdin>" if transcripts_path == "-" else transcripts_path,
         template_text=_read(template_path, "template"),
         template_source=template_path,
         schema=load_schema_text(_read(schema_path, "schema"), source=schema_path),
@@ -95,13 +130,7 @@ def enqueue_command(
         canary_jobs=get_runtime().settings.canary_calls,
     )
     gateway = get_runtime().gateway
-    try:
-        lines = Path(transcripts_path).open(encoding="utf-8")  # noqa: SIM115 (closed below)
-    except OSError as exc:
-        raise InputError(
-            f"cannot read transcripts: {exc.strerror}", source=transcripts_path
-        ) from None
-    with lines, db() as session:
+    with _open_transcripts(transcripts_path) as lines, db() as session:
         out = enqueue(
             session,
             req,
@@ -110,12 +139,23 @@ def enqueue_command(
             default_max_tokens=get_runtime().settings.default_max_tokens,
         )
     for note in out.notes:
-        click.echo(f"note: {note}", err=True)
+        say(f"note: {note}")
     if as_json:
         print_json({"batch_id": out.batch_id, "jobs": out.jobs, "new": out.new})
     else:
-        click.echo(f"batch {out.batch_id}: {out.jobs} jobs ({out.new} new)")
-        click.echo(out.batch_id)
+        say(f"batch {out.batch_id}: {out.jobs} jobs ({out.new} new)")
+        click.echo(out.batch_id)  # stdout is the id alone: B=$(tbatch enqueue ...)
+
+
+def _open_transcripts(path: str) -> AbstractContextManager[IO[str]]:
+    """The transcripts file, or stdin for ``-`` (``... | tbatch enqueue --transcripts -``),
+    which is left open when the ``with`` ends."""
+    if path == "-":
+        return nullcontext(sys.stdin)
+    try:
+        return Path(path).open(encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"cannot read transcripts: {exc.strerror}", source=path) from None
 
 
 def _reasoning(effort: str | None, max_tokens: int | None) -> dict[str, Any] | None:
@@ -127,17 +167,31 @@ def _reasoning(effort: str | None, max_tokens: int | None) -> dict[str, Any] | N
         raise InputError(exc.problem, source="--reasoning-effort/--reasoning-max-tokens") from None
 
 
-@click.command("status")
+@click.command(
+    "status",
+    epilog=examples(
+        "tbatch status 42",
+        "tbatch status 42 --watch            # redraws in place until the batch is final",
+        "tbatch status 42 --json --watch     # one JSON object per tick (NDJSON)",
+    ),
+)
 @click.argument("batch_id", type=int, required=False)
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="print JSON (ISO 8601 timestamps)")
 @click.option("--watch", is_flag=True, help="refresh until the batch is final")
-@click.option("--interval-s", type=float, default=1.0, show_default=True)
+@click.option(
+    "--interval-s",
+    type=click.FloatRange(min=0.1),
+    default=1.0,
+    show_default=True,
+    help="seconds between two refreshes under --watch",
+)
 def status_command(batch_id: int | None, as_json: bool, watch: bool, interval_s: float) -> None:
     """Counts per state, progress, throughput, failures by reason, per-model budgets."""
+    if watch and not as_json:
+        watch_live(batch_id, interval_s)
+        return
     while True:
-        with db() as session:
-            status = batch_status(session, batch_id)
-        status["models"] = _budgets(status.pop("lanes"))
+        status = read_status(batch_id)
         if as_json:
             print_json(status)
         else:
@@ -149,19 +203,35 @@ def status_command(batch_id: int | None, as_json: bool, watch: bool, interval_s:
         time.sleep(interval_s)  # a human's refresh interval, not synchronisation
 
 
-def _budgets(keys: list[tuple[str, str]]) -> list[dict[str, Any]]:
-    limiter = get_runtime().limiter
-    rows: list[dict[str, Any]] = []
-    for model, region in keys:
-        rows.extend(limiter.status([model], region))
-    return rows
-
-
-@click.command("results")
+@click.command(
+    "results",
+    epilog=examples(
+        "tbatch results 42 -o results.jsonl --errors failed.jsonl",
+        "tbatch results 42 --format csv --flatten > results.csv",
+    ),
+)
 @click.argument("batch_id", type=int)
-@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl")
-@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None)
-@click.option("--status", type=click.Choice([str(s) for s in JobStatus]), default=None)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["jsonl", "csv"]),
+    default="jsonl",
+    show_default=True,
+    help="JSON lines or CSV",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="write here  [default: stdout]",
+)
+@click.option(
+    "--status",
+    type=click.Choice([str(s) for s in JobStatus]),
+    default=None,
+    help="only jobs in this state",
+)
 @click.option(
     "--errors",
     "errors_path",

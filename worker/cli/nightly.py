@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from worker.cli.common import db, print_json
+from worker.cli.help import examples
 from worker.nightly.config import FileSource, NightlyConfig, load_config
 from worker.nightly.finalize import FINALIZE_EVERY_S
 from worker.nightly.queries import RunView, list_runs
@@ -30,7 +31,7 @@ config_option = click.option(
 )
 
 
-@click.command("beat")
+@click.command("beat", epilog=examples("tbatch beat --config pipelines.toml"))
 @config_option
 @click.option("--schedule-file", default=None, help="beat's state file [.tbatch/beat-schedule]")
 @click.option(
@@ -40,7 +41,11 @@ config_option = click.option(
     show_default=True,
     help="how often finished nights are looked for and reported",
 )
-@click.option("--loglevel", default=None)
+@click.option(
+    "--loglevel",
+    default=None,
+    help="log level (DEBUG, INFO, WARNING, ...)  [default: TBATCH_LOG_LEVEL]",
+)
 def beat_command(
     config_path: str, schedule_file: str | None, finalize_every_s: float, loglevel: str | None
 ) -> None:
@@ -63,12 +68,19 @@ def beat_command(
     app.Beat(schedule=str(state), loglevel=level).run()
 
 
-@click.group("nightly")
+@click.group(
+    "nightly",
+    epilog=examples(
+        "tbatch nightly check",
+        "tbatch nightly run support-calls --date 2026-12-06",
+        "tbatch nightly list --pipeline support-calls",
+    ),
+)
 def nightly_group() -> None:
     """Nightly pipelines: run a night now, list past nights, build finished reports."""
 
 
-@nightly_group.command("run")
+@nightly_group.command("run", epilog=examples("tbatch nightly run support-calls --date 2026-12-06"))
 @click.argument("name")
 @click.option(
     "--date",
@@ -78,7 +90,7 @@ def nightly_group() -> None:
     help="the night to process, YYYY-MM-DD [yesterday, UTC]",
 )
 @config_option
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="print JSON (ISO 8601 dates)")
 def run_command(name: str, run_date: datetime | None, config_path: str, as_json: bool) -> None:
     """Run one pipeline for one night now (at most once per night, whoever asks)."""
     from worker.nightly.wiring import run_pipeline, yesterday_utc
@@ -105,10 +117,18 @@ def _describe(o: RunOutcome) -> str:
     return f"{night}: failed: {o.error}"
 
 
-@nightly_group.command("list")
-@click.option("--pipeline", default=None)
-@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
-@click.option("--json", "as_json", is_flag=True)
+@nightly_group.command(
+    "list", epilog=examples("tbatch nightly list --pipeline support-calls --limit 7 --json")
+)
+@click.option("--pipeline", default=None, help="only this pipeline's nights")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=50,
+    show_default=True,
+    help="at most this many nights",
+)
+@click.option("--json", "as_json", is_flag=True, help="print JSON (ISO 8601 dates)")
 def list_command(pipeline: str | None, limit: int, as_json: bool) -> None:
     """Past nights, newest first, with their state, jobs, cost and report."""
     with db() as session:
@@ -139,9 +159,9 @@ def _render(runs: list[RunView]) -> None:
     Console().print(table)
 
 
-@nightly_group.command("finalize")
+@nightly_group.command("finalize", epilog=examples("tbatch nightly finalize"))
 @config_option
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="print JSON (ISO 8601 dates)")
 @click.pass_context
 def finalize_command(ctx: click.Context, config_path: str, as_json: bool) -> None:
     """Build the reports of nights whose batch is final (beat does this every minute)."""
@@ -156,7 +176,7 @@ def finalize_command(ctx: click.Context, config_path: str, as_json: bool) -> Non
         where = run.report_dir if run.report_dir else f"report failed: {run.error}"
         click.echo(f"{run.pipeline} {run.run_date.isoformat()}: {where}")
     if not done:
-        click.echo("no finished nights waiting for a report")
+        click.echo("no finished nights waiting for a report", err=True)
 
 
 def _optional_config(ctx: click.Context, config_path: str) -> NightlyConfig | None:
@@ -168,9 +188,15 @@ def _optional_config(ctx: click.Context, config_path: str) -> NightlyConfig | No
     return load_config(config_path)
 
 
-@nightly_group.command("check")
+@nightly_group.command("check", epilog=examples("tbatch nightly check --count 5"))
 @config_option
-@click.option("--count", type=click.IntRange(min=1), default=3, show_default=True)
+@click.option(
+    "--count",
+    type=click.IntRange(min=1),
+    default=3,
+    show_default=True,
+    help="next runs to show per pipeline",
+)
 def check_command(config_path: str, count: int) -> None:
     """Validate the pipelines file; show each pipeline and its next runs (UTC)."""
     config = load_config(config_path)

@@ -5,21 +5,36 @@ from __future__ import annotations
 import click
 
 from models.migrate import upgrade
+from worker.cli.help import examples
 from worker.settings import get_settings
 
 
-@click.command("migrate")
+@click.command(
+    "migrate", epilog=examples("TBATCH_DATABASE_URL=postgresql+psycopg://db/tbatch tbatch migrate")
+)
 def migrate_command() -> None:
     """Bring the database to the latest schema (Alembic)."""
     url = get_settings().database_url
     upgrade(url)
-    click.echo("database is at the latest schema")
+    click.echo("database is at the latest schema", err=True)
 
 
-@click.command("worker")
+@click.command(
+    "worker",
+    epilog=examples("tbatch worker --concurrency 128", "tbatch worker --no-background"),
+)
 @click.option("--concurrency", type=click.IntRange(min=1), default=None, help="task threads")
-@click.option("--pool", type=click.Choice(["threads", "prefork", "solo"]), default=None)
-@click.option("--loglevel", default=None)
+@click.option(
+    "--pool",
+    type=click.Choice(["threads", "prefork", "solo"]),
+    default=None,
+    help="Celery pool  [default: TBATCH_WORKER_POOL, threads]",
+)
+@click.option(
+    "--loglevel",
+    default=None,
+    help="log level (DEBUG, INFO, WARNING, ...)  [default: TBATCH_LOG_LEVEL]",
+)
 @click.option("--no-background", is_flag=True, help="run no dispatcher/reconciler here")
 def worker_command(
     concurrency: int | None, pool: str | None, loglevel: str | None, no_background: bool
@@ -55,7 +70,7 @@ def worker_command(
     )
 
 
-@click.command("dispatch")
+@click.command("dispatch", epilog=examples("tbatch dispatch"))
 @click.option("--parent-pid", type=int, default=None, help="exit when this process is gone")
 def dispatch_command(parent_pid: int | None) -> None:
     """Run the dispatcher and reconciler alone (one per machine, or as a worker's child)."""

@@ -7,6 +7,7 @@ import click
 from models.base import utcnow
 from models.vocabulary import FailureKind, JobStatus
 from worker.cli.common import db, print_json
+from worker.cli.help import examples
 from worker.errors import InputError
 from worker.runtime import get_runtime
 from worker.services.operations import (
@@ -19,27 +20,50 @@ from worker.services.operations import (
 )
 
 
-@click.command("show")
+@click.command(
+    "show",
+    epilog=examples(
+        "tbatch show --request-id 9f1c2e4a-0b7d-4c38-a2f5-6d1e8b3a7c90",
+        "tbatch show --job 1234 --json",
+    ),
+)
 @click.option("--request-id", default=None, help="a request_id from a log line")
-@click.option("--job", "job_id", type=int, default=None)
-def show_command(request_id: str | None, job_id: int | None) -> None:
-    """The job, its attempts with request_ids, models, statuses, errors and usage (JSON)."""
+@click.option("--job", "job_id", type=int, default=None, help="a job id")
+@click.option("--json", "as_json", is_flag=True, help="print the job's whole history as JSON")
+def show_command(request_id: str | None, job_id: int | None, as_json: bool) -> None:
+    """The job, its attempts as a timeline (request_ids, models, statuses, errors, usage)."""
     if (request_id is None) == (job_id is None):
         raise InputError("give exactly one of --request-id or --job")
     with db() as session:
         jid = job_id if job_id is not None else job_for_request_id(session, str(request_id))
-        print_json(job_history(session, jid))
+        history = job_history(session, jid)
+    if as_json:
+        print_json(history)
+        return
+    from rich.console import Console
+
+    from worker.cli.render_job import job_view  # rich: only for people, not --json
+
+    Console().print(job_view(history, request_id), soft_wrap=True)
 
 
-@click.command("reprocess")
+@click.command(
+    "reprocess",
+    epilog=examples(
+        "tbatch reprocess --request-id 9f1c2e4a-0b7d-4c38-a2f5-6d1e8b3a7c90 --model gpt-5-mini",
+        "tbatch reprocess --batch 42 --reason transcript_not_found",
+    ),
+)
 @click.option("--request-id", default=None, help="rerun the job this request_id belongs to")
-@click.option("--batch", "batch_id", type=int, default=None)
+@click.option("--batch", "batch_id", type=int, default=None, help="rerun jobs of this batch")
 @click.option(
     "--status",
     type=click.Choice(
         [str(s) for s in (JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.SUCCEEDED)]
     ),
     default=JobStatus.FAILED.value,
+    show_default=True,
+    help="with --batch: rerun the jobs in this state",
 )
 @click.option(
     "--reason",
@@ -79,16 +103,16 @@ def reprocess_command(
     print_json({"jobs": ids if len(ids) <= 20 else len(ids), **counts})
 
 
-@click.command("cancel")
+@click.command("cancel", epilog=examples("tbatch cancel 42"))
 @click.argument("batch_id", type=int)
 def cancel_command(batch_id: int) -> None:
     """Stop the rest of a batch; finished results stay."""
     with db() as session:
         n = cancel_batch(session, batch_id, now=utcnow())
-    click.echo(f"batch {batch_id}: {n} waiting jobs cancelled")
+    click.echo(f"batch {batch_id}: {n} waiting jobs cancelled", err=True)
 
 
-@click.command("resume")
+@click.command("resume", epilog=examples("tbatch resume 42"))
 @click.argument("batch_id", type=int)
 def resume_command(batch_id: int) -> None:
     """Release a paused batch after a fix: its failed canary runs again first."""

@@ -8,12 +8,16 @@ from pathlib import Path
 import click
 
 from worker.cli.common import db, print_json
+from worker.cli.help import examples
 from worker.errors import InputError
 from worker.reports import build_report
 from worker.reports.build import JSON_NAME
 
 
-@click.command("report")
+@click.command(
+    "report",
+    epilog=examples("tbatch report 42 --out reports/42 --previous reports/41/report.json"),
+)
 @click.argument("batch_id", type=int)
 @click.option(
     "--out",

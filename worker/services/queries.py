@@ -46,12 +46,16 @@ def batch_status(session: Session, batch_id: int | None, *, scan: bool = False) 
     counts: dict[str, int] = dict.fromkeys(JobStatus, 0)
     failures: dict[str, int] = {}
     lanes: set[tuple[str, str]] = set()
+    remaining: dict[tuple[str, str], int] = {}
     for group in groups:
         counts[group.status] = counts.get(group.status, 0) + group.jobs
         if group.status == JobStatus.FAILED:
             failures[str(group.error_kind)] = failures.get(str(group.error_kind), 0) + group.jobs
         if batch_id is not None or group.status in ACTIVE_STATUSES:
             lanes.add((group.model, group.region))
+        if group.status in ACTIVE_STATUSES:
+            lane = (group.model, group.region)
+            remaining[lane] = remaining.get(lane, 0) + group.jobs
     total = sum(counts.values())
     first = min((g.first_created for g in groups if g.first_created), default=None)
     last = max((g.last_finished for g in groups if g.last_finished), default=None)
@@ -71,19 +75,38 @@ def batch_status(session: Session, batch_id: int | None, *, scan: bool = False) 
         "output_tokens": usage.output_tokens,
         "cost_usd": round(usage.cost_usd, 6),
         "lanes": sorted(lanes),
+        # Jobs not final yet per (model, region): what an ETA divides by each model's limit.
+        "remaining_by_lane": [
+            {"model": m, "region": r, "jobs": n} for (m, r), n in sorted(remaining.items())
+        ],
+        "first_created_at": first,
+        "last_finished_at": last,
         **_health(batch),
     }
 
 
 def _health(batch: Batch | None) -> dict[str, Any]:
-    """Why the batch is paused (``tbatch resume`` releases it) and its open canary, from the
-    batch row itself: ``canary`` is None once the canary passed (or for no canary)."""
+    """Why the batch is paused (``tbatch resume`` releases it), whether it was cancelled and
+    its open canary, from the batch row itself: ``canary`` is None once the canary passed (or
+    for no canary)."""
     if batch is None:
-        return {"paused_reason": None, "paused_at": None, "canary": None}
+        return {
+            "paused_reason": None,
+            "paused_at": None,
+            "canary": None,
+            "cancelled": False,
+            "created_at": None,
+        }
     canary = None
     if batch.canary_jobs > 0:
         canary = {"jobs": batch.canary_jobs, "released": batch.canary_released}
-    return {"paused_reason": batch.paused_reason, "paused_at": batch.paused_at, "canary": canary}
+    return {
+        "paused_reason": batch.paused_reason,
+        "paused_at": batch.paused_at,
+        "canary": canary,
+        "cancelled": batch.cancelled,
+        "created_at": batch.created_at,
+    }
 
 
 def _scanned_groups(session: Session, batch_id: int | None) -> list[Group]:
