@@ -31,8 +31,14 @@ def render_status(status: dict[str, Any], console: Console | None = None) -> Non
     console.print(
         f"throughput: {rate if rate is not None else '-'} jobs/s   attempts: {status['attempts']}"
         f"   429s: {status['http_429']}   tokens in/out: {status['input_tokens']}/"
-        f"{status['output_tokens']}   cost: ${status['cost_usd']:.4f}"
+        f"{status['output_tokens']}   cost: {cost_text(status)}"
     )
+    if status.get("cached_tokens") or status.get("cache_write_tokens"):
+        console.print(
+            f"cache: {status['cached_tokens']} tokens read, {status['cache_write_tokens']} "
+            f"written, saved ${status['cache_saved_usd']:.4f}"
+            + (f"; global routing saved ${status['global_saved_usd']:.4f}")
+        )
     for kind, held in sorted(status.get("held", {}).items()):
         console.print(
             f"[bold red]held[/]: {held['jobs']} job(s) waiting on a fleet problem ({kind}): "
@@ -69,3 +75,11 @@ def render_status(status: dict[str, Any], console: Console | None = None) -> Non
                 str(row["learned_limit"] or "-"),
             )
         console.print(budget)
+
+
+def cost_text(status: dict[str, Any]) -> str:
+    """``$X``, or "unknown" (with what is known) when a price was unknown: never $0."""
+    if status.get("cost_usd") is not None:
+        return f"${status['cost_usd']:.4f}"
+    unknown = status.get("cost_unknown_attempts", 0)
+    return f"unknown ({unknown} attempt(s) unpriced; ${status.get('cost_known_usd', 0):.4f} known)"

@@ -44,6 +44,7 @@ from worker.errors import (
 from worker.gateway.client import SendGate
 from worker.gateway.types import CompletionRequest, CompletionResult, ModelInfo
 from worker.output import Invalid, Refused, Truncated, Valid, interpret
+from worker.pricing import PricingConfig
 from worker.services import batch_health, claims
 from worker.services.attempt import AttemptRecord
 from worker.services.content_cache import ContentCache
@@ -217,7 +218,7 @@ def _call(job: Job, template: Any, schema: Any, deps: PipelineDeps) -> Delivery:
             reask_context=job.reask_context,
             reasoning=job.reasoning,
         )
-        record.plan = planned.plan.describe()
+        record.plan = {**planned.plan.describe(), "global": sorted(planned.global_models)}
         record.purpose = _purpose(job)
         fields = {"job_id": job.id, "batch_id": job.batch_id}
         result = deps.gateway.complete(planned.request, log_fields=fields, gate=gate)
@@ -252,7 +253,13 @@ def _call(job: Job, template: Any, schema: Any, deps: PipelineDeps) -> Delivery:
 
     def settle() -> Delivery:
         answer = answer_text(planned.plan, result.content, result.tool_calls)
-        record.take_result(result, catalog, answer)
+        record.take_result(
+            result,
+            catalog,
+            answer,
+            global_models=planned.global_models,
+            prices=PricingConfig.build(settings.cache_rates, settings.region_surcharge),
+        )
         record.route = planned.plan.route_for(result.model_answered)
         return _on_answer(job, result, answer, schema, record, deps)
 
