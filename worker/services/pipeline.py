@@ -28,6 +28,7 @@ from models.base import utcnow
 from models.jobs import Job
 from models.vocabulary import AttemptOutcome, Delivery, FailureKind, JobStatus
 from worker import metrics
+from worker.caching import CachePolicy
 from worker.errors import (
     AuthFailed,
     ContextOverflow,
@@ -217,8 +218,13 @@ def _call(job: Job, template: Any, schema: Any, deps: PipelineDeps) -> Delivery:
             catalog=catalog,
             reask_context=job.reask_context,
             reasoning=job.reasoning,
+            caching=CachePolicy.build(settings.prompt_caching, settings.cache_min_tokens),
         )
-        record.plan = {**planned.plan.describe(), "global": sorted(planned.global_models)}
+        record.plan = {
+            **planned.plan.describe(),
+            "global": sorted(planned.global_models),
+            "cache_marked": planned.cache_marked,
+        }
         record.purpose = _purpose(job)
         fields = {"job_id": job.id, "batch_id": job.batch_id}
         result = deps.gateway.complete(planned.request, log_fields=fields, gate=gate)

@@ -6,9 +6,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from worker.caching import CachePolicy
+from worker.caching import apply as apply_caching
 from worker.gateway.types import CompletionRequest, Fallback, Message, ModelInfo
 from worker.output import build_reask_messages
-from worker.prompts import CompiledTemplate, render_messages
+from worker.prompts import CompiledTemplate, render_prompt
 from worker.services.routes import (
     ChainPlan,
     Route,
@@ -28,6 +30,7 @@ class PlannedRequest:
     request: CompletionRequest
     plan: ChainPlan
     global_models: frozenset[str] = frozenset()
+    cache_marked: bool = False  # the static prefix carries ``cache_control``
 
 
 def global_models(
@@ -61,16 +64,27 @@ def build_request(
     catalog: Mapping[str, ModelInfo],
     reask_context: Mapping[str, Any] | None = None,
     reasoning: Mapping[str, Any] | None = None,
+    caching: CachePolicy | None = None,
 ) -> PlannedRequest:
     plan = plan_chain([model, *fallbacks], catalog, schema, max_tokens)
-    messages: list[dict[str, Any]] = list(render_messages(template, variables or {}))
+    rendered = render_prompt(template, variables or {})
+    messages: list[dict[str, Any]] = list(rendered.messages)
     if plan.top.route == Route.PROMPT and isinstance(schema, dict):
         messages = with_schema_in_prompt(messages, schema)
     if reask_context:
         messages = build_reask_messages(
             messages, str(reask_context.get("answer") or ""), list(reask_context.get("errors", []))
         )
-    top = plan.fields(plan.top.route)
+    cache = apply_caching(
+        messages,
+        rendered.cache_point,
+        chain=[model, *fallbacks],
+        catalog=catalog,
+        text_hash=template.text_hash,
+        policy=caching or CachePolicy(enabled=False),
+    )
+    messages = cache.messages
+    top = {**plan.fields(plan.top.route), **cache.fields}
     if reasoning:
         top["reasoning"] = dict(reasoning)  # gated at enqueue on every model of the chain
     response_format = top.pop("response_format", None)
@@ -103,4 +117,4 @@ def build_request(
         model_region_global=model_region_global if region == "eu" else top_global,
         extra=top,
     )
-    return PlannedRequest(request, plan, routed)
+    return PlannedRequest(request, plan, routed, cache.marked)
