@@ -37,9 +37,7 @@ def test_prefix_ends_at_the_first_variable() -> None:
 
 
 def test_whole_static_messages_and_no_prefix() -> None:
-    _, point, _ = _render(
-        "[system]\nStatic.\n[user]\n{{ name }} {{ transcript }}", name="x"
-    )
+    _, point, _ = _render("[system]\nStatic.\n[user]\n{{ name }} {{ transcript }}", name="x")
     assert point == (0, len("Static."))
     _, point, _ = _render("{{ transcript }}")
     assert point is None
