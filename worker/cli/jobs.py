@@ -56,6 +56,7 @@ def _read(path: str, what: str) -> str:
 @click.option("--priority", type=click.IntRange(-4, 4), default=0, show_default=True)
 @click.option("--global-routing", is_flag=True, help='send model_region "global" (cheaper)')
 @click.option("--json", "as_json", is_flag=True)
+@click.option("--dry-run", is_flag=True, help="estimate instead (tbatch estimate); store nothing")
 def enqueue_command(
     transcripts_path: str,
     template_path: str,
@@ -72,8 +73,14 @@ def enqueue_command(
     priority: int,
     global_routing: bool,
     as_json: bool,
+    dry_run: bool = False,
 ) -> None:
     """Validate a whole input and store it as a batch of pending jobs (or store nothing)."""
+    if dry_run:
+        from worker.cli.estimate import estimate_command
+
+        click.get_current_context().forward(estimate_command)
+        return
     from worker.services.enqueue import EnqueueRequest, enqueue, load_schema_text
 
     req = EnqueueRequest(
