@@ -63,7 +63,7 @@ def _estimate(
         return estimate_input(
             req,
             ids,
-            client.list_models,
+            client.list_models,  # type: ignore[arg-type]
             settings=settings,
             get_transcript=lister.get_transcript,
             session=s,

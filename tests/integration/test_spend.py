@@ -84,19 +84,21 @@ def _run(world: Any, template: str, n: int | list[str], **fields: Any) -> tuple[
     deps = PipelineDeps(sessions, client, None, _settings(gateway.url))
     for _ in range(10):
         with sessions.begin() as s:
-            ids = list(
+            job_ids = list(
                 s.scalars(
                     select(Job.id)
                     .where(Job.batch_id == batch, Job.status == JobStatus.PENDING)
                     .order_by(Job.id)
                 )
             )
-            if not ids:
+            if not job_ids:
                 break
             s.execute(
-                update(Job).where(Job.id.in_(ids)).values(status=JobStatus.QUEUED, not_before=None)
+                update(Job)
+                .where(Job.id.in_(job_ids))
+                .values(status=JobStatus.QUEUED, not_before=None)
             )
-        for job_id in ids:
+        for job_id in job_ids:
             process_job(job_id, deps)
     with sessions() as s:
         attempts = list(
