@@ -50,6 +50,7 @@ class JobShape:
     max_tokens: int
     global_routing: bool
     global_available: bool  # the model lists "global" (what routing would save)
+    count: int = 1  # jobs of this shape
 
 
 @dataclass
@@ -135,16 +136,22 @@ def estimate(inputs: Inputs) -> dict[str, Any]:
         first = shape.prefix_key not in lane.prefixes
         lane.prefixes.add(shape.prefix_key)
         read, written = cache_use(shape, first)
+        if shape.count > 1:
+            again, _ = cache_use(shape, False)
+            read += again * (shape.count - 1)
         out_tokens, lane.output_source = inputs.output_tokens[shape.model]
         visible = min(out_tokens, shape.max_tokens)
-        lane.jobs += 1
-        lane.input_tokens += input_tokens(shape)
-        lane.output_tokens += visible + thinking
-        lane.reasoning_tokens += thinking
+        n = shape.count
+        lane.jobs += n
+        lane.input_tokens += input_tokens(shape) * n
+        lane.output_tokens += (visible + thinking) * n
+        lane.reasoning_tokens += thinking * n
         lane.cached_tokens += read
         lane.cache_write_tokens += written
         sums = usages.setdefault((shape.model, shape.global_routing), [0, 0, 0, 0, 0, 0])
-        for i, v in enumerate((input_tokens(shape), visible + thinking, read, written, thinking)):
+        for i, v in enumerate(
+            (input_tokens(shape) * n, (visible + thinking) * n, read, written, thinking * n)
+        ):
             sums[i] += v
         sums[5] += int(shape.global_available and not shape.global_routing)
     for lane in lanes.values():

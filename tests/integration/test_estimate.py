@@ -24,7 +24,9 @@ from tests.integration.test_spend import SCHEMA, _run, _settings
 from worker.gateway import GatewayClient
 from worker.gateway.transcripts import TranscriptLister
 from worker.services.enqueue import EnqueueRequest
-from worker.services.estimating import estimate_input
+from worker.services.estimating import EstimateCollector, estimate_input
+from worker.services.queries import batch_status
+from worker.settings import Settings
 
 RUBRIC = "Judge whether the agent resolved the issue and say why, in one line. " * 300
 TEMPLATE = f"[system]\n{RUBRIC}\n[user]\nThe call:\n{{{{ transcript }}}}"
@@ -45,20 +47,26 @@ def _ids(gateway: EmulatorProcess) -> list[str]:
     ]
 
 
+def _settings_for(gateway: EmulatorProcess) -> Settings:
+    return _settings(gateway.url).model_copy(
+        update={"transcript_api_url": gateway.url, "default_rate_limit": "60/6s"}
+    )
+
+
+REQ = EnqueueRequest(
+    transcripts_source="ids.txt",
+    template_text=TEMPLATE,
+    template_source="t.j2",
+    schema=SCHEMA,
+    schema_source="s.json",
+    model="claude-sonnet-4-6",
+)
+
+
 def _estimate(
     gateway: EmulatorProcess, sessions: sessionmaker[Session], ids: list[str]
 ) -> dict[str, Any]:
-    settings = _settings(gateway.url).model_copy(
-        update={"transcript_api_url": gateway.url, "default_rate_limit": "60/6s"}
-    )
-    req = EnqueueRequest(
-        transcripts_source="ids.txt",
-        template_text=TEMPLATE,
-        template_source="t.j2",
-        schema=SCHEMA,
-        schema_source="s.json",
-        model="claude-sonnet-4-6",
-    )
+    settings, req = _settings_for(gateway), REQ
     with GatewayClient(settings) as client, TranscriptLister(settings) as lister, sessions() as s:
         return estimate_input(
             req,
@@ -92,7 +100,25 @@ def test_an_estimate_matches_the_run_it_predicts_within_ten_percent(world) -> No
     with sessions() as s:
         assert s.scalar(select(func.count()).select_from(Batch)) == batches_before  # stored nothing
 
-    _, attempts = _run_ids(world, target)
+    # Enqueued for real, the batch keeps the same estimate; once final, status shows both.
+    settings = _settings_for(gateway)
+    with GatewayClient(settings) as client, TranscriptLister(settings) as lister, sessions() as s:
+        collector = EstimateCollector(
+            REQ,
+            client.list_models,  # type: ignore[arg-type]
+            settings=settings,
+            get_transcript=lister.get_transcript,
+            session=s,
+            today=date(2026, 12, 7),
+            latency_s=0.0,
+        )
+        batch, attempts = _run(world, TEMPLATE, target, estimator=collector)
+    with sessions() as s:
+        status = batch_status(s, batch)
+    estimate = status["estimate"]
+    assert estimate["estimated"]["cost_usd"] == predicted["cost_usd"]
+    assert estimate["actual"]["cost_usd"] == pytest.approx(status["cost_usd"])
+    assert estimate["actual"]["input_tokens"] == status["input_tokens"]
     actual_cost = sum(a.cost_usd or 0 for a in attempts)
     actual_in = sum(a.input_tokens or 0 for a in attempts)
     actual_out = sum(a.output_tokens or 0 for a in attempts)

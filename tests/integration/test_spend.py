@@ -66,7 +66,9 @@ def _ids(gateway: EmulatorProcess, n: int) -> list[str]:
     return usable[:n]
 
 
-def _run(world: Any, template: str, n: int | list[str], **fields: Any) -> tuple[int, list[Attempt]]:
+def _run(
+    world: Any, template: str, n: int | list[str], estimator: Any = None, **fields: Any
+) -> tuple[int, list[Attempt]]:
     """Enqueue ``n`` transcripts (or these ids) and deliver them one at a time (the first call
     writes the cache, the later ones read it); the batch id and its attempts in order."""
     gateway, sessions, client = world
@@ -80,7 +82,7 @@ def _run(world: Any, template: str, n: int | list[str], **fields: Any) -> tuple[
         **{"model": "claude-sonnet-4-6", **fields},
     )
     with sessions.begin() as s:
-        batch = enqueue(s, req, ids, client.list_models).batch_id
+        batch = enqueue(s, req, ids, client.list_models, estimator=estimator).batch_id
     deps = PipelineDeps(sessions, client, None, _settings(gateway.url))
     for _ in range(10):
         with sessions.begin() as s:

@@ -149,3 +149,25 @@ estimate_command = click.Command(
         ),
     ],
 )
+
+
+def enqueue_estimator(req: Any, session: Any) -> Any:
+    """The estimate ``tbatch enqueue`` keeps on a new batch (a sample of 20 transcripts)."""
+    from models.base import utcnow
+    from worker.runtime import get_runtime
+    from worker.services.estimating import EstimateCollector
+
+    runtime = get_runtime()
+    lister = _lister(runtime.settings)
+    region = cast(Region, req.region)
+    return EstimateCollector(
+        req,
+        lambda r: runtime.gateway.list_models(cast(Region, r)),
+        settings=runtime.settings,
+        get_transcript=None
+        if lister is None
+        else (lambda t: lister.get_transcript(t, region=region)),
+        session=session,
+        today=utcnow().date(),
+        sample=20,
+    )

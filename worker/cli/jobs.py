@@ -81,6 +81,7 @@ def enqueue_command(
 
         click.get_current_context().forward(estimate_command)
         return
+    from worker.cli.estimate import enqueue_estimator
     from worker.services.enqueue import EnqueueRequest, enqueue, load_schema_text
 
     req = EnqueueRequest(
@@ -115,6 +116,7 @@ def enqueue_command(
             lines,
             catalog=lambda r: gateway.list_models(cast(Region, r)),
             default_max_tokens=get_runtime().settings.default_max_tokens,
+            estimator=enqueue_estimator(req, session),
         )
     for note in out.notes:
         click.echo(f"note: {note}", err=True)

@@ -39,6 +39,9 @@ def render_status(status: dict[str, Any], console: Console | None = None) -> Non
             f"written, saved ${status['cache_saved_usd']:.4f}"
             + (f"; global routing saved ${status['global_saved_usd']:.4f}")
         )
+    estimate = status.get("estimate")
+    if estimate and estimate.get("actual"):
+        console.print(estimate_line(estimate["estimated"], estimate["actual"]))
     for kind, held in sorted(status.get("held", {}).items()):
         console.print(
             f"[bold red]held[/]: {held['jobs']} job(s) waiting on a fleet problem ({kind}): "
@@ -83,3 +86,20 @@ def cost_text(status: dict[str, Any]) -> str:
         return f"${status['cost_usd']:.4f}"
     unknown = status.get("cost_unknown_attempts", 0)
     return f"unknown ({unknown} attempt(s) unpriced; ${status.get('cost_known_usd', 0):.4f} known)"
+
+
+def estimate_line(estimated: dict[str, Any], actual: dict[str, Any]) -> str:
+    """``estimate vs actual`` once a batch is final: cost, time and tokens side by side."""
+
+    def money(value: Any) -> str:
+        return "unknown" if value is None else f"${value:.4f}"
+
+    def seconds(value: Any) -> str:
+        return "-" if value is None else f"{value:.0f} s"
+
+    return (
+        f"estimate vs actual: cost {money(estimated['cost_usd'])} vs {money(actual['cost_usd'])}"
+        f", time {seconds(estimated['wall_clock_s'])} vs {seconds(actual['wall_clock_s'])}"
+        f", tokens in {estimated['input_tokens']} vs {actual['input_tokens']}"
+        f", out {estimated['output_tokens']} vs {actual['output_tokens']}"
+    )

@@ -14,7 +14,7 @@ import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -69,6 +69,12 @@ class EnqueueRequest:
     # A new batch's canary (worker/services/batch_health.py): the callers pass
     # ``settings.canary_calls``; 0 releases every job at once. Adding to a batch keeps its own.
     canary_jobs: int = 0
+
+
+class RowSink(Protocol):
+    def add(self, row: Mapping[str, Any]) -> None: ...
+
+    def finish(self) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True)
@@ -197,8 +203,11 @@ def enqueue(
     *,
     default_max_tokens: int = DEFAULT_MAX_TOKENS,
     today: date | None = None,
+    estimator: RowSink | None = None,
 ) -> EnqueueOutcome:
-    """Validate and store; raises InputError (nothing stored) on the first bad input."""
+    """Validate and store; raises InputError (nothing stored) on the first bad input.
+    ``estimator`` (``estimating.EstimateCollector``) sees every stored row; a new batch keeps
+    its estimate, which ``tbatch status`` sets against the actual once the batch is final."""
     checked = validate(req, lines, catalog, default_max_tokens=default_max_tokens, today=today)
     batch_id = _batch(session, req)
     template_id = _stored_id(session, Template, template_hash(req.template_text), req.template_text)
@@ -216,7 +225,13 @@ def enqueue(
     try:
         for row in checked.rows:
             writer.add(row)
+            if estimator is not None:
+                estimator.add(row)
         new = writer.flush()
+        if estimator is not None and req.batch_id is None:
+            batch = session.get(Batch, batch_id)
+            assert batch is not None
+            batch.estimate = estimator.finish()
     except InputError:
         session.rollback()
         raise

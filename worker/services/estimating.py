@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
@@ -29,7 +30,7 @@ from worker.errors import GatewayError
 from worker.gateway.types import TRANSCRIPT_TAG, ModelInfo, Region
 from worker.output import schema_hash
 from worker.pricing import PricingConfig
-from worker.prompts import render_prompt
+from worker.prompts import compile_template, render_prompt
 from worker.ratelimit.config import RateLimitConfig
 from worker.services.enqueue import EnqueueRequest, validate
 from worker.services.job_input import Catalog
@@ -44,6 +45,7 @@ log = logging.getLogger(__name__)
 CHARS_PER_AUDIO_S = 15.0
 ASSUMED_TRANSCRIPT_CHARS = int(8 * 60 * CHARS_PER_AUDIO_S)
 TOKENS_PER_MESSAGE = 3
+MAX_SHAPES = 200
 
 
 class TranscriptSizes:
@@ -63,8 +65,9 @@ class TranscriptSizes:
             try:
                 found = self._get(tid)
             except GatewayError as exc:
+                # One failure (no key, API down) ends the sample: the rest would wait as long.
                 log.warning("estimate.transcript_unavailable", extra={"error": str(exc)})
-                continue
+                break
             if isinstance(found.text, str):
                 self.sizes[tid] = len(found.text)
             elif isinstance(found.audio_duration, int | float):
@@ -122,7 +125,7 @@ def _tokens(content: str) -> int:
 def _shape(
     req: EnqueueRequest,
     tpl: Any,
-    row: dict[str, Any],
+    row: Mapping[str, Any],
     catalog: Mapping[str, ModelInfo],
     settings: Settings,
 ) -> _Shape:
@@ -168,6 +171,91 @@ def _shape(
     )
 
 
+class EstimateCollector:
+    """Gathers an estimate row by row (``enqueue`` feeds it the rows it stores, ``estimate``
+    the rows it validated) and computes it at ``finish``."""
+
+    def __init__(
+        self,
+        req: EnqueueRequest,
+        catalog: Catalog,
+        *,
+        settings: Settings,
+        get_transcript: Callable[[str], Any] | None,
+        session: Session | None,
+        today: date,
+        sample: int = 50,
+        latency_s: float = 3.0,
+    ) -> None:
+        self._req, self._settings, self._session = req, settings, session
+        self._catalog = cast(Mapping[str, ModelInfo], catalog(cast(Region, req.region)))
+        self._template = compile_template(req.template_text, source=req.template_source)
+        self._sizes = TranscriptSizes(get_transcript, sample)
+        self._today, self._latency_s = today, latency_s
+        self._shapes: dict[str, _Shape] = {}
+        self._jobs: list[tuple[str, str, str]] = []  # (shape key, model, transcript id)
+        self._first: dict[str, str] = {}  # model -> its first shape's key
+
+    def add(self, row: Mapping[str, Any]) -> None:
+        """Each distinct request is rendered once; past ``MAX_SHAPES`` of them (variables per
+        job) a job is taken to look like its model's first, so enqueue stays fast."""
+        variables = sorted((row["variables"] or {}).items())
+        model = row["model"]
+        key = repr((model, row["fallbacks"], row["max_tokens"], row["temperature"], variables))
+        if key not in self._shapes:
+            if len(self._shapes) >= MAX_SHAPES and model in self._first:
+                key = self._first[model]
+            else:
+                self._shapes[key] = _shape(
+                    self._req, self._template, row, self._catalog, self._settings
+                )
+                self._first.setdefault(model, key)
+        self._jobs.append((key, model, row["transcript_id"]))
+
+    def finish(self) -> dict[str, Any]:
+        req, settings, jobs, sizes = self._req, self._settings, self._jobs, self._sizes
+        sizes.measure(list(dict.fromkeys(tid for _, _, tid in jobs)))
+        groups: Counter[tuple[str, str, int]] = Counter(
+            (key, model, sizes.chars(tid)) for key, model, tid in jobs
+        )
+        shaped = [
+            est.JobShape(model=model, transcript_chars=chars, count=n, **self._shapes[key].__dict__)
+            for (key, model, chars), n in groups.items()
+        ]
+        outputs: dict[str, tuple[int, str]] = {}
+        for model in dict.fromkeys(model for _, model, _ in jobs):
+            learned = learned_output_tokens(self._session, req.schema, model)
+            outputs[model] = (
+                (learned, "learned from earlier answers")
+                if learned is not None
+                else (est.schema_output_guess(req.schema), "guessed from the schema")
+            )
+        limits = RateLimitConfig.from_settings(settings)
+        result = est.estimate(
+            est.Inputs(
+                shapes=shaped,
+                catalog=self._catalog,
+                limits={m: limits.limit_for(m, req.region) for m in outputs},
+                output_tokens=outputs,
+                reasoning=req.reasoning,
+                on=self._today,
+                margin_s=settings.send_margin_ms / 1000,
+                latency_s=self._latency_s,
+                concurrency=settings.worker_concurrency,
+                prices=PricingConfig.build(settings.cache_rates, settings.region_surcharge),
+            )
+        )
+        result["transcripts"] = {"source": sizes.source, "measured": len(sizes.sizes)}
+        result["assumptions"] = [
+            "the primary model answers every job (no fallback, retry or re-ask)",
+            f"transcripts: {sizes.source}"
+            + ("" if sizes.sizes else f" ({ASSUMED_TRANSCRIPT_CHARS} characters each)"),
+            "tokens: 4 characters each plus 3 per message",
+            f"latency {self._latency_s:g} s per call; the batch runs within the cache lifetime",
+        ]
+        return result
+
+
 def estimate_input(
     req: EnqueueRequest,
     lines: Iterable[str],
@@ -184,61 +272,16 @@ def estimate_input(
     checked = validate(
         req, lines, catalog, default_max_tokens=settings.default_max_tokens, today=today
     )
-    region_catalog = cast(Mapping[str, ModelInfo], catalog(cast(Region, req.region)))
-    shapes: dict[str, _Shape] = {}
-    jobs: list[tuple[str, str, str]] = []  # (shape key, model, transcript id)
-    for row in checked.rows:
-        key = repr(
-            (
-                row["model"],
-                row["fallbacks"],
-                row["max_tokens"],
-                row["temperature"],
-                sorted((row["variables"] or {}).items()),
-            )
-        )
-        if key not in shapes:
-            shapes[key] = _shape(req, checked.template, row, region_catalog, settings)
-        jobs.append((key, row["model"], row["transcript_id"]))
-    sizes = TranscriptSizes(get_transcript, sample)
-    sizes.measure(list(dict.fromkeys(tid for _, _, tid in jobs)))
-    shaped = [
-        est.JobShape(
-            model=model,
-            transcript_chars=sizes.chars(tid),
-            **shapes[key].__dict__,
-        )
-        for key, model, tid in jobs
-    ]
-    outputs: dict[str, tuple[int, str]] = {}
-    for model in dict.fromkeys(model for _, model, _ in jobs):
-        learned = learned_output_tokens(session, req.schema, model)
-        outputs[model] = (
-            (learned, "learned from earlier answers")
-            if learned is not None
-            else (est.schema_output_guess(req.schema), "guessed from the schema")
-        )
-    limits = RateLimitConfig.from_settings(settings)
-    result = est.estimate(
-        est.Inputs(
-            shapes=shaped,
-            catalog=region_catalog,
-            limits={m: limits.limit_for(m, req.region) for m in outputs},
-            output_tokens=outputs,
-            reasoning=req.reasoning,
-            on=today,
-            margin_s=settings.send_margin_ms / 1000,
-            latency_s=latency_s,
-            concurrency=settings.worker_concurrency,
-            prices=PricingConfig.build(settings.cache_rates, settings.region_surcharge),
-        )
+    collector = EstimateCollector(
+        req,
+        catalog,
+        settings=settings,
+        get_transcript=get_transcript,
+        session=session,
+        today=today,
+        sample=sample,
+        latency_s=latency_s,
     )
-    result["transcripts"] = {"source": sizes.source, "measured": len(sizes.sizes)}
-    result["assumptions"] = [
-        "the primary model answers every job (no fallback, retry or re-ask)",
-        f"transcripts: {sizes.source}"
-        + ("" if sizes.sizes else f" ({ASSUMED_TRANSCRIPT_CHARS} characters each)"),
-        "tokens: 4 characters each plus 3 per message",
-        f"latency {latency_s:g} s per call; the batch runs within the cache lifetime",
-    ]
-    return result
+    for row in checked.rows:
+        collector.add(row)
+    return collector.finish()

@@ -71,9 +71,35 @@ def batch_status(session: Session, batch_id: int | None, *, scan: bool = False) 
         "input_tokens": usage.input_tokens,
         "output_tokens": usage.output_tokens,
         **usage_fields(usage),
+        "estimate": _estimate_vs_actual(batch, usage, total > 0 and done == total, first, last),
         "lanes": sorted(lanes),
         **_health(batch),
     }
+
+
+def _estimate_vs_actual(
+    batch: Batch | None,
+    usage: Usage,
+    final: bool,
+    first: datetime | None,
+    last: datetime | None,
+) -> dict[str, Any] | None:
+    """What ``tbatch estimate`` predicted at enqueue and, once the batch is final, what it
+    came to (its wall clock from the first job created to the last finished)."""
+    if batch is None or not batch.estimate:
+        return None
+    names = ("jobs", "wall_clock_s", "input_tokens", "output_tokens", "cost_usd")
+    estimated = {name: batch.estimate.get(name) for name in names}
+    actual = None
+    if final:
+        actual = {
+            "jobs": batch.estimate.get("jobs"),
+            "wall_clock_s": None if not (first and last) else (last - first).total_seconds(),
+            "input_tokens": usage.input_tokens,
+            "output_tokens": usage.output_tokens,
+            "cost_usd": None if usage.cost_unknown else round(usage.cost_usd, 6),
+        }
+    return {"estimated": estimated, "actual": actual}
 
 
 def usage_fields(usage: Usage) -> dict[str, Any]:
