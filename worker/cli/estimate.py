@@ -10,6 +10,7 @@ from typing import Any, cast
 import click
 
 from worker.cli.common import db, print_json
+from worker.cli.estimator import transcript_lister
 from worker.cli.jobs import _read, _reasoning, enqueue_command
 from worker.errors import InputError
 from worker.gateway.types import Region
@@ -93,7 +94,7 @@ def _callback(**options: Any) -> None:
     except OSError as exc:
         raise InputError(f"cannot read transcripts: {exc.strerror}", source=path) from None
     gateway = runtime.gateway
-    lister = _lister(runtime.settings) if options["sample"] > 0 else None
+    lister = transcript_lister(runtime.settings) if options["sample"] > 0 else None
     region = cast(Region, options["region"])
     fetch = None if lister is None else (lambda t: lister.get_transcript(t, region=region))
     with lines, db() as session:
@@ -113,12 +114,6 @@ def _callback(**options: Any) -> None:
         print_json(result)
     else:
         render(result)
-
-
-def _lister(settings: Any) -> Any:
-    from worker.gateway.transcripts import TranscriptLister
-
-    return TranscriptLister(settings) if settings.api_key is not None else None
 
 
 estimate_command = click.Command(
@@ -149,25 +144,3 @@ estimate_command = click.Command(
         ),
     ],
 )
-
-
-def enqueue_estimator(req: Any, session: Any) -> Any:
-    """The estimate ``tbatch enqueue`` keeps on a new batch (a sample of 20 transcripts)."""
-    from models.base import utcnow
-    from worker.runtime import get_runtime
-    from worker.services.estimating import EstimateCollector
-
-    runtime = get_runtime()
-    lister = _lister(runtime.settings)
-    region = cast(Region, req.region)
-    return EstimateCollector(
-        req,
-        lambda r: runtime.gateway.list_models(cast(Region, r)),
-        settings=runtime.settings,
-        get_transcript=None
-        if lister is None
-        else (lambda t: lister.get_transcript(t, region=region)),
-        session=session,
-        today=utcnow().date(),
-        sample=20,
-    )

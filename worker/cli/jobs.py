@@ -76,12 +76,15 @@ def enqueue_command(
     dry_run: bool = False,
 ) -> None:
     """Validate a whole input and store it as a batch of pending jobs (or store nothing)."""
-    if dry_run:
-        from worker.cli.estimate import estimate_command
-
-        click.get_current_context().forward(estimate_command)
+    if dry_run:  # `tbatch estimate` with the same options (looked up: it builds on this one)
+        ctx = click.get_current_context()
+        group = ctx.find_root().command
+        assert isinstance(group, click.Group)
+        estimate = group.get_command(ctx, "estimate")
+        assert estimate is not None
+        ctx.forward(estimate)
         return
-    from worker.cli.estimate import enqueue_estimator
+    from worker.cli.estimator import enqueue_estimator
     from worker.services.enqueue import EnqueueRequest, enqueue, load_schema_text
 
     req = EnqueueRequest(
