@@ -43,9 +43,13 @@ class Attempt(Base):
     input_tokens: Mapped[int | None] = mapped_column(Integer)
     output_tokens: Mapped[int | None] = mapped_column(Integer)
     total_tokens: Mapped[int | None] = mapped_column(Integer)
-    cached_tokens: Mapped[int | None] = mapped_column(Integer)
+    cached_tokens: Mapped[int | None] = mapped_column(Integer)  # cache reads, part of input
+    cache_write_tokens: Mapped[int | None] = mapped_column(Integer)  # part of input too
     reasoning_tokens: Mapped[int | None] = mapped_column(Integer)
+    # None: a price was unknown (never zero). ``cost_breakdown`` (``pricing.CostBreakdown``)
+    # holds the parts that add up to it and what caching and global routing saved.
     cost_usd: Mapped[float | None] = mapped_column(Float)
+    cost_breakdown: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # The send permit's time on the rate limiter's clock: the moment the limit is held on.
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Float, Index, String
+from sqlalchemy import BigInteger, Float, Index, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, BigId, UTCDateTime
@@ -64,6 +64,12 @@ class _Usage:
     output_tokens: Mapped[int] = mapped_column(BigInteger)
     cost_usd: Mapped[float] = mapped_column(Float)
     http_429: Mapped[int] = mapped_column(BigInteger)
+    # Migration 0010: cache tokens, attempts whose price was unknown, what was saved.
+    cached_tokens: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
+    cache_write_tokens: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
+    cost_unknown: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
+    cache_saved_usd: Mapped[float] = mapped_column(Float, server_default=text("0"))
+    global_saved_usd: Mapped[float] = mapped_column(Float, server_default=text("0"))
 
 
 class BatchUsage(_Usage, Base):

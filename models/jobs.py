@@ -49,6 +49,8 @@ class Batch(Base):
     # Set: the dispatcher releases nothing more of the batch until ``tbatch resume``.
     paused_reason: Mapped[str | None] = mapped_column(Text)
     paused_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # What ``tbatch estimate`` predicted when the batch was enqueued (``worker.estimate``).
+    estimate: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
 
 
 # One job per (batch, transcript, template, schema, model): enqueueing it again is a no-op.

@@ -24,6 +24,14 @@ Variables may not be named ``transcript`` and their values (strings nested in li
 too) may not contain tag-like text such as ``{{ transcript }}`` or ``{{TRANSCRIPT}}``: the
 gateway could inject the transcript there instead of where the template put it.
 
+The static prefix (prompt caching, ``worker/caching.py``): what renders the same for every job of
+a batch. Automatically it is everything before the first per-job part: the literal text of each
+message up to its first Jinja expression or statement (``{{ transcript }}`` included); messages
+with none are static whole. A template author may place the breakpoint explicitly with the
+comment ``{# cache #}`` (once, before ``{{ transcript }}``): everything rendered before it is the
+prefix, variables included (for variables that are the same for the whole batch). The comment
+renders as nothing, so the template means the same to any other Jinja tool.
+
 Rendering runs in Jinja's immutable sandbox with ``StrictUndefined``: an undefined variable is an
 error naming it, and attribute-walking escapes (``''.__class__``) fail instead of rendering.
 Every failure is an :class:`~worker.errors.InputError`.
@@ -40,7 +48,7 @@ from functools import lru_cache
 from types import TracebackType
 from typing import Any
 
-from jinja2 import StrictUndefined, Template, TemplateError, TemplateSyntaxError
+from jinja2 import StrictUndefined, Template, TemplateError, TemplateSyntaxError, nodes
 from jinja2.exceptions import SecurityError
 from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
@@ -55,6 +63,7 @@ MAX_MESSAGE_BYTES = 256 * 1024
 
 _TAG_LIKE = re.compile(r"\{\{\s*-?\s*transcript\s*-?\s*\}\}", re.IGNORECASE)
 _MARKER = re.compile(r"\[(system|user|assistant)\]")
+_CACHE_MARKER = re.compile(r"\{#-?\s*cache\s*-?#\}")
 # Lines that look like a role marker but are not one (``[User]``, ``[ tool ]``): almost surely
 # a typo that would otherwise reach the model as text.
 _NEAR_MARKER = re.compile(
@@ -67,11 +76,15 @@ _STREAM_SLACK_CHARS = 4096
 
 @dataclass(frozen=True, slots=True)
 class MessageTemplate:
-    """One ``[role]`` section of a template file; ``line`` is its first content line."""
+    """One ``[role]`` section of a template file; ``line`` is its first content line;
+    ``static_prefix`` its literal text before the first Jinja expression or statement, and
+    ``static`` whether that is all of it."""
 
     role: str
     line: int
     template: Template
+    static_prefix: str = ""
+    static: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +92,19 @@ class CompiledTemplate:
     source: str
     text_hash: str
     messages: tuple[MessageTemplate, ...]
+    # What ``{# cache #}`` was compiled to (a literal the render removes); None: no marker.
+    cache_sentinel: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedPrompt:
+    """Rendered messages and where their static prefix ends: ``(message index, offset)``
+    into ``messages`` (offset = the message's length: the whole message); ``explicit`` when a
+    ``{# cache #}`` marker placed it. None: no static prefix."""
+
+    messages: list[dict[str, str]]
+    cache_point: tuple[int, int] | None
+    explicit: bool = False
 
 
 class _Sandbox(ImmutableSandboxedEnvironment):
@@ -130,17 +156,54 @@ def compile_template(text: str, *, source: str = "<template>") -> CompiledTempla
         )
     env = _environment()
     compiled = []
+    sentinel = _cache_sentinel(text, source)
     for role, line, body in _split_sections(text, source):
+        if sentinel is not None:
+            body = _CACHE_MARKER.sub(sentinel, body)
         # Pad with newlines so Jinja's line numbers are line numbers in the file.
         padded = "\n" * (line - 1) + body
         try:
             template = env.from_string(padded)
+            static_prefix, static = _static_prefix(env.parse(padded))
         except TemplateSyntaxError as exc:
             raise InputError(
                 f"template syntax error: {exc.message}", source=source, line=exc.lineno
             ) from None
-        compiled.append(MessageTemplate(role=role, line=line, template=template))
-    return CompiledTemplate(source=source, text_hash=template_hash(text), messages=tuple(compiled))
+        compiled.append(MessageTemplate(role, line, template, static_prefix, static))
+    return CompiledTemplate(
+        source=source,
+        text_hash=template_hash(text),
+        messages=tuple(compiled),
+        cache_sentinel=sentinel,
+    )
+
+
+def _cache_sentinel(text: str, source: str) -> str | None:
+    """A fresh literal for the ``{# cache #}`` marker, or None without one; two markers are
+    an error (one breakpoint: the prefix before it)."""
+    found = list(_CACHE_MARKER.finditer(text))
+    if len(found) > 1:
+        line = text.count("\n", 0, found[1].start()) + 1
+        raise InputError(
+            "a template may hold one {# cache #} marker (the end of its cached prefix); "
+            "this is the second",
+            source=source,
+            line=line,
+        )
+    return f"TBATCH_CACHE_{secrets.token_hex(16)}" if found else None
+
+
+def _static_prefix(tree: nodes.Template) -> tuple[str, bool]:
+    """The literal text before the first expression or statement, and whether that is all."""
+    out: list[str] = []
+    for node in tree.body:
+        if not isinstance(node, nodes.Output):
+            return "".join(out), False
+        for child in node.nodes:
+            if not isinstance(child, nodes.TemplateData):
+                return "".join(out), False
+            out.append(child.data)
+    return "".join(out), True
 
 
 def _split_sections(text: str, source: str) -> Iterator[tuple[str, int, str]]:
@@ -168,16 +231,46 @@ def _split_sections(text: str, source: str) -> Iterator[tuple[str, int, str]]:
 
 def render_messages(tpl: CompiledTemplate, variables: Mapping[str, object]) -> list[dict[str, str]]:
     """Render to ``[{"role", "content"}]`` with exactly one transcript tag; InputError otherwise."""
+    return render_prompt(tpl, variables).messages
+
+
+def render_prompt(tpl: CompiledTemplate, variables: Mapping[str, object]) -> RenderedPrompt:
+    """The messages, and where their static prefix ends (see the module's docstring)."""
     _check_variables(variables, tpl.source)
     sentinel = f"TBATCH_TRANSCRIPT_{secrets.token_hex(16)}"
     context = {**variables, TRANSCRIPT_VARIABLE: sentinel}
     messages: list[dict[str, str]] = []
     tagged: list[tuple[int, str]] = []
     altered = False
+    auto: tuple[int, int] | None = None
+    auto_open = True
+    explicit: tuple[int, int] | None = None
     for index, part in enumerate(tpl.messages):
-        rendered = _render_one(part, context, tpl.source).strip()
+        raw = _render_one(part, context, tpl.source)
+        marker = _take_marker(raw, tpl.cache_sentinel, part, tpl.source)
+        if marker is not None:
+            raw = raw.replace(str(tpl.cache_sentinel), "")
+        rendered = raw.strip()
+        lead = len(raw) - len(raw.lstrip())
+        if marker is not None and rendered:
+            before = sum(count for count, _ in tagged) + raw[:marker].count(sentinel)
+            if before:
+                raise InputError(
+                    "the {# cache #} marker comes after {{ transcript }}: the prefix before "
+                    "it would differ for every job",
+                    source=tpl.source,
+                    line=part.line,
+                )
+            explicit = (len(messages), max(0, min(len(rendered), marker - lead)))
         if not rendered:
             continue
+        if auto_open:
+            if part.static:
+                auto = (len(messages), len(rendered))
+            else:
+                auto_open = False
+                if raw.startswith(part.static_prefix) and part.static_prefix.strip():
+                    auto = (len(messages), max(0, len(part.static_prefix.rstrip()) - lead))
         altered = altered or (sentinel not in rendered and sentinel.lower() in rendered.lower())
         content = rendered.replace(sentinel, TRANSCRIPT_TAG)
         size = len(content.encode("utf-8"))
@@ -192,7 +285,24 @@ def render_messages(tpl: CompiledTemplate, variables: Mapping[str, object]) -> l
             tagged.append((count, f"message {index + 1} [{part.role}] from line {part.line}"))
         messages.append({"role": part.role, "content": content})
     _check_tag_count(tagged, altered, tpl.source)
-    return messages
+    if explicit is not None:
+        return RenderedPrompt(messages, explicit, explicit=True)
+    return RenderedPrompt(messages, auto)
+
+
+def _take_marker(
+    raw: str, cache_sentinel: str | None, part: MessageTemplate, source: str
+) -> int | None:
+    """Where the ``{# cache #}`` marker rendered in ``raw`` (None: not in this message)."""
+    if cache_sentinel is None or cache_sentinel not in raw:
+        return None
+    if raw.count(cache_sentinel) > 1:
+        raise InputError(
+            "the {# cache #} marker renders more than once (inside a loop?)",
+            source=source,
+            line=part.line,
+        )
+    return raw.index(cache_sentinel)
 
 
 def check_template_for_enqueue(

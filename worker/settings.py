@@ -118,6 +118,29 @@ class Settings(BaseSettings):
     # Permanent failures in a row with one reason that pause a running batch; 0: never.
     pause_streak: int = Field(default=10, ge=0, le=1_000_000)
 
+    # Cost and caching (worker/pricing.py, worker/caching.py). cache_rates: JSON multipliers of
+    # the input price per provider, model id or id prefix, merged over the defaults, e.g.
+    # {"anthropic": {"read": 0.1, "write_5m": 1.25}}; region_surcharge: the in-region markup
+    # (since 2026-07-01) that model_region "global" avoids; cache_min_tokens: JSON minimum
+    # cacheable prefix per model id or id prefix, merged over the table; prompt_caching: mark
+    # templates' static prefixes for caching.
+    cache_rates: dict[str, dict[str, float]] = Field(default_factory=dict)
+    region_surcharge: float = Field(default=0.10, ge=0, le=1)
+    cache_min_tokens: dict[str, int] = Field(default_factory=dict)
+    prompt_caching: bool = True
+
+    @field_validator("cache_rates")
+    @classmethod
+    def _check_cache_rates(cls, rates: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+        for key, fields in rates.items():
+            for name, value in fields.items():
+                if name not in ("read", "write_5m", "write_1h") or value < 0:
+                    raise ValueError(
+                        f"TBATCH_CACHE_RATES[{key!r}]: {name!r} must be one of read, write_5m, "
+                        "write_1h, with a multiplier >= 0"
+                    )
+        return rates
+
     # Worker. Each worker process also runs a dispatcher, a reconciler and a lease heartbeat
     # (threads); several processes on several machines share the work through Postgres/Redis.
     run_background: bool = True

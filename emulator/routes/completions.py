@@ -18,7 +18,7 @@ from typing import Any
 from emulator.answers.model import Completion, complete
 from emulator.answers.postprocess import RepairError, repair, wants_repair
 from emulator.answers.source import analyse
-from emulator.answers.success import success_body
+from emulator.answers.success import Spent, reasoning_tokens, success_body
 from emulator.rng import text_key, unit
 from emulator.routes import envelopes as env
 from emulator.routes.injection import content_text, inject, messages_of, prompt_tokens
@@ -26,6 +26,7 @@ from emulator.routes.validation import merged_attempts, validate
 from emulator.world.catalog import ModelInfo, served
 from emulator.world.faults import Fault, decide
 from emulator.world.limits import Decision
+from emulator.world.prompt_cache import marked
 from emulator.world.state import EmulatorState, LogEntry
 
 _UNLIMITED = 2**31
@@ -83,6 +84,7 @@ async def handle(state: EmulatorState, key: str, entry: LogEntry, raw: bytes) ->
         entry.model = body.get("model") if isinstance(body.get("model"), str) else None
         tid = body.get("transcript_id")
         entry.transcript_id = tid if isinstance(tid, str) else None
+        _log_request_shape(entry, body)
     if errors:
         return Reply(400, env.error_body(400, env.INVALID_BODY, entry.request_id, errors))
     assert isinstance(body, dict)
@@ -91,6 +93,17 @@ async def handle(state: EmulatorState, key: str, entry: LogEntry, raw: bytes) ->
         return await _walk(call)
     except _Failure as failure:
         return failure.reply
+
+
+def _log_request_shape(entry: LogEntry, body: dict[str, Any]) -> None:
+    """What tests check the gateway was sent: routing per model, caching marks and key."""
+    entry.model_regions = [
+        r.get("model_region") if isinstance(r.get("model_region"), str) else None
+        for r in merged_attempts(body)
+    ]
+    entry.cache_control = marked(body)
+    key = body.get("prompt_cache_key")
+    entry.prompt_cache_key = key if isinstance(key, str) else None
 
 
 def _transcripts(state: EmulatorState, body: dict[str, Any], rid: str) -> dict[str, str]:
@@ -267,7 +280,11 @@ async def _answer(
     # Stream chunks always name a model (gateway-api.md 6.2); only plain bodies omit it.
     omit = not stream and info.family in call.state.config.omit_model_for
     tokens = prompt_tokens(messages)
-    body = success_body(call.rid, call.body, info, done, tokens, elapsed, omit_model=omit)
+    cache = call.state.prompt_cache.use(
+        call.key, info.id, info.creator, req, messages, prompt_tokens, time.time()
+    )
+    spent = Spent(tokens, cache, reasoning_tokens(req))
+    body = success_body(call.rid, call.body, info, done, spent, elapsed, omit_model=omit)
     options = req.get("stream_options")
     usage = isinstance(options, dict) and bool(options.get("include_usage"))
     return Reply(200, body, stream=stream, stream_usage=usage)

@@ -11,6 +11,7 @@ import uuid
 from typing import Any
 
 from emulator.world.catalog import Family
+from emulator.world.prompt_cache import CacheUse
 
 INVALID_BODY = "invalid request body"
 RATE_LIMITED = "too many requests for this action"
@@ -58,19 +59,31 @@ def auth_body(request_id: str, missing: bool) -> dict[str, Any]:
     return {"error": text, "status": "error", "request_id": request_id}
 
 
-def usage(family: Family, input_tokens: int, output_tokens: int) -> dict[str, Any]:
-    """Canonical names everywhere; OpenAI-family models also send the OpenAI names."""
+def usage(
+    family: Family,
+    input_tokens: int,
+    output_tokens: int,
+    *,
+    cache: CacheUse | None = None,
+    reasoning_tokens: int = 0,
+) -> dict[str, Any]:
+    """Canonical names everywhere; OpenAI-family models also send the OpenAI names. Cache
+    reads and writes are parts of ``input_tokens``, reasoning a part of ``output_tokens``."""
+    cache = cache or CacheUse()
     out: dict[str, Any] = {
         "input_tokens": input_tokens,
         "output_tokens": output_tokens,
         "total_tokens": input_tokens + output_tokens,
         "prompt_tokens_details": {
-            "cached_tokens": 0,
+            "cached_tokens": cache.read,
             "audio_tokens": 0,
-            "cache_creation": {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 0},
+            "cache_creation": {
+                "ephemeral_5m_input_tokens": cache.written_5m,
+                "ephemeral_1h_input_tokens": cache.written_1h,
+            },
         },
         "completion_tokens_details": {
-            "reasoning_tokens": 0,
+            "reasoning_tokens": reasoning_tokens,
             "audio_tokens": 0,
             "accepted_prediction_tokens": 0,
             "rejected_prediction_tokens": 0,

@@ -174,6 +174,9 @@ def validate(body: Any, served: dict[str, ModelInfo], cfg: EmulatorConfig) -> li
             if "messages" in item or "prompt" in item:
                 _messages(base | item, errors)
             _model(base | item, served, cfg, errors)
+            override = item.get("model_region")
+            if override is not None and override != "global":
+                errors.append("model_region can only be set to global")
     steps = body.get("post_processing_steps")
     if steps is not None and (
         not isinstance(steps, list)

@@ -48,6 +48,17 @@ class ModelInfo:
     def supported_parameters(self) -> tuple[str, ...]:
         return tuple(p for p in _BASE_PARAMS if p not in self.lacks)
 
+    def pricing(self) -> dict[str, Any]:
+        """USD per million tokens, with the cache prices the creator has."""
+        out: dict[str, Any] = {"input": self.price_in, "output": self.price_out}
+        read = 0.25 if self.id == "gpt-4.1" else _CACHE_READ.get(self.creator)
+        if read is not None:
+            out["cache_read"] = round(self.price_in * read, 6)
+        if self.creator in _CACHE_WRITE:
+            out["cache_write"] = round(self.price_in * _CACHE_WRITE[self.creator], 6)
+        out["unit"] = "usd_per_million_tokens"
+        return out
+
     def to_json(self) -> dict[str, Any]:
         return {
             "id": self.id,
@@ -58,15 +69,19 @@ class ModelInfo:
             "supported_parameters": list(self.supported_parameters),
             "default_parameters": {"max_tokens": 1000},
             "top_provider": {"context_length": self.context_length},
-            "pricing": {
-                "input": self.price_in,
-                "output": self.price_out,
-                "unit": "usd_per_million_tokens",
-            },
+            "pricing": self.pricing(),
             "retirement_date": self.retirement_date,
             "available_regions": list(self.regions),
             "default_provider": {"id": self.provider, "name": self.provider},
         }
+
+
+# Cache prices as multipliers of the input price, per creator (the providers' 2026 rates; see
+# docs/emulator.md): Claude reads 0.1x and writes (5 minutes) 1.25x; the automatic caches of
+# OpenAI (GPT-5.x 0.1x, GPT-4.1 0.25x), Gemini (0.25x) and Kimi read at a discount and charge no
+# write, so they list ``cache_read`` only; Qwen lists none.
+_CACHE_READ = {"anthropic": 0.1, "openai": 0.1, "google": 0.25, "moonshot": 0.1667}
+_CACHE_WRITE = {"anthropic": 1.25}
 
 
 def _claude(

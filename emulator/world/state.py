@@ -16,6 +16,7 @@ from emulator.config import EmulatorConfig
 from emulator.world import transcripts
 from emulator.world.faults import FaultCounter
 from emulator.world.limits import FixedWindowLimiter
+from emulator.world.prompt_cache import PromptCache
 
 _LOG_SIZE = 200_000
 
@@ -39,6 +40,10 @@ class LogEntry:
     models_tried: list[str] = field(default_factory=list)
     faults: list[str | None] = field(default_factory=list)
     model_answered: str | None = None
+    # Per model of the chain (primary first, after overrides): the ``model_region`` it got.
+    model_regions: list[str | None] = field(default_factory=list)
+    cache_control: bool = False  # the request marked a prefix for caching
+    prompt_cache_key: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -52,6 +57,9 @@ class LogEntry:
             "transcript_id": self.transcript_id,
             "fault": next((f for f in self.faults if f), None),
             "faults": self.faults,
+            "model_regions": self.model_regions,
+            "cache_control": self.cache_control,
+            "prompt_cache_key": self.prompt_cache_key,
         }
 
 
@@ -67,6 +75,7 @@ class EmulatorState:
                 config.seed, config.transcripts, today, config.transcript_days
             )
         self.limiter = FixedWindowLimiter()
+        self.prompt_cache = PromptCache()
         self.fault_counts = FaultCounter()
         self.log: deque[LogEntry] = deque(maxlen=_LOG_SIZE)
         self.models: defaultdict[str, ModelStats] = defaultdict(ModelStats)
@@ -79,6 +88,7 @@ class EmulatorState:
         self.statuses.clear()
         self.limiter.clear()
         self.fault_counts.clear()
+        self.prompt_cache = PromptCache()
         if restore_config:
             self.config = self.initial
 

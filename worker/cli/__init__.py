@@ -19,6 +19,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "enqueue_command",
         "Validate a whole input and store it as a batch of pending jobs (or store...",
     ),
+    "estimate": (
+        "worker.cli.estimate",
+        "estimate_command",
+        "Estimate what enqueueing this input would take and cost (stores nothing).",
+    ),
     "status": (
         "worker.cli.jobs",
         "status_command",

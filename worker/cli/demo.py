@@ -23,6 +23,7 @@ from harness.env import service_settings
 from harness.procs import WorkerProcess
 from harness.wait import poll
 from worker.cli.help import examples
+from worker.cli.render import cost_text
 from worker.settings import reset_settings
 
 DEMO_MODEL = "claude-haiku-4-5-20251001"
@@ -243,7 +244,7 @@ def _report(batch_id: int, status: dict[str, Any], out: Path, console: Console) 
     console.print(
         f"succeeded {c['succeeded']}, failed {c['failed']} {status['failures'] or ''}; "
         f"{status['attempts']} gateway calls, {status['input_tokens']} input tokens, "
-        f"est. ${status['cost_usd']:.4f}"
+        f"est. {cost_text(status)}"
     )
     console.print(
         f"results: {out / 'results.jsonl'}\n         {out / 'results.csv'}\n"

@@ -91,6 +91,7 @@ def _read(path: str, what: str) -> str:
 )
 @click.option("--global-routing", is_flag=True, help='send model_region "global" (cheaper)')
 @click.option("--json", "as_json", is_flag=True, help='print {"batch_id", "jobs", "new"} as JSON')
+@click.option("--dry-run", is_flag=True, help="estimate instead (tbatch estimate); store nothing")
 def enqueue_command(
     transcripts_path: str,
     template_path: str,
@@ -107,8 +108,18 @@ def enqueue_command(
     priority: int,
     global_routing: bool,
     as_json: bool,
+    dry_run: bool = False,
 ) -> None:
     """Validate a whole input and store it as a batch of pending jobs (or store nothing)."""
+    if dry_run:  # `tbatch estimate` with the same options (looked up: it builds on this one)
+        ctx = click.get_current_context()
+        group = ctx.find_root().command
+        assert isinstance(group, click.Group)
+        estimate = group.get_command(ctx, "estimate")
+        assert estimate is not None
+        ctx.forward(estimate)
+        return
+    from worker.cli.estimator import enqueue_estimator
     from worker.services.enqueue import EnqueueRequest, enqueue, load_schema_text
 
     req = EnqueueRequest(
@@ -137,6 +148,7 @@ def enqueue_command(
             lines,
             catalog=lambda r: gateway.list_models(cast(Region, r)),
             default_max_tokens=get_runtime().settings.default_max_tokens,
+            estimator=enqueue_estimator(req, session),
         )
     for note in out.notes:
         say(f"note: {note}")

@@ -86,6 +86,18 @@ def status_view(status: dict[str, Any]) -> RenderableType:
         canary = status["canary"]
         parts.append(Text(f"canary: {canary['released']} of {canary['jobs']} released"))
     parts.append(_usage(status))
+    if status.get("cached_tokens") or status.get("cache_write_tokens"):
+        parts.append(
+            Text(
+                f"cache: {human_tokens(status['cached_tokens'])} tokens read, "
+                f"{human_tokens(status['cache_write_tokens'])} written, saved "
+                f"{human_cost(status['cache_saved_usd'])}; global routing saved "
+                f"{human_cost(status['global_saved_usd'])}"
+            )
+        )
+    estimate = status.get("estimate")
+    if estimate and estimate.get("actual"):
+        parts.append(Text(estimate_line(estimate["estimated"], estimate["actual"])))
     for kind, held in sorted(status.get("held", {}).items()):
         parts.append(
             Text.assemble(
@@ -136,7 +148,7 @@ def _usage(status: dict[str, Any]) -> Text:
     return Text(
         f"attempts: {human_count(status['attempts'])}   429s: {human_count(status['http_429'])}"
         f"   tokens in/out: {human_tokens(status['input_tokens'])}/"
-        f"{human_tokens(status['output_tokens'])}   cost: {human_cost(status['cost_usd'])}"
+        f"{human_tokens(status['output_tokens'])}   cost: {cost_text(status)}"
     )
 
 
@@ -175,3 +187,28 @@ def _budgets(models: list[dict[str, Any]]) -> Table:
             str(row["learned_limit"] or "-"),
         )
     return budget
+
+
+def cost_text(status: dict[str, Any]) -> str:
+    """``$X``, or "unknown" (with what is known) when a price was unknown: never $0."""
+    if status.get("cost_usd") is not None:
+        return human_cost(status["cost_usd"])
+    unknown = status.get("cost_unknown_attempts", 0)
+    return f"unknown ({unknown} attempt(s) unpriced; ${status.get('cost_known_usd', 0):.4f} known)"
+
+
+def estimate_line(estimated: dict[str, Any], actual: dict[str, Any]) -> str:
+    """``estimate vs actual`` once a batch is final: cost, time and tokens side by side."""
+
+    def money(value: Any) -> str:
+        return "unknown" if value is None else f"${value:.4f}"
+
+    def seconds(value: Any) -> str:
+        return "-" if value is None else f"{value:.0f} s"
+
+    return (
+        f"estimate vs actual: cost {money(estimated['cost_usd'])} vs {money(actual['cost_usd'])}"
+        f", time {seconds(estimated['wall_clock_s'])} vs {seconds(actual['wall_clock_s'])}"
+        f", tokens in {estimated['input_tokens']} vs {actual['input_tokens']}"
+        f", out {estimated['output_tokens']} vs {actual['output_tokens']}"
+    )

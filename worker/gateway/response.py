@@ -7,6 +7,7 @@ from datetime import date
 from typing import Any
 
 from worker.errors import ServerError
+from worker.gateway.catalog_prices import parse_pricing
 from worker.gateway.errors_parse import redact, truncate_body
 from worker.gateway.types import CompletionResult, ModelInfo, RateLimitInfo, Region, Usage
 
@@ -57,8 +58,13 @@ def parse_usage(usage: Any) -> Usage:
     total = _int(usage.get("total_tokens"))
     if total is None and input_tokens is not None and output_tokens is not None:
         total = input_tokens + output_tokens
-    details = usage.get("prompt_tokens_details")
-    cached = _int(details.get("cached_tokens")) if isinstance(details, dict) else None
+    reads, writes, writes_1h = _cache_tokens(usage)
+    if input_tokens is not None and _anthropic_native(usage):
+        # Anthropic's own naming counts cache reads and writes apart from ``input_tokens``;
+        # tbatch counts them as parts of it (OpenAI's and the gateway's convention).
+        input_tokens += (reads or 0) + (writes or 0)
+        if output_tokens is not None:
+            total = input_tokens + output_tokens
     completion = usage.get("completion_tokens_details")
     reasoning = _int(completion.get("reasoning_tokens")) if isinstance(completion, dict) else None
     if reasoning is None:
@@ -67,9 +73,43 @@ def parse_usage(usage: Any) -> Usage:
         input_tokens=input_tokens,
         output_tokens=output_tokens,
         total_tokens=total,
-        cached_tokens=cached,
+        cached_tokens=reads,
+        cache_write_tokens=writes,
+        cache_write_1h_tokens=writes_1h,
         reasoning_tokens=reasoning,
     )
+
+
+def _anthropic_native(usage: dict[str, Any]) -> bool:
+    native = "cache_read_input_tokens" in usage or "cache_creation_input_tokens" in usage
+    details = usage.get("prompt_tokens_details")
+    return native and not isinstance(details, dict)
+
+
+def _cache_tokens(usage: dict[str, Any]) -> tuple[int | None, int | None, int | None]:
+    """(reads, writes, of the writes one-hour ones). OpenAI-style reads are
+    ``prompt_tokens_details.cached_tokens``, the gateway's writes
+    ``prompt_tokens_details.cache_creation.ephemeral_{5m,1h}_input_tokens`` (gateway-api.md
+    6.1); Anthropic-style ``cache_read_input_tokens`` / ``cache_creation_input_tokens`` are
+    read when those are absent."""
+    details = usage.get("prompt_tokens_details")
+    details = details if isinstance(details, dict) else {}
+    reads = _int(details.get("cached_tokens"))
+    if reads is None:
+        reads = _int(usage.get("cache_read_input_tokens"))
+    creation = details.get("cache_creation")
+    writes: int | None = None
+    writes_1h: int | None = None
+    if isinstance(creation, dict):
+        five = _int(creation.get("ephemeral_5m_input_tokens"))
+        writes_1h = _int(creation.get("ephemeral_1h_input_tokens"))
+        if five is not None or writes_1h is not None:
+            writes = (five or 0) + (writes_1h or 0)
+    if writes is None:
+        writes = _int(details.get("cache_write_tokens"))
+    if writes is None:
+        writes = _int(usage.get("cache_creation_input_tokens"))
+    return reads, writes, writes_1h
 
 
 def _text(content: Any) -> str | None:
@@ -161,22 +201,6 @@ def parse_success(
     )
 
 
-def _price(pricing: Any, keys: tuple[str, ...], per_token_keys: tuple[str, ...]) -> float | None:
-    """USD per million tokens. Keys named like OpenRouter's (prompt/completion) are per token."""
-    if not isinstance(pricing, dict):
-        return None
-    for key in keys + per_token_keys:
-        value = pricing.get(key)
-        if isinstance(value, bool) or value is None:
-            continue
-        try:
-            price = float(value)
-        except (TypeError, ValueError):
-            continue
-        return price * 1_000_000 if key in per_token_keys else price
-    return None
-
-
 def _str_set(value: Any) -> frozenset[str] | None:
     if isinstance(value, list):
         return frozenset(v for v in value if isinstance(v, str))
@@ -195,26 +219,31 @@ def _date(value: Any) -> date | None:
         return None
 
 
+def _creator(entry: dict[str, Any]) -> str | None:
+    creator = entry.get("creator")
+    if isinstance(creator, str) and creator:
+        return creator.lower()
+    provider = entry.get("default_provider")
+    pid = provider.get("id") if isinstance(provider, dict) else None
+    return pid.lower() if isinstance(pid, str) and pid else None
+
+
 def parse_model(entry: Any) -> ModelInfo | None:
     if not isinstance(entry, dict) or not isinstance(entry.get("id"), str):
         return None
-    pricing = entry.get("pricing")
+    prices = parse_pricing(entry.get("pricing"))
     return ModelInfo(
         id=entry["id"],
         context_length=_int(entry.get("context_length")),
         supported_parameters=_str_set(entry.get("supported_parameters")),
         available_regions=_str_set(entry.get("available_regions")),
         retirement_date=_date(entry.get("retirement_date")),
-        input_usd_per_mtok=_price(
-            pricing,
-            ("input_per_million_tokens", "input_per_mtok", "input_per_million", "input"),
-            ("prompt",),
-        ),
-        output_usd_per_mtok=_price(
-            pricing,
-            ("output_per_million_tokens", "output_per_mtok", "output_per_million", "output"),
-            ("completion",),
-        ),
+        input_usd_per_mtok=prices.input,
+        output_usd_per_mtok=prices.output,
+        cache_read_usd_per_mtok=prices.cache_read,
+        cache_write_usd_per_mtok=prices.cache_write,
+        pricing_problem=prices.problem,
+        creator=_creator(entry),
     )
 
 

@@ -40,6 +40,7 @@ class TranscriptSummary(BaseModel):
 
 class Transcript(TranscriptSummary):
     text: str | None = None
+    audio_duration: float | None = None  # seconds (the transcript API's own metadata)
 
 
 class TranscriptLister(PooledHttp):

@@ -83,7 +83,12 @@ class Usage(BaseModel):
     input_tokens: int | None = None
     output_tokens: int | None = None
     total_tokens: int | None = None
+    # Prompt tokens read from the provider's cache (a part of ``input_tokens``).
     cached_tokens: int | None = None
+    # Prompt tokens written to the cache (a part of ``input_tokens``; of them, ``..._1h`` with
+    # a one-hour lifetime, which Anthropic prices higher than the 5-minute default).
+    cache_write_tokens: int | None = None
+    cache_write_1h_tokens: int | None = None
     reasoning_tokens: int | None = None  # thinking tokens, billed as output
 
 
@@ -137,4 +142,11 @@ class ModelInfo(BaseModel):
     available_regions: frozenset[str] | None = None
     input_usd_per_mtok: float | None = None
     output_usd_per_mtok: float | None = None
+    # From the catalog when it has them; else the provider's multiplier (``worker.pricing``).
+    cache_read_usd_per_mtok: float | None = None
+    cache_write_usd_per_mtok: float | None = None
+    # Why the price is unknown (``catalog_prices.parse_pricing``); None: it is known.
+    pricing_problem: str | None = None
+    # Who made the model (``creator``, else the default provider's id): picks the cache rates.
+    creator: str | None = None
     retirement_date: date | None = None

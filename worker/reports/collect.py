@@ -151,12 +151,14 @@ def _add_usage(session: Session, batch_id: int, facts: JobFacts) -> None:
             func.coalesce(func.sum(Attempt.cached_tokens), 0),
             func.coalesce(func.sum(Attempt.cost_usd), 0.0),
             func.sum(case((unpriced, 1), else_=0)),
+            func.coalesce(func.sum(Attempt.cache_write_tokens), 0),
+            func.coalesce(func.sum(Attempt.cost_breakdown["cache_saved_usd"].as_float()), 0.0),
         )
         .join(Job, Job.id == Attempt.job_id)
         .where(Job.batch_id == batch_id)
         .group_by(model)
     )
-    for name, attempts, http_429, tokens_in, tokens_out, cached, cost, no_price in usage:
+    for name, attempts, http_429, tokens_in, tokens_out, cached, cost, no_price, *cache in usage:
         facts.add_usage(
             str(name),
             attempts=int(attempts),
@@ -166,6 +168,8 @@ def _add_usage(session: Session, batch_id: int, facts: JobFacts) -> None:
             cached_tokens=int(cached),
             cost_usd=float(cost),
             unpriced_attempts=int(no_price or 0),
+            cache_write_tokens=int(cache[0] or 0),
+            cache_saved_usd=float(cache[1] or 0.0),
         )
     outcomes = session.execute(
         select(Attempt.outcome, func.count())

@@ -31,6 +31,8 @@ class _Usage:
     cached_tokens: int = 0
     cost_usd: float = 0.0
     unpriced_attempts: int = 0
+    cache_write_tokens: int = 0
+    cache_saved_usd: float = 0.0
 
 
 class JobFacts:
@@ -84,6 +86,8 @@ class JobFacts:
         cached_tokens: int = 0,
         cost_usd: float = 0.0,
         unpriced_attempts: int = 0,
+        cache_write_tokens: int = 0,
+        cache_saved_usd: float = 0.0,
     ) -> None:
         usage = self.usage.setdefault(model, _Usage())
         usage.attempts += attempts
@@ -93,6 +97,8 @@ class JobFacts:
         usage.cached_tokens += cached_tokens
         usage.cost_usd += cost_usd
         usage.unpriced_attempts += unpriced_attempts
+        usage.cache_write_tokens += cache_write_tokens
+        usage.cache_saved_usd += cache_saved_usd
 
     def add_outcome(self, outcome: str, n: int) -> None:
         self.outcomes[outcome] = self.outcomes.get(outcome, 0) + n
@@ -176,6 +182,8 @@ class JobFacts:
             "output_tokens": sum(u.output_tokens for u in self.usage.values()),
             "cached_tokens": sum(u.cached_tokens for u in self.usage.values()),
             "unpriced_attempts": sum(u.unpriced_attempts for u in self.usage.values()),
+            "cache_write_tokens": sum(u.cache_write_tokens for u in self.usage.values()),
+            "cache_saved_usd": round(sum(u.cache_saved_usd for u in self.usage.values()), 6),
             "by_model": by_model,
         }
 

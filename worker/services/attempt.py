@@ -42,12 +42,20 @@ class AttemptRecord:
     latency_ms: float | None = None
     usage: dict[str, int | None] = field(default_factory=dict)
     cost_usd: float | None = None
+    cost_breakdown: dict[str, Any] | None = None
     sent_at: datetime | None = None
 
     def take_result(
-        self, result: CompletionResult, catalog: dict[str, ModelInfo], answer: str | None
+        self,
+        result: CompletionResult,
+        catalog: dict[str, ModelInfo],
+        answer: str | None,
+        *,
+        global_models: frozenset[str] = frozenset(),
+        prices: pricing.PricingConfig = pricing.DEFAULT_CONFIG,
     ) -> None:
-        """``answer``: the text the route returns (a tool call's arguments, or the content)."""
+        """``answer``: the text the route returns (a tool call's arguments, or the content);
+        ``global_models``: the models of the request sent ``model_region: "global"``."""
         self.request_id = result.request_id
         self.model_answered = result.model_answered
         self.http_status = result.http_status
@@ -59,10 +67,20 @@ class AttemptRecord:
             "output_tokens": result.usage.output_tokens,
             "total_tokens": result.usage.total_tokens,
             "cached_tokens": result.usage.cached_tokens,
+            "cache_write_tokens": result.usage.cache_write_tokens,
             "reasoning_tokens": result.usage.reasoning_tokens,
         }
-        answered = None if result.model_answered is None else catalog.get(result.model_answered)
-        self.cost_usd = pricing.estimate_cost(answered, result)
+        model = result.model_answered
+        cost = pricing.price_call(
+            None if model is None else catalog.get(model),
+            result.usage,
+            global_routing=model in global_models,
+            on=self.started_at.date(),
+            config=prices,
+            model=model,
+        )
+        self.cost_breakdown = None if cost is None else cost.as_dict()
+        self.cost_usd = None if cost is None else cost.total_usd
 
     def take_error(self, error: GatewayError) -> None:
         self.request_id = error.request_id

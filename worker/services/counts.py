@@ -39,22 +39,28 @@ _FOLD_JOBS = text(
     """
 )
 _DROP_EMPTY = text("DELETE FROM job_counts WHERE jobs = 0")
+_USAGE_SUMS = (
+    "attempts",
+    "input_tokens",
+    "output_tokens",
+    "cost_usd",
+    "http_429",
+    "cached_tokens",
+    "cache_write_tokens",
+    "cost_unknown",
+    "cache_saved_usd",
+    "global_saved_usd",
+)
 _FOLD_USAGE = text(
-    """
+    f"""
     WITH moved AS (
-      DELETE FROM batch_usage_deltas
-      RETURNING batch_id, attempts, input_tokens, output_tokens, cost_usd, http_429
+      DELETE FROM batch_usage_deltas RETURNING batch_id, {", ".join(_USAGE_SUMS)}
     )
-    INSERT INTO batch_usage (batch_id, attempts, input_tokens, output_tokens, cost_usd, http_429)
-    SELECT batch_id, sum(attempts), sum(input_tokens), sum(output_tokens), sum(cost_usd),
-           sum(http_429)
+    INSERT INTO batch_usage (batch_id, {", ".join(_USAGE_SUMS)})
+    SELECT batch_id, {", ".join(f"sum({c})" for c in _USAGE_SUMS)}
     FROM moved GROUP BY batch_id
     ON CONFLICT (batch_id) DO UPDATE SET
-      attempts = batch_usage.attempts + excluded.attempts,
-      input_tokens = batch_usage.input_tokens + excluded.input_tokens,
-      output_tokens = batch_usage.output_tokens + excluded.output_tokens,
-      cost_usd = batch_usage.cost_usd + excluded.cost_usd,
-      http_429 = batch_usage.http_429 + excluded.http_429
+      {", ".join(f"{c} = batch_usage.{c} + excluded.{c}" for c in _USAGE_SUMS)}
     """
 )
 
@@ -76,8 +82,13 @@ class Usage(NamedTuple):
     attempts: int
     input_tokens: int
     output_tokens: int
-    cost_usd: float
+    cost_usd: float  # of the attempts whose price was known
     http_429: int
+    cached_tokens: int = 0
+    cache_write_tokens: int = 0
+    cost_unknown: int = 0  # answered attempts whose price was unknown
+    cache_saved_usd: float = 0.0
+    global_saved_usd: float = 0.0
 
 
 def groups_from(rows: Iterable[Sequence[Any]]) -> list[Group]:
@@ -123,12 +134,18 @@ def counted_groups(session: Session, batch_id: int | None) -> list[Group]:
 
 
 def counted_usage(session: Session, batch_id: int | None) -> Usage:
-    names = ("attempts", "input_tokens", "output_tokens", "cost_usd", "http_429")
-    both = _both(BatchUsage, BatchUsageDelta, batch_id, names)
+    both = _both(BatchUsage, BatchUsageDelta, batch_id, _USAGE_SUMS)
     row = session.execute(
         select(*(func.coalesce(func.sum(c), 0) for c in both.c)).select_from(both)
     ).one()
-    return Usage(int(row[0]), int(row[1]), int(row[2]), float(row[3]), int(row[4]))
+    return usage_from(row)
+
+
+def usage_from(row: Sequence[Any]) -> Usage:
+    """A row of the usage sums in ``Usage``'s order, from the counters or a scan alike."""
+    n = [int(v or 0) for v in row]
+    f = [float(v or 0) for v in row]
+    return Usage(n[0], n[1], n[2], f[3], n[4], n[5], n[6], n[7], f[8], f[9])
 
 
 def _both(

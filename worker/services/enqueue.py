@@ -11,10 +11,10 @@ makes re-enqueueing the same (transcript, template, schema, model) into a batch 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -27,7 +27,12 @@ from models.jobs import Batch, Job
 from worker.errors import InputError, NotFoundError
 from worker.gateway.types import REGIONS, ModelInfo, residency_problem
 from worker.output import check_schema, schema_hash
-from worker.prompts import check_template_for_enqueue, compile_template, template_hash
+from worker.prompts import (
+    CompiledTemplate,
+    check_template_for_enqueue,
+    compile_template,
+    template_hash,
+)
 from worker.services.job_input import (
     MAX_TOKENS_LIMIT,
     Catalog,
@@ -64,6 +69,12 @@ class EnqueueRequest:
     # A new batch's canary (worker/services/batch_health.py): the callers pass
     # ``settings.canary_calls``; 0 releases every job at once. Adding to a batch keeps its own.
     canary_jobs: int = 0
+
+
+class RowSink(Protocol):
+    def add(self, row: Mapping[str, Any]) -> None: ...
+
+    def finish(self) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True)
@@ -204,8 +215,74 @@ def enqueue(
     *,
     default_max_tokens: int = DEFAULT_MAX_TOKENS,
     today: date | None = None,
+    estimator: RowSink | None = None,
 ) -> EnqueueOutcome:
-    """Validate and store; raises InputError (nothing stored) on the first bad input."""
+    """Validate and store; raises InputError (nothing stored) on the first bad input.
+    ``estimator`` (``estimating.EstimateCollector``) sees every stored row; a new batch keeps
+    its estimate, which ``tbatch status`` sets against the actual once the batch is final."""
+    checked = validate(req, lines, catalog, default_max_tokens=default_max_tokens, today=today)
+    batch_id = _batch(session, req)
+    template_id = _stored_id(session, Template, template_hash(req.template_text), req.template_text)
+    schema_id = _stored_id(session, Schema, schema_hash(req.schema), req.schema)
+    writer = JobWriter(
+        session,
+        batch_id=batch_id,
+        template_id=template_id,
+        schema_id=schema_id,
+        region=req.region,
+        model_region_global=req.model_region_global,
+        priority=req.priority,
+        reasoning=req.reasoning,
+    )
+    try:
+        for row in checked.rows:
+            writer.add(row)
+            if estimator is not None:
+                estimator.add(row)
+        new = writer.flush()
+        if estimator is not None and req.batch_id is None:
+            batch = session.get(Batch, batch_id)
+            assert batch is not None
+            batch.estimate = estimator.finish()
+    except InputError:
+        session.rollback()
+        raise
+    except IntegrityError as exc:
+        session.rollback()
+        if not _custom_id_taken(exc):
+            raise
+        raise InputError(
+            f"a custom_id of this input is already used in batch {batch_id} (custom_id is "
+            "unique within a batch); nothing was stored",
+            source=req.transcripts_source,
+        ) from None
+    jobs = session.scalar(select(func.count()).select_from(Job).where(Job.batch_id == batch_id))
+    return EnqueueOutcome(
+        batch_id=batch_id, jobs=int(jobs or 0), new=new, notes=tuple(checked.models.notes)
+    )
+
+
+@dataclass
+class Validated:
+    """A request that passed the checks of the whole batch; ``rows`` yields its jobs' rows
+    while they pass theirs, then raises InputError listing every bad line (or an empty input)
+    after the last. ``tbatch estimate`` walks the same rows and stores nothing."""
+
+    template: CompiledTemplate
+    models: _ModelChecker
+    rows: Iterator[dict[str, Any]]
+
+
+def validate(
+    req: EnqueueRequest,
+    lines: Iterable[str],
+    catalog: Catalog,
+    *,
+    default_max_tokens: int = DEFAULT_MAX_TOKENS,
+    today: date | None = None,
+) -> Validated:
+    """Every check ``enqueue`` makes, with no database: the request now, the lines as
+    ``rows`` is walked."""
     if req.region not in REGIONS:
         raise InputError(f"region must be one of {', '.join(REGIONS)}, not {req.region!r}")
     _raise_if(residency_problem(req.region, req.model_region_global), "--global-routing")
@@ -223,64 +300,43 @@ def enqueue(
     )
     if chain_problem:
         raise InputError(chain_problem.message, source=chain_problem.option)
+    rows = _rows(req, lines, tpl, models, default_max_tokens)
+    return Validated(tpl, models, rows)
 
-    batch_id = _batch(session, req)
-    template_id = _stored_id(session, Template, template_hash(req.template_text), req.template_text)
-    schema_id = _stored_id(session, Schema, schema_hash(req.schema), req.schema)
-    writer = JobWriter(
-        session,
-        batch_id=batch_id,
-        template_id=template_id,
-        schema_id=schema_id,
-        region=req.region,
-        model_region_global=req.model_region_global,
-        priority=req.priority,
-        reasoning=req.reasoning,
-    )
 
+def _rows(
+    req: EnqueueRequest,
+    lines: Iterable[str],
+    tpl: CompiledTemplate,
+    models: _ModelChecker,
+    default_max_tokens: int,
+) -> Iterator[dict[str, Any]]:
     errors: list[InputError] = []
     checked_variables: set[str] = set()
     seen = _SeenJobs()
     custom_ids: dict[str, int] = {}  # custom_id -> the line that gave it
-    try:
-        for item in parse_job_lines(lines, source=req.transcripts_source):
-            if isinstance(item, InputError):
-                errors.append(item)
-            else:
-                row = _row(item, req)
-                problem = (
-                    _check_job(item, req, tpl, models, checked_variables, default_max_tokens)
-                    or seen.problem(row)
-                    or _repeated_custom_id(item, custom_ids)
-                )
-                if problem:
-                    errors.append(
-                        InputError(problem, source=req.transcripts_source, line=item.line)
-                    )
-                elif not errors:
-                    writer.add(row)
-            if len(errors) >= MAX_REPORTED_ERRORS:
-                break
-        if errors:
-            session.rollback()
-            raise InputError("\n".join(str(e) for e in errors))
-        if writer.seen == 0:
-            session.rollback()
-            raise InputError("no transcript ids in the input", source=req.transcripts_source)
-        new = writer.flush()
-    except IntegrityError as exc:
-        session.rollback()
-        if not _custom_id_taken(exc):
-            raise
-        raise InputError(
-            f"a custom_id of this input is already used in batch {batch_id} (custom_id is "
-            "unique within a batch); nothing was stored",
-            source=req.transcripts_source,
-        ) from None
-    jobs = session.scalar(select(func.count()).select_from(Job).where(Job.batch_id == batch_id))
-    return EnqueueOutcome(
-        batch_id=batch_id, jobs=int(jobs or 0), new=new, notes=tuple(models.notes)
-    )
+    count = 0
+    for item in parse_job_lines(lines, source=req.transcripts_source):
+        if isinstance(item, InputError):
+            errors.append(item)
+        else:
+            row = _row(item, req)
+            problem = (
+                _check_job(item, req, tpl, models, checked_variables, default_max_tokens)
+                or seen.problem(row)
+                or _repeated_custom_id(item, custom_ids)
+            )
+            if problem:
+                errors.append(InputError(problem, source=req.transcripts_source, line=item.line))
+            elif not errors:
+                count += 1
+                yield row
+        if len(errors) >= MAX_REPORTED_ERRORS:
+            break
+    if errors:
+        raise InputError("\n".join(str(e) for e in errors))
+    if count == 0:
+        raise InputError("no transcript ids in the input", source=req.transcripts_source)
 
 
 def _repeated_custom_id(item: JobInput, first_lines: dict[str, int]) -> str | None:

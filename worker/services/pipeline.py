@@ -28,6 +28,7 @@ from models.base import utcnow
 from models.jobs import Job
 from models.vocabulary import AttemptOutcome, Delivery, FailureKind, JobStatus
 from worker import metrics
+from worker.caching import CachePolicy
 from worker.errors import (
     AuthFailed,
     ContextOverflow,
@@ -44,6 +45,7 @@ from worker.errors import (
 from worker.gateway.client import SendGate
 from worker.gateway.types import CompletionRequest, CompletionResult, ModelInfo
 from worker.output import Invalid, Refused, Truncated, Valid, interpret
+from worker.pricing import PricingConfig
 from worker.services import batch_health, claims
 from worker.services.attempt import AttemptRecord
 from worker.services.content_cache import ContentCache
@@ -217,8 +219,13 @@ def _call(job: Job, template: Any, schema: Any, deps: PipelineDeps) -> Delivery:
             catalog=catalog,
             reask_context=job.reask_context,
             reasoning=job.reasoning,
+            caching=CachePolicy.build(settings.prompt_caching, settings.cache_min_tokens),
         )
-        record.plan = planned.plan.describe()
+        record.plan = {
+            **planned.plan.describe(),
+            "global": sorted(planned.global_models),
+            "cache_marked": planned.cache_marked,
+        }
         record.purpose = _purpose(job)
         fields = {"job_id": job.id, "batch_id": job.batch_id}
         result = deps.gateway.complete(planned.request, log_fields=fields, gate=gate)
@@ -253,7 +260,13 @@ def _call(job: Job, template: Any, schema: Any, deps: PipelineDeps) -> Delivery:
 
     def settle() -> Delivery:
         answer = answer_text(planned.plan, result.content, result.tool_calls)
-        record.take_result(result, catalog, answer)
+        record.take_result(
+            result,
+            catalog,
+            answer,
+            global_models=planned.global_models,
+            prices=PricingConfig.build(settings.cache_rates, settings.region_surcharge),
+        )
         record.route = planned.plan.route_for(result.model_answered)
         return _on_answer(job, result, answer, schema, record, deps)
 

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Text, bindparam, case, cast, func, select
+from sqlalchemy import Text, and_, bindparam, case, cast, func, or_, select
 from sqlalchemy.orm import Session
 
 from models.attempts import Attempt, Result
@@ -22,6 +22,7 @@ from worker.services.counts import (
     counted_usage,
     counters_kept,
     groups_from,
+    usage_from,
 )
 
 
@@ -73,7 +74,8 @@ def batch_status(session: Session, batch_id: int | None, *, scan: bool = False) 
         "http_429": usage.http_429,
         "input_tokens": usage.input_tokens,
         "output_tokens": usage.output_tokens,
-        "cost_usd": round(usage.cost_usd, 6),
+        **usage_fields(usage),
+        "estimate": _estimate_vs_actual(batch, usage, total > 0 and done == total, first, last),
         "lanes": sorted(lanes),
         # Jobs not final yet per (model, region): what an ETA divides by each model's limit.
         "remaining_by_lane": [
@@ -82,6 +84,45 @@ def batch_status(session: Session, batch_id: int | None, *, scan: bool = False) 
         "first_created_at": first,
         "last_finished_at": last,
         **_health(batch),
+    }
+
+
+def _estimate_vs_actual(
+    batch: Batch | None,
+    usage: Usage,
+    final: bool,
+    first: datetime | None,
+    last: datetime | None,
+) -> dict[str, Any] | None:
+    """What ``tbatch estimate`` predicted at enqueue and, once the batch is final, what it
+    came to (its wall clock from the first job created to the last finished)."""
+    if batch is None or not batch.estimate:
+        return None
+    names = ("jobs", "wall_clock_s", "input_tokens", "output_tokens", "cost_usd")
+    estimated = {name: batch.estimate.get(name) for name in names}
+    actual = None
+    if final:
+        actual = {
+            "jobs": batch.estimate.get("jobs"),
+            "wall_clock_s": None if not (first and last) else (last - first).total_seconds(),
+            "input_tokens": usage.input_tokens,
+            "output_tokens": usage.output_tokens,
+            "cost_usd": None if usage.cost_unknown else round(usage.cost_usd, 6),
+        }
+    return {"estimated": estimated, "actual": actual}
+
+
+def usage_fields(usage: Usage) -> dict[str, Any]:
+    """Cost and caching for ``status``: ``cost_usd`` is None ("unknown") when any answered
+    attempt's price was unknown, never the partial sum (that is ``cost_known_usd``)."""
+    return {
+        "cost_usd": None if usage.cost_unknown else round(usage.cost_usd, 6),
+        "cost_known_usd": round(usage.cost_usd, 6),
+        "cost_unknown_attempts": usage.cost_unknown,
+        "cached_tokens": usage.cached_tokens,
+        "cache_write_tokens": usage.cache_write_tokens,
+        "cache_saved_usd": round(usage.cache_saved_usd, 6),
+        "global_saved_usd": round(usage.global_saved_usd, 6),
     }
 
 
@@ -139,11 +180,23 @@ def _scanned_usage(session: Session, batch_id: int | None) -> Usage:
             func.coalesce(func.sum(Attempt.output_tokens), 0),
             func.coalesce(func.sum(Attempt.cost_usd), 0.0),
             func.coalesce(func.sum(case((Attempt.http_status == 429, 1), else_=0)), 0),
+            func.coalesce(func.sum(Attempt.cached_tokens), 0),
+            func.coalesce(func.sum(Attempt.cache_write_tokens), 0),
+            func.coalesce(func.sum(case((_UNPRICED, 1), else_=0)), 0),
+            func.coalesce(func.sum(Attempt.cost_breakdown["cache_saved_usd"].as_float()), 0.0),
+            func.coalesce(func.sum(Attempt.cost_breakdown["global_saved_usd"].as_float()), 0.0),
         )
         .join(Job, Job.id == Attempt.job_id)
         .where(*where)
     ).one()
-    return Usage(int(row[0]), int(row[1]), int(row[2]), float(row[3]), int(row[4]))
+    return usage_from(row)
+
+
+# An answered attempt whose price was unknown (as migration 0010's trigger counts it).
+_UNPRICED = and_(
+    Attempt.cost_usd.is_(None),
+    or_(Attempt.input_tokens.is_not(None), Attempt.output_tokens.is_not(None)),
+)
 
 
 def _held(session: Session, batch_id: int | None) -> dict[str, dict[str, Any]]:

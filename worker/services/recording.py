@@ -93,6 +93,7 @@ def record_attempt(session: Session, rec: AttemptRecord, *, now: datetime) -> in
         "validation_errors": storable_list(rec.validation_errors),
         "latency_ms": rec.latency_ms,
         "cost_usd": rec.cost_usd,
+        "cost_breakdown": rec.cost_breakdown,
         "started_at": rec.started_at,
         "sent_at": rec.sent_at,
         "finished_at": now,
@@ -100,6 +101,7 @@ def record_attempt(session: Session, rec: AttemptRecord, *, now: datetime) -> in
         "output_tokens": rec.usage.get("output_tokens"),
         "total_tokens": rec.usage.get("total_tokens"),
         "cached_tokens": rec.usage.get("cached_tokens"),
+        "cache_write_tokens": rec.usage.get("cache_write_tokens"),
         "reasoning_tokens": rec.usage.get("reasoning_tokens"),
     }
     row = session.execute(_INSERT_ATTEMPT, values).scalar_one()

@@ -1,0 +1,74 @@
+"""The estimate's arithmetic (pure): lanes in parallel at their limits, caching written once
+and read after, unknown prices staying unknown."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from worker import estimate as est
+from worker.gateway.types import ModelInfo
+from worker.ratelimit.config import Limit
+
+CLAUDE = ModelInfo(id="claude-sonnet-4-6", input_usd_per_mtok=3.0, output_usd_per_mtok=15.0)
+ODD = ModelInfo(id="odd", pricing_problem="pricing is a str, not an object")
+
+
+def _shape(model: str = CLAUDE.id, **kw: object) -> est.JobShape:
+    fields: dict[str, object] = {
+        "model": model,
+        "fixed_tokens": 5_000,
+        "prefix_tokens": 4_000,
+        "prefix_key": "p",
+        "marked": True,
+        "transcript_chars": 8_000,
+        "max_tokens": 4_000,
+        "global_routing": False,
+        "global_available": True,
+    }
+    return est.JobShape(**{**fields, **kw})  # type: ignore[arg-type]
+
+
+def _inputs(shapes: list[est.JobShape], **kw: object) -> est.Inputs:
+    fields: dict[str, object] = {
+        "shapes": shapes,
+        "catalog": {CLAUDE.id: CLAUDE, ODD.id: ODD},
+        "limits": {CLAUDE.id: Limit(30, 60.0), ODD.id: Limit(30, 60.0)},
+        "output_tokens": {CLAUDE.id: (200, "learned"), ODD.id: (200, "learned")},
+        "reasoning": None,
+        "on": date(2026, 12, 7),
+        "margin_s": 0.05,
+        "latency_s": 2.0,
+    }
+    return est.Inputs(**{**fields, **kw})  # type: ignore[arg-type]
+
+
+def test_fifty_thousand_jobs_at_thirty_a_minute_take_about_27_8_hours() -> None:
+    out = est.estimate(_inputs([_shape()] * 50_000))
+    # 50,000 / 30 per minute = 1,666.7 minutes, plus the gate's 50-ms margin per window.
+    assert 27.7 * 3600 < out["wall_clock_s"] < 27.9 * 3600
+    lane = out["by_model"][0]
+    assert (lane["jobs"], lane["limit"]) == (50_000, "30/60s")
+    # One write, then every other call reads the 4,000-token prefix.
+    assert lane["cache_write_tokens"] == 4_000 and lane["cached_tokens"] == 4_000 * 49_999
+    assert out["input_tokens"] == 50_000 * (5_000 + 2_000)
+    assert out["cache_saved_usd"] > 0 and out["global_would_save_usd"] > 0
+
+
+def test_lanes_run_in_parallel_and_an_unknown_price_is_null() -> None:
+    shapes = [_shape()] * 60 + [_shape("odd", marked=False, prefix_tokens=0)] * 30
+    out = est.estimate(_inputs(shapes))
+    by_model = {lane["model"]: lane for lane in out["by_model"]}
+    assert by_model["odd"]["cost_usd"] is None and by_model[CLAUDE.id]["cost_usd"] > 0
+    assert out["cost_usd"] is None  # unknown, never a partial sum
+    assert out["wall_clock_s"] == by_model[CLAUDE.id]["wall_clock_s"]  # the slowest lane
+
+
+def test_reasoning_and_max_tokens_shape_the_output() -> None:
+    out = est.estimate(_inputs([_shape(max_tokens=100)], reasoning={"effort": "high"}))
+    assert out["output_tokens"] == 100 + est.REASONING_SPEND["high"]
+
+
+def test_schema_guess_grows_with_the_schema() -> None:
+    flat = {"type": "object", "properties": {"a": {"type": "string"}}}
+    listy = {"type": "object", "properties": {"a": {"type": "array", "items": {"type": "string"}}}}
+    assert est.schema_output_guess(flat) < est.schema_output_guess(listy)

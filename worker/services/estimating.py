@@ -1,0 +1,287 @@
+"""`tbatch estimate`: an enqueue's input validated exactly as enqueue validates it
+(``enqueue.validate``), nothing stored, turned into the estimate ``worker.estimate`` computes.
+
+The I/O lives here: the catalog of the batch's region, a sample of the transcripts' sizes from
+the transcript API (``GET /v2/transcript/{id}``: its text's length, else ``audio_duration``),
+and the output sizes of earlier answers with the same schema and model (Postgres).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date
+from typing import Any, cast
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from models.attempts import Attempt
+from models.content import Schema
+from models.jobs import Job
+from models.vocabulary import AttemptOutcome
+from worker import estimate as est
+from worker.caching import CachePolicy, prefix_text
+from worker.errors import GatewayError
+from worker.gateway.types import TRANSCRIPT_TAG, ModelInfo, Region
+from worker.output import schema_hash
+from worker.pricing import PricingConfig
+from worker.prompts import compile_template, render_prompt
+from worker.ratelimit.config import RateLimitConfig
+from worker.services.enqueue import EnqueueRequest, validate
+from worker.services.job_input import Catalog
+from worker.services.requests import build_request
+from worker.services.routes import fit_max_tokens
+from worker.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# A transcript whose size nothing tells: 8 minutes of speech at 150 words a minute and about
+# 6 characters a word (with its space), the stated assumption.
+CHARS_PER_AUDIO_S = 15.0
+ASSUMED_TRANSCRIPT_CHARS = int(8 * 60 * CHARS_PER_AUDIO_S)
+TOKENS_PER_MESSAGE = 3
+MAX_SHAPES = 200
+
+
+class TranscriptSizes:
+    """Characters per transcript from a sample of the transcript API (``get`` fetches one)."""
+
+    def __init__(self, get: Callable[[str], Any] | None, sample: int) -> None:
+        self._get = get
+        self._sample = sample
+        self.sizes: dict[str, int] = {}
+        self.source = "assumed"
+
+    def measure(self, transcript_ids: list[str]) -> None:
+        if self._get is None or self._sample <= 0 or not transcript_ids:
+            return
+        step = max(1, len(transcript_ids) // self._sample)
+        for tid in transcript_ids[::step][: self._sample]:
+            try:
+                found = self._get(tid)
+            except GatewayError as exc:
+                # One failure (no key, API down) ends the sample: the rest would wait as long.
+                log.warning("estimate.transcript_unavailable", extra={"error": str(exc)})
+                break
+            if isinstance(found.text, str):
+                self.sizes[tid] = len(found.text)
+            elif isinstance(found.audio_duration, int | float):
+                self.sizes[tid] = int(found.audio_duration * CHARS_PER_AUDIO_S)
+        if self.sizes:
+            self.source = f"transcript API, {len(self.sizes)} of {len(transcript_ids)} measured"
+
+    def chars(self, transcript_id: str) -> int:
+        if transcript_id in self.sizes:
+            return self.sizes[transcript_id]
+        if self.sizes:
+            return int(sum(self.sizes.values()) / len(self.sizes))
+        return ASSUMED_TRANSCRIPT_CHARS
+
+
+def learned_output_tokens(session: Session | None, schema: Any, model: str) -> int | None:
+    """The average visible output of earlier answers with this schema and model (the last
+    1,000), or None when there are none."""
+    if session is None:
+        return None
+    recent = (
+        select(Attempt.output_tokens, Attempt.reasoning_tokens)
+        .join(Job, Job.id == Attempt.job_id)
+        .join(Schema, Schema.id == Job.schema_id)
+        .where(
+            Schema.sha256 == schema_hash(schema),
+            Attempt.model_answered == model,
+            Attempt.outcome.in_([AttemptOutcome.OK, AttemptOutcome.REPAIRED]),
+            Attempt.output_tokens.is_not(None),
+        )
+        .order_by(Attempt.id.desc())
+        .limit(1000)
+        .subquery()
+    )
+    visible = recent.c.output_tokens - func.coalesce(recent.c.reasoning_tokens, 0)
+    average = session.scalar(select(func.avg(visible)))
+    return None if average is None else round(float(average))
+
+
+@dataclass(frozen=True)
+class _Shape:
+    fixed_tokens: int
+    prefix_tokens: int
+    prefix_key: str
+    marked: bool
+    max_tokens: int
+    global_routing: bool
+    global_available: bool
+
+
+def _tokens(content: str) -> int:
+    return math.ceil(len(content) / 4) + TOKENS_PER_MESSAGE
+
+
+def _shape(
+    req: EnqueueRequest,
+    tpl: Any,
+    row: Mapping[str, Any],
+    catalog: Mapping[str, ModelInfo],
+    settings: Settings,
+) -> _Shape:
+    info = catalog.get(row["model"])
+    max_tokens = fit_max_tokens(row["max_tokens"] or settings.default_max_tokens, info)
+    planned = build_request(
+        template=tpl,
+        variables=row["variables"],
+        schema=req.schema,
+        transcript_id="estimate",
+        model=row["model"],
+        fallbacks=row["fallbacks"],
+        region=req.region,
+        max_tokens=max_tokens,
+        temperature=row["temperature"],
+        model_region_global=req.model_region_global,
+        catalog=catalog,
+        reasoning=req.reasoning,
+        caching=CachePolicy.build(settings.prompt_caching, settings.cache_min_tokens),
+    )
+    messages = [m.model_dump() for m in planned.request.messages]
+    fixed = sum(
+        _tokens(str(m.get("content") or "").replace(TRANSCRIPT_TAG, "", 1)) for m in messages
+    )
+    prefix = ""
+    if planned.cache_marked:
+        end = next(i for i, m in enumerate(messages) if m.get("cache_control"))
+        prefix_tokens = sum(_tokens(str(m.get("content") or "")) for m in messages[: end + 1])
+        prefix = "".join(str(m.get("content") or "") for m in messages[: end + 1])
+    else:
+        point = render_prompt(tpl, row["variables"] or {}).cache_point
+        prefix = "" if point is None else prefix_text(messages, point)
+        prefix_tokens = len(prefix) // 4
+    regions = info.available_regions if info is not None else None
+    return _Shape(
+        fixed_tokens=fixed,
+        prefix_tokens=prefix_tokens,
+        prefix_key=hashlib.sha256(prefix.encode()).hexdigest(),
+        marked=planned.cache_marked,
+        max_tokens=max_tokens,
+        global_routing=row["model"] in planned.global_models,
+        global_available=req.region != "eu" and bool(regions and "global" in regions),
+    )
+
+
+class EstimateCollector:
+    """Gathers an estimate row by row (``enqueue`` feeds it the rows it stores, ``estimate``
+    the rows it validated) and computes it at ``finish``."""
+
+    def __init__(
+        self,
+        req: EnqueueRequest,
+        catalog: Catalog,
+        *,
+        settings: Settings,
+        get_transcript: Callable[[str], Any] | None,
+        session: Session | None,
+        today: date,
+        sample: int = 50,
+        latency_s: float = 3.0,
+    ) -> None:
+        self._req, self._settings, self._session = req, settings, session
+        self._catalog = cast(Mapping[str, ModelInfo], catalog(cast(Region, req.region)))
+        self._template = compile_template(req.template_text, source=req.template_source)
+        self._sizes = TranscriptSizes(get_transcript, sample)
+        self._today, self._latency_s = today, latency_s
+        self._shapes: dict[str, _Shape] = {}
+        self._jobs: list[tuple[str, str, str]] = []  # (shape key, model, transcript id)
+        self._first: dict[str, str] = {}  # model -> its first shape's key
+
+    def add(self, row: Mapping[str, Any]) -> None:
+        """Each distinct request is rendered once; past ``MAX_SHAPES`` of them (variables per
+        job) a job is taken to look like its model's first, so enqueue stays fast."""
+        variables = sorted((row["variables"] or {}).items())
+        model = row["model"]
+        key = repr((model, row["fallbacks"], row["max_tokens"], row["temperature"], variables))
+        if key not in self._shapes:
+            if len(self._shapes) >= MAX_SHAPES and model in self._first:
+                key = self._first[model]
+            else:
+                self._shapes[key] = _shape(
+                    self._req, self._template, row, self._catalog, self._settings
+                )
+                self._first.setdefault(model, key)
+        self._jobs.append((key, model, row["transcript_id"]))
+
+    def finish(self) -> dict[str, Any]:
+        req, settings, jobs, sizes = self._req, self._settings, self._jobs, self._sizes
+        sizes.measure(list(dict.fromkeys(tid for _, _, tid in jobs)))
+        groups: Counter[tuple[str, str, int]] = Counter(
+            (key, model, sizes.chars(tid)) for key, model, tid in jobs
+        )
+        shaped = [
+            est.JobShape(model=model, transcript_chars=chars, count=n, **self._shapes[key].__dict__)
+            for (key, model, chars), n in groups.items()
+        ]
+        outputs: dict[str, tuple[int, str]] = {}
+        for model in dict.fromkeys(model for _, model, _ in jobs):
+            learned = learned_output_tokens(self._session, req.schema, model)
+            outputs[model] = (
+                (learned, "learned from earlier answers")
+                if learned is not None
+                else (est.schema_output_guess(req.schema), "guessed from the schema")
+            )
+        limits = RateLimitConfig.from_settings(settings)
+        result = est.estimate(
+            est.Inputs(
+                shapes=shaped,
+                catalog=self._catalog,
+                limits={m: limits.limit_for(m, req.region) for m in outputs},
+                output_tokens=outputs,
+                reasoning=req.reasoning,
+                on=self._today,
+                margin_s=settings.send_margin_ms / 1000,
+                latency_s=self._latency_s,
+                concurrency=settings.worker_concurrency,
+                prices=PricingConfig.build(settings.cache_rates, settings.region_surcharge),
+            )
+        )
+        result["transcripts"] = {"source": sizes.source, "measured": len(sizes.sizes)}
+        result["assumptions"] = [
+            "the primary model answers every job (no fallback, retry or re-ask)",
+            f"transcripts: {sizes.source}"
+            + ("" if sizes.sizes else f" ({ASSUMED_TRANSCRIPT_CHARS} characters each)"),
+            "tokens: 4 characters each plus 3 per message",
+            f"latency {self._latency_s:g} s per call; the batch runs within the cache lifetime",
+        ]
+        return result
+
+
+def estimate_input(
+    req: EnqueueRequest,
+    lines: Iterable[str],
+    catalog: Catalog,
+    *,
+    settings: Settings,
+    get_transcript: Callable[[str], Any] | None,
+    session: Session | None,
+    sample: int = 50,
+    latency_s: float = 3.0,
+    today: date,
+) -> dict[str, Any]:
+    """The estimate of what enqueueing ``lines`` would run; InputError as enqueue would."""
+    checked = validate(
+        req, lines, catalog, default_max_tokens=settings.default_max_tokens, today=today
+    )
+    collector = EstimateCollector(
+        req,
+        catalog,
+        settings=settings,
+        get_transcript=get_transcript,
+        session=session,
+        today=today,
+        sample=sample,
+        latency_s=latency_s,
+    )
+    for row in checked.rows:
+        collector.add(row)
+    return collector.finish()
