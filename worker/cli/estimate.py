@@ -11,6 +11,7 @@ import click
 
 from worker.cli.common import db, print_json
 from worker.cli.estimator import transcript_lister
+from worker.cli.help import examples
 from worker.cli.jobs import _read, _reasoning, enqueue_command
 from worker.errors import InputError
 from worker.gateway.types import Region
@@ -126,6 +127,13 @@ estimate_command = click.Command(
         "cost, and what caching and global routing save."
     ),
     short_help="Estimate what enqueueing this input would take and cost (stores nothing).",
+    epilog=examples(
+        "tbatch estimate --transcripts ids.txt --template t.j2 --schema s.json "
+        "--model claude-sonnet-4-6 --fallback gpt-5-mini",
+        "tbatch enqueue --transcripts ids.txt --template t.j2 --schema s.json "
+        "--model claude-sonnet-4-6 --dry-run --json",
+    ),
+    context_settings={"help_option_names": ["-h", "--help"]},
     params=[
         *(p for p in enqueue_command.params if p.name != "dry_run"),
         click.Option(
