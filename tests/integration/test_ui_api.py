@@ -5,6 +5,7 @@ finds a job by request_id, job id and transcript id, and off loopback a token is
 
 from __future__ import annotations
 
+import hmac
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -20,7 +21,6 @@ from models.jobs import Job
 from tests.fakes import enqueue_lines, ids
 from tests.fixtures.ui_batch import EVIL, MODEL, RealBatch, run_real_batch
 from worker.ratelimit.config import RateLimitConfig
-from worker.ui import auth
 from worker.ui.app import View, create_app
 
 LIMITS = RateLimitConfig.parse(f"{MODEL}=60/60s", "30/60s")
@@ -153,13 +153,13 @@ def test_a_running_batchs_eta_comes_from_the_models_limit(fresh_sessions) -> Non
 
 def test_off_loopback_every_request_needs_the_token(fresh_sessions, monkeypatch) -> None:
     compared: list[bytes] = []
-    real_compare = auth.hmac.compare_digest
+    real_compare = hmac.compare_digest
 
     def recording(a: bytes, b: bytes) -> bool:
         compared.append(a)
-        return real_compare(a, b)
+        return bool(real_compare(a, b))
 
-    monkeypatch.setattr(auth.hmac, "compare_digest", recording)
+    monkeypatch.setattr(hmac, "compare_digest", recording)
     app = create_app(View(fresh_sessions, LIMITS.limit_for), token=TOKEN)
     with TestClient(app) as client:
         for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": TOKEN}):
