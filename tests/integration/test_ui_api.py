@@ -61,7 +61,7 @@ def _scan(sessions: sessionmaker[Session], batch_id: int) -> dict[str, Any]:
             .join(Job, Job.id == Attempt.job_id)
             .where(Job.batch_id == batch_id)
         ).one()
-    return {"counts": counts, "attempts": attempts, "cost": float(cost), "429": n429}
+    return {"counts": counts, "attempts": attempts, "cost": float(cost or 0), "429": n429}
 
 
 def test_the_batch_list_serves_the_databases_numbers(world) -> None:
