@@ -150,6 +150,10 @@ class Settings(BaseSettings):
     # Prometheus metrics of the worker process (0: not served).
     metrics_port: int = 0
 
+    # `tbatch ui`: the bearer token every request must carry when the view binds to anything
+    # but 127.0.0.1 (worker/ui/auth.py); without it such a bind is refused.
+    ui_token: SecretStr | None = None
+
     # Output
     log_level: str = "INFO"
     log_format: str = "json"

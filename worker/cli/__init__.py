@@ -90,6 +90,16 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "demo",
         "Run ~200 synthetic calls through the whole pipeline on this machine.",
     ),
+    "ui": (
+        "worker.cli.ui",
+        "ui_command",
+        "A read-only web view of batches, jobs and nightly reports (JSON under /api).",
+    ),
+    "batches": (
+        "worker.cli.ui",
+        "batches_command",
+        "Every batch, newest first: progress, state, ETA and cost.",
+    ),
     "emulator": (
         "emulator.cli",
         "emulator_command",

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, insert, literal, select, update
+from sqlalchemy import delete, insert, inspect, literal, select, update
 from sqlalchemy.orm import Session
 
 from models.attempts import Attempt, Result, ResultHistory
@@ -50,7 +50,14 @@ def job_history(session: Session, job_id: int) -> dict[str, Any]:
 
 
 def _row(obj: Any, exclude: set[str] = frozenset()) -> dict[str, Any]:  # type: ignore[assignment]
-    return {c.key: getattr(obj, c.key) for c in obj.__table__.columns if c.key not in exclude}
+    """Every column by its name; the value read through the mapped attribute, whose name may
+    differ (``jobs.metadata`` is ``Job.meta``: ``getattr(job, "metadata")`` is the MetaData)."""
+    mapper = inspect(obj).mapper
+    return {
+        c.key: getattr(obj, mapper.get_property_by_column(c).key)
+        for c in obj.__table__.columns
+        if c.key not in exclude
+    }
 
 
 def reprocess(

@@ -42,7 +42,7 @@ def batch_status(session: Session, batch_id: int | None, *, scan: bool = False) 
     triggers) reads the jobs and attempts themselves, in one pass each."""
     batch = None if batch_id is None else require_batch(session, batch_id)
     counted = counters_kept(session) and not scan
-    groups = counted_groups(session, batch_id) if counted else _scanned_groups(session, batch_id)
+    groups = batch_groups(session, batch_id, scan=scan)
     usage = counted_usage(session, batch_id) if counted else _scanned_usage(session, batch_id)
     counts: dict[str, int] = dict.fromkeys(JobStatus, 0)
     failures: dict[str, int] = {}
@@ -124,6 +124,14 @@ def usage_fields(usage: Usage) -> dict[str, Any]:
         "cache_saved_usd": round(usage.cache_saved_usd, 6),
         "global_saved_usd": round(usage.global_saved_usd, 6),
     }
+
+
+def batch_groups(session: Session, batch_id: int | None, *, scan: bool = False) -> list[Group]:
+    """The jobs per (status, error kind, model, region): from the counters on Postgres (exact:
+    totals plus pending deltas), from the jobs themselves with ``scan`` or on SQLite."""
+    if counters_kept(session) and not scan:
+        return counted_groups(session, batch_id)
+    return _scanned_groups(session, batch_id)
 
 
 def _health(batch: Batch | None) -> dict[str, Any]:

@@ -1,0 +1,1 @@
+"""The read-only web view of batches and jobs (`tbatch ui`)."""
