@@ -154,6 +154,12 @@ class Settings(BaseSettings):
     # but 127.0.0.1 (worker/ui/auth.py); without it such a bind is refused.
     ui_token: SecretStr | None = None
 
+    @field_validator("ui_token")
+    @classmethod
+    def _unset_if_empty(cls, token: SecretStr | None) -> SecretStr | None:
+        """``TBATCH_UI_TOKEN=`` (empty, as in .env.example) means no token, not an empty one."""
+        return None if token is None or not token.get_secret_value().strip() else token
+
     # Output
     log_level: str = "INFO"
     log_format: str = "json"

@@ -8,14 +8,11 @@ from typing import Any
 from rich.console import Console
 
 from worker.cli.render import (
-    human_cost,
-    human_count,
-    human_duration,
-    human_tokens,
     progress_line,
     render_status,
     status_view,
 )
+from worker.humanize import human_cost, human_count, human_duration, human_tokens
 
 
 def _status(**over: Any) -> dict[str, Any]:

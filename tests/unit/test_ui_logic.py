@@ -1,4 +1,4 @@
-"""The pure parts of the operator's view: the ETA arithmetic, the token rule, the JSON times,
+"""The pure parts of the operator's view: the token rule, the JSON times,
 and that the charts escape what they show."""
 
 from __future__ import annotations
@@ -8,47 +8,9 @@ from datetime import UTC, datetime
 import pytest
 
 from worker.errors import ConfigError
-from worker.services.batch_eta import Lane, calls_per_job, eta_s, humanise_s, lanes_from
 from worker.ui.auth import required_token, token_matches
 from worker.ui.charts import minute_chart, progress_bar
 from worker.ui.jsonout import dumps
-
-
-def test_the_slowest_lane_sets_the_eta() -> None:
-    lanes = lanes_from(
-        {("a", "us"): 120, ("b", "us"): 30, ("c", "eu"): 0},
-        {("a", "us"): (60, 60.0), ("b", "us"): (10, 60.0), ("c", "eu"): None},
-    )
-    assert [lane.calls_per_s for lane in lanes] == [1.0, 10 / 60, None]
-    assert eta_s(lanes) == 180.0  # b: 30 jobs at 10/min; a: 120 jobs at 60/min
-    assert eta_s(lanes, calls_per_job=1.5) == 270.0  # retries and re-asks cost calls too
-
-
-def test_a_lane_without_a_limit_runs_at_the_observed_rate_or_is_unknown() -> None:
-    free = [Lane("a", "us", remaining=50, limit=None, window_s=None)]
-    assert eta_s(free, observed_jobs_per_s=5.0) == 10.0
-    assert eta_s(free) is None
-    assert eta_s([Lane("a", "us", 0, None, None)]) == 0.0
-
-
-def test_calls_per_job_is_at_least_one() -> None:
-    assert calls_per_job(0, 0) == 1.0
-    assert calls_per_job(5, 10) == 1.0
-    assert calls_per_job(15, 10) == 1.5
-
-
-@pytest.mark.parametrize(
-    ("seconds", "text"),
-    [
-        (None, "\N{EN DASH}"),
-        (42.4, "42s"),
-        (425, "7m 05s"),
-        (3 * 3600 + 720, "3h 12m"),
-        (52 * 3600, "2d 4h"),
-    ],
-)
-def test_durations_for_people(seconds: float | None, text: str) -> None:
-    assert humanise_s(seconds) == text
 
 
 def test_loopback_needs_no_token_anything_else_does() -> None:

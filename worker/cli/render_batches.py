@@ -8,8 +8,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from worker.humanize import human_duration
 from worker.reports import fmt
-from worker.services.batch_eta import humanise_s
 
 _STYLE = {"final": "green", "paused": "bold red", "cancelled": "dim", "running": "cyan"}
 
@@ -46,7 +46,7 @@ def render_batches(rows: list[dict[str, Any]], console: Console | None = None) -
             fmt.count(counts["failed"]),
             fmt.count(b["remaining"]),
             f"[{_STYLE.get(state, '')}]{state}[/]" if state in _STYLE else state,
-            humanise_s(b["eta_s"]),
+            human_duration(b["eta_s"]),
             fmt.usd(b["cost_usd"]),
         )
     console.print(table)

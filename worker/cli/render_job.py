@@ -12,7 +12,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from worker.cli.render import human_count
+from worker.humanize import human_count
 
 
 def job_view(history: dict[str, Any], request_id: str | None = None) -> RenderableType:

@@ -11,7 +11,13 @@ from worker.services.batch_views import list_batches
 
 @click.command("ui", epilog="Example: tbatch ui --port 8700, then open http://127.0.0.1:8700/")
 @click.option("--host", default="127.0.0.1", show_default=True, help="address to bind")
-@click.option("--port", type=click.IntRange(0, 65535), default=8700, show_default=True)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8700,
+    show_default=True,
+    help="port to listen on",
+)
 def ui_command(host: str, port: int) -> None:
     """A read-only web view of batches, jobs and nightly reports (JSON under /api)."""
     import uvicorn

@@ -1,7 +1,7 @@
 """Read models of the operator's view (`tbatch ui`, `tbatch batches`): the list of batches and
 one batch's detail, built on :func:`worker.services.queries.batch_status` (so counts are the
 trigger-kept counters on Postgres, exact at every moment) plus the ETA of
-:mod:`worker.services.batch_eta`.
+:func:`worker.services.progress.eta_s` (the one ETA `tbatch status` and `wait` show too).
 
 Limits come through a port, ``limit_of(model, region) -> Limit | None`` (the running
 limiter's ``limit``, which includes a limit learned from the gateway's 429s; or the configured
@@ -23,10 +23,10 @@ from sqlalchemy.orm import Session
 
 from models.attempts import Attempt
 from models.jobs import Batch, Job
-from models.vocabulary import ACTIVE_STATUSES, AttemptOutcome, JobStatus
+from models.vocabulary import AttemptOutcome, JobStatus
 from worker.ratelimit.config import Limit
-from worker.services.batch_eta import calls_per_job, eta_s, lanes_from
-from worker.services.queries import batch_groups, batch_status, require_batch
+from worker.services.progress import eta_s
+from worker.services.queries import batch_status, require_batch
 
 LimitOf = Callable[[str, str], Limit | None]
 #: The calls-per-minute chart covers at most this many minutes (ending at the last call).
@@ -44,22 +44,11 @@ def batch_summary(session: Session, batch_id: int, limit_of: LimitOf) -> dict[st
     """Id, name, created, counts per state, paused/cancelled, canary, ETA, usage and cost."""
     batch = require_batch(session, batch_id)
     status = batch_status(session, batch_id)
-    remaining: dict[tuple[str, str], int] = {}
-    for group in batch_groups(session, batch_id):
-        if group.status in ACTIVE_STATUSES:
-            key = (group.model, group.region)
-            remaining[key] = remaining.get(key, 0) + group.jobs
-    limits = {lane: _pair(limit_of(*lane)) for lane in remaining}
-    finished = status["counts"][JobStatus.SUCCEEDED] + status["counts"][JobStatus.FAILED]
-    per_job = calls_per_job(status["attempts"], finished)
+    remaining = {(r["model"], r["region"]): int(r["jobs"]) for r in status["remaining_by_lane"]}
     held = state_of(batch, status)
     eta = None
     if held in ("running", "pending"):
-        eta = eta_s(
-            lanes_from(remaining, limits),
-            calls_per_job=per_job,
-            observed_jobs_per_s=status["throughput_jobs_per_s"],
-        )
+        eta = eta_s(status, [_lane(model, region, limit_of) for model, region in remaining])
     elif held == "final":
         eta = 0.0
     return {
@@ -70,7 +59,6 @@ def batch_summary(session: Session, batch_id: int, limit_of: LimitOf) -> dict[st
         "cancelled": batch.cancelled,
         "state": held,
         "remaining": sum(remaining.values()),
-        "calls_per_job": round(per_job, 3),
         "eta_s": eta,
         "lanes": [{"model": m, "region": r, "remaining": n} for (m, r), n in remaining.items()],
     }
@@ -89,8 +77,15 @@ def state_of(batch: Batch, status: dict[str, Any]) -> str:
     return "running" if started or status["attempts"] else "pending"
 
 
-def _pair(limit: Limit | None) -> tuple[int, float] | None:
-    return None if limit is None else (limit.requests, limit.window_s)
+def _lane(model: str, region: str, limit_of: LimitOf) -> dict[str, Any]:
+    """A lane as :func:`worker.services.progress.eta_s` reads it."""
+    limit = limit_of(model, region)
+    return {
+        "model": model,
+        "region": region,
+        "limit": None if limit is None else limit.requests,
+        "window_s": None if limit is None else limit.window_s,
+    }
 
 
 def batch_detail(session: Session, batch_id: int, limit_of: LimitOf) -> dict[str, Any]:

@@ -13,8 +13,8 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
+from worker.humanize import human_duration
 from worker.reports import fmt
-from worker.services.batch_eta import humanise_s
 from worker.ui import charts
 from worker.ui.jsonout import dumps
 
@@ -60,7 +60,7 @@ def environment() -> Environment:
         pct=fmt.pct,
         number=fmt.number,
         when=_when,
-        eta=humanise_s,
+        eta=human_duration,
         pretty=_pretty,
     )
     env.globals.update(
