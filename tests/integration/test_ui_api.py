@@ -73,7 +73,7 @@ def test_the_batch_list_serves_the_databases_numbers(world) -> None:
     assert {k: v for k, v in row["counts"].items() if v} == scan["counts"]
     assert row["total"] == 9 and row["done"] == 9 and row["state"] == "final"
     assert row["attempts"] == scan["attempts"] and row["http_429"] == scan["429"] == 1
-    assert row["cost_usd"] == pytest.approx(scan["cost"]) and row["cost_usd"] > 0
+    assert row["cost_usd"] == pytest.approx(scan["cost"], abs=1e-6) and row["cost_usd"] > 0
     assert row["eta_s"] == 0.0 and row["remaining"] == 0
     assert row["created_at"].endswith("+00:00")  # ISO 8601 with its zone
 
