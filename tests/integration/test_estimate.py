@@ -20,7 +20,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from emulator.routes.server import EmulatorProcess
 from models.jobs import Batch
 from tests.fixtures.emulator import API_KEY
-from tests.integration.test_spend import SCHEMA, _run, _settings
+from tests.fixtures.gateway_runs import client_settings
+from tests.integration.test_spend import SCHEMA, _run
 from worker.gateway import GatewayClient
 from worker.gateway.transcripts import TranscriptLister
 from worker.services.enqueue import EnqueueRequest
@@ -37,7 +38,7 @@ FIELDS = ("jobs", "wall_clock_s", "input_tokens", "output_tokens", "cost_usd")
 def world(
     gateway: EmulatorProcess, fresh_sessions: sessionmaker[Session]
 ) -> Iterator[tuple[EmulatorProcess, sessionmaker[Session], GatewayClient]]:
-    with GatewayClient(_settings(gateway.url)) as client:
+    with GatewayClient(client_settings(gateway.url)) as client:
         yield gateway, fresh_sessions, client
 
 
@@ -48,7 +49,7 @@ def _ids(gateway: EmulatorProcess) -> list[str]:
 
 
 def _settings_for(gateway: EmulatorProcess) -> Settings:
-    return _settings(gateway.url).model_copy(
+    return client_settings(gateway.url).model_copy(
         update={"transcript_api_url": gateway.url, "default_rate_limit": "60/6s"}
     )
 

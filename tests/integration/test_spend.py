@@ -4,23 +4,18 @@ per model of a chain, never on an EU job, as the emulator received it."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import select, update
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import select
 
-from emulator.routes.server import EmulatorProcess
 from models.attempts import Attempt
 from models.jobs import Job
 from models.vocabulary import JobStatus
-from tests.fixtures.emulator import API_KEY
-from worker.gateway import GatewayClient
+from tests.fixtures.gateway_runs import client_settings, drive, usable_ids
 from worker.services.enqueue import EnqueueRequest, enqueue
 from worker.services.pipeline import PipelineDeps, process_job
 from worker.services.queries import batch_status
-from worker.settings import Settings
 
 SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -42,37 +37,13 @@ BREAKDOWN_PARTS = (
 )
 
 
-def _settings(url: str) -> Settings:
-    return Settings(
-        ASSEMBLYAI_API_KEY=API_KEY,
-        gateway_url=f"{url}/v1",
-        gateway_eu_url=f"{url}/v1",
-        retry_backoff_base_s=0.0,
-    )
-
-
-@pytest.fixture()
-def world(
-    gateway: EmulatorProcess, fresh_sessions: sessionmaker[Session]
-) -> Iterator[tuple[EmulatorProcess, sessionmaker[Session], GatewayClient]]:
-    with GatewayClient(_settings(gateway.url)) as client:
-        yield gateway, fresh_sessions, client
-
-
-def _ids(gateway: EmulatorProcess, n: int) -> list[str]:
-    usable = [
-        t["id"] for t in gateway.transcripts() if t["status"] == "completed" and not t["deleted"]
-    ]
-    return usable[:n]
-
-
 def _run(
     world: Any, template: str, n: int | list[str], estimator: Any = None, **fields: Any
 ) -> tuple[int, list[Attempt]]:
     """Enqueue ``n`` transcripts (or these ids) and deliver them one at a time (the first call
     writes the cache, the later ones read it); the batch id and its attempts in order."""
     gateway, sessions, client = world
-    ids = n if isinstance(n, list) else _ids(gateway, n)
+    ids = n if isinstance(n, list) else usable_ids(gateway, n)
     req = EnqueueRequest(
         transcripts_source="ids.txt",
         template_text=template,
@@ -83,25 +54,8 @@ def _run(
     )
     with sessions.begin() as s:
         batch = enqueue(s, req, ids, client.list_models, estimator=estimator).batch_id
-    deps = PipelineDeps(sessions, client, None, _settings(gateway.url))
-    for _ in range(10):
-        with sessions.begin() as s:
-            job_ids = list(
-                s.scalars(
-                    select(Job.id)
-                    .where(Job.batch_id == batch, Job.status == JobStatus.PENDING)
-                    .order_by(Job.id)
-                )
-            )
-            if not job_ids:
-                break
-            s.execute(
-                update(Job)
-                .where(Job.id.in_(job_ids))
-                .values(status=JobStatus.QUEUED, not_before=None)
-            )
-        for job_id in job_ids:
-            process_job(job_id, deps)
+    deps = PipelineDeps(sessions, client, None, client_settings(gateway.url))
+    drive(sessions, deps, batch, rounds=10)
     with sessions() as s:
         attempts = list(
             s.scalars(
@@ -204,7 +158,7 @@ def test_global_is_never_sent_on_an_eu_job(world) -> None:
         assert job is not None
         job.model_region_global, job.status = True, JobStatus.QUEUED
         job_id = job.id
-    process_job(job_id, PipelineDeps(sessions, client, None, _settings(gateway.url)))
+    process_job(job_id, PipelineDeps(sessions, client, None, client_settings(gateway.url)))
     assert gateway.requests() == []
     with sessions() as s:
         refused = s.get(Job, job_id)

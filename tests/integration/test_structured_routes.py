@@ -5,23 +5,21 @@ a time against real Postgres, and each attempt records the route its answering m
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from emulator.routes.server import EmulatorProcess
 from models.attempts import Attempt, Result
 from models.jobs import Job
 from models.vocabulary import JobStatus
-from tests.fixtures.emulator import API_KEY
+from tests.fixtures.gateway_runs import client_settings, drive, usable_ids
 from worker.errors import InputError
 from worker.gateway import GatewayClient
 from worker.services.enqueue import EnqueueRequest, enqueue
-from worker.services.pipeline import PipelineDeps, process_job
-from worker.settings import Settings
+from worker.services.pipeline import PipelineDeps
 
 SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -37,31 +35,6 @@ TEMPLATE = "[system]\nYou analyse support calls.\n[user]\nAnalyse this call:\n{{
 PROMPT_ONLY = "qwen3.5-4b-32k-fast"  # no response_format, no tools
 FORMAT = "gpt-5-mini"  # response_format
 TOOL_ONLY = "gpt-oss-120b"  # tools, no response_format
-
-
-def _settings(url: str, **kw: Any) -> Settings:
-    return Settings(
-        ASSEMBLYAI_API_KEY=API_KEY,
-        gateway_url=f"{url}/v1",
-        gateway_eu_url=f"{url}/v1",
-        retry_backoff_base_s=0.0,
-        **kw,
-    )
-
-
-@pytest.fixture()
-def world(
-    gateway: EmulatorProcess, fresh_sessions: sessionmaker[Session]
-) -> Iterator[tuple[EmulatorProcess, sessionmaker[Session], GatewayClient]]:
-    with GatewayClient(_settings(gateway.url)) as client:
-        yield gateway, fresh_sessions, client
-
-
-def _ids(gateway: EmulatorProcess, n: int) -> list[str]:
-    usable = [
-        t["id"] for t in gateway.transcripts() if t["status"] == "completed" and not t["deleted"]
-    ]
-    return usable[:n]
 
 
 def _enqueue(
@@ -85,27 +58,6 @@ def _enqueue(
     return out.batch_id
 
 
-def _drive(
-    sessions: sessionmaker[Session], deps: PipelineDeps, batch: int, calls: int = 40
-) -> None:
-    """Deliver every pending job of the batch, one at a time, until all are final."""
-    for _ in range(calls):
-        with sessions.begin() as s:
-            ids = list(
-                s.scalars(
-                    select(Job.id).where(Job.batch_id == batch, Job.status == JobStatus.PENDING)
-                )
-            )
-            if not ids:
-                return
-            s.execute(
-                update(Job).where(Job.id.in_(ids)).values(status=JobStatus.QUEUED, not_before=None)
-            )
-        for job_id in ids:
-            process_job(job_id, deps)
-    raise AssertionError(f"batch {batch} not final after {calls} rounds")
-
-
 def _attempts(sessions: sessionmaker[Session], transcript_id: str) -> list[Attempt]:
     with sessions() as s:
         job_id = s.scalar(select(Job.id).where(Job.transcript_id == transcript_id))
@@ -114,7 +66,7 @@ def _attempts(sessions: sessionmaker[Session], transcript_id: str) -> list[Attem
 
 def test_a_chain_of_all_three_kinds_gives_valid_results_with_each_calls_route(world) -> None:
     gateway, sessions, client = world
-    plain, by_format, by_tool = _ids(gateway, 3)
+    plain, by_format, by_tool = usable_ids(gateway, 3)
     # The primary fails on two transcripts (and the first fallback on one), so the gateway's
     # own fallbacks answer: each model of the chain serves one job, through its own route.
     gateway.configure(
@@ -129,7 +81,7 @@ def test_a_chain_of_all_three_kinds_gives_valid_results_with_each_calls_route(wo
         {"transcript_id": t, "fallbacks": [FORMAT, TOOL_ONLY]} for t in (plain, by_format, by_tool)
     ]
     batch = _enqueue(sessions, client, lines)
-    _drive(sessions, PipelineDeps(sessions, client, None, _settings(gateway.url)), batch)
+    drive(sessions, PipelineDeps(sessions, client, None, client_settings(gateway.url)), batch)
 
     with sessions() as s:
         results = {r.job_id: r for r in s.scalars(select(Result))}
@@ -175,11 +127,11 @@ def test_each_chain_gets_a_route_every_model_of_it_takes(
     world, chain: list[str], route: str
 ) -> None:
     gateway, sessions, client = world
-    (tid,) = _ids(gateway, 1)
+    (tid,) = usable_ids(gateway, 1)
     batch = _enqueue(
         sessions, client, [{"transcript_id": tid}], model=chain[0], fallbacks=tuple(chain[1:])
     )
-    _drive(sessions, PipelineDeps(sessions, client, None, _settings(gateway.url)), batch)
+    drive(sessions, PipelineDeps(sessions, client, None, client_settings(gateway.url)), batch)
     (attempt,) = _attempts(sessions, tid)
     assert attempt.http_status == 200 and attempt.route == route
     assert attempt.outcome in ("ok", "repaired")
@@ -187,7 +139,7 @@ def test_each_chain_gets_a_route_every_model_of_it_takes(
 
 def test_a_parameter_a_model_does_not_take_is_refused_at_enqueue(world) -> None:
     gateway, sessions, client = world
-    (tid,) = _ids(gateway, 1)
+    (tid,) = usable_ids(gateway, 1)
     with pytest.raises(InputError, match=f"fallback '{FORMAT}' does not support temperature"):
         _enqueue(
             sessions,
@@ -222,8 +174,8 @@ def test_a_context_overflow_is_rerouted_to_the_largest_context_model(world) -> N
     batch = _enqueue(
         sessions, client, [{"transcript_id": tid}], template=_RUBRIC, max_tokens=30_000
     )
-    deps = PipelineDeps(sessions, client, None, _settings(gateway.url))
-    _drive(sessions, deps, batch)
+    deps = PipelineDeps(sessions, client, None, client_settings(gateway.url))
+    drive(sessions, deps, batch)
 
     first, second = _attempts(sessions, tid)
     assert (first.model_requested, first.error_kind, first.http_status) == (
@@ -247,8 +199,10 @@ def test_an_overflow_with_nowhere_larger_to_go_fails_with_that_reason(world) -> 
     batch = _enqueue(
         sessions, client, [{"transcript_id": tid}], template=_RUBRIC, max_tokens=30_000
     )
-    deps = PipelineDeps(sessions, client, None, _settings(gateway.url, overflow_models=PROMPT_ONLY))
-    _drive(sessions, deps, batch)
+    deps = PipelineDeps(
+        sessions, client, None, client_settings(gateway.url, overflow_models=PROMPT_ONLY)
+    )
+    drive(sessions, deps, batch)
     with sessions() as s:
         job = s.scalars(select(Job).where(Job.batch_id == batch)).one()
     assert job.status == JobStatus.FAILED and job.error_kind == "context_overflow"
