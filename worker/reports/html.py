@@ -11,19 +11,21 @@ import re
 from functools import lru_cache
 from typing import Any
 
-from jinja2 import Environment, PackageLoader, StrictUndefined
+from jinja2 import BaseLoader, Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
 from worker.reports import charts, fmt
 from worker.reports.charts import Bar
 
-__all__ = ["render_html"]
+__all__ = ["escaping_environment", "render_html"]
 
 
-@lru_cache(maxsize=1)
-def _environment() -> Environment:
+def escaping_environment(loader: BaseLoader) -> Environment:
+    """A Jinja2 environment for pages that show model, user and transcript text: every
+    value escaped, an undefined name an error (not an empty string), and the number filters
+    of :mod:`worker.reports.fmt` (the report and the web view print numbers alike)."""
     env = Environment(
-        loader=PackageLoader("worker.reports", "templates"),
+        loader=loader,
         autoescape=True,
         undefined=StrictUndefined,
         trim_blocks=True,
@@ -38,6 +40,11 @@ def _environment() -> Environment:
         in_unit=fmt.in_unit,
     )
     return env
+
+
+@lru_cache(maxsize=1)
+def _environment() -> Environment:
+    return escaping_environment(PackageLoader("worker.reports", "templates"))
 
 
 def render_html(report: dict[str, Any]) -> str:

@@ -9,12 +9,13 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from jinja2 import Environment, FileSystemLoader
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
 from worker.humanize import human_duration
 from worker.reports import fmt
+from worker.reports.html import escaping_environment
 from worker.ui import charts
 from worker.ui.jsonout import dumps
 
@@ -47,18 +48,8 @@ def _pretty(value: Any) -> str:
 
 @lru_cache(maxsize=1)
 def environment() -> Environment:
-    env = Environment(
-        loader=FileSystemLoader(TEMPLATES),
-        autoescape=True,
-        undefined=StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
+    env = escaping_environment(FileSystemLoader(TEMPLATES))
     env.filters.update(
-        n=fmt.count,
-        usd=fmt.usd,
-        pct=fmt.pct,
-        number=fmt.number,
         when=_when,
         eta=human_duration,
         pretty=_pretty,
