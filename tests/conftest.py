@@ -4,5 +4,4 @@ pytest_plugins = [
     "tests.fixtures.emulator",
     "tests.fixtures.services",
     "tests.fixtures.pipeline",
-    "tests.fixtures.gateway_runs",
 ]

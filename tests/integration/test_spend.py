@@ -13,6 +13,7 @@ from models.attempts import Attempt
 from models.jobs import Job
 from models.vocabulary import JobStatus
 from tests.fixtures.gateway_runs import client_settings, drive, usable_ids
+from tests.fixtures.gateway_runs import world as world  # the fixture, for this module
 from worker.services.enqueue import EnqueueRequest, enqueue
 from worker.services.pipeline import PipelineDeps, process_job
 from worker.services.queries import batch_status

@@ -16,6 +16,7 @@ from models.attempts import Attempt, Result
 from models.jobs import Job
 from models.vocabulary import JobStatus
 from tests.fixtures.gateway_runs import client_settings, drive, usable_ids
+from tests.fixtures.gateway_runs import world as world  # the fixture, for this module
 from worker.errors import InputError
 from worker.gateway import GatewayClient
 from worker.services.enqueue import EnqueueRequest, enqueue
