@@ -6,7 +6,7 @@
     .venv/bin/python scripts/bench.py fair --jobs 500 --keep
 
 Scenarios: limit, small-limit, loaded, makespan, slow-model, misconfigured, fair, overhead,
-scale-out, enqueue (see
+scale-out, enqueue, scale, estimate (see
 docs/benchmarks.md for what each measures and its targets). Every line carries ``targets`` and
 ``pass`` (one boolean per target). Each run uses a fresh Postgres database and a flushed Redis
 db (``--redis-db``), talks only to 127.0.0.1, and cleans up on success, failure or Ctrl-C.
@@ -26,7 +26,7 @@ from collections.abc import Callable
 from typing import Any
 
 # `python scripts/bench.py` puts scripts/ on sys.path, which is where bench_lib lives.
-from bench_lib import limited, others, scale
+from bench_lib import estimating, limited, others, scale
 from bench_lib.infra import EXTRA_ENV, progress, source_version
 
 Runner = Callable[[argparse.Namespace], dict[str, Any]]
@@ -52,6 +52,7 @@ SCENARIOS: dict[str, Runner] = {
     "scale-out": _limited("scale-out"),
     "enqueue": lambda a: others.run_enqueue(a.jobs, a.quick, a.redis_db, a.keep),
     "scale": lambda a: scale.run_scale(a.jobs, a.quick, a.redis_db, a.keep),
+    "estimate": lambda a: estimating.run_estimate(a.jobs, a.quick, a.redis_db, a.keep),
 }
 
 

@@ -7,7 +7,10 @@ answer, and bills only the model that does):
 - **time**: a lane sends at most N per window W (plus the send gate's margin), lanes run in
   parallel, so the batch takes its slowest lane: ``floor((jobs - 1) / N) * (W + margin)`` plus
   one call's latency (and one more for the canary's verdict); an unlimited lane takes
-  ``jobs / concurrency`` latencies. Retries, 429s and re-asks are not foreseen.
+  ``jobs / concurrency`` latencies. Twice: at the configured limits, and at the limits
+  enforced now (a lower limit learned from the gateway's answers). The latency is the median
+  of the model's recent calls when there are some, else an assumption. Retries, 429s and
+  re-asks are not foreseen.
 - **input tokens**: the rendered messages as sent (schema instruction, cache split) at 4
   characters a token plus 3 a message (the usual rule of thumb, which the emulator follows),
   with the transcript's own text in place of the tag;
@@ -29,11 +32,12 @@ from typing import Any
 
 from worker import pricing
 from worker.gateway.types import ModelInfo, Usage
-from worker.ratelimit.config import Limit
+from worker.ratelimit.config import Limit, stricter
 
 REASONING_SPEND = {"low": 256, "medium": 1024, "high": 4096}  # assumed thinking tokens
 AUTO_CACHE_MIN_TOKENS = 1024
 AUTO_CACHE_STEP_TOKENS = 128
+DEFAULT_LATENCY_S = 3.0  # a call's assumed latency when the model has no recent calls
 
 
 @dataclass(frozen=True)
@@ -63,11 +67,15 @@ class LaneEstimate:
     cached_tokens: int = 0
     cache_write_tokens: int = 0
     wall_clock_s: float = 0.0
+    wall_clock_learned_s: float = 0.0
+    latency_s: float = 0.0
+    latency_source: str = "assumed"
     cost_usd: float | None = None
     cache_saved_usd: float | None = None
     global_saved_usd: float | None = None
     global_would_save_usd: float | None = None
     limit: str | None = None
+    learned_limit: str | None = None
     output_source: str = "assumed"
     prefixes: set[str] = field(default_factory=set)
 
@@ -75,7 +83,8 @@ class LaneEstimate:
         out = {k: v for k, v in self.__dict__.items() if k != "prefixes"}
         for key in ("cost_usd", "cache_saved_usd", "global_saved_usd", "global_would_save_usd"):
             out[key] = None if out[key] is None else round(out[key], 6)
-        out["wall_clock_s"] = round(self.wall_clock_s, 1)
+        for key in ("wall_clock_s", "wall_clock_learned_s"):
+            out[key] = round(out[key], 1)
         return out
 
 
@@ -112,7 +121,8 @@ class Inputs:
     reasoning: Mapping[str, Any] | None
     on: date
     margin_s: float = 0.05
-    latency_s: float = 3.0
+    latency: Mapping[str, tuple[float, str]] = field(default_factory=dict)  # model -> (s, source)
+    learned_limits: Mapping[str, Limit | None] = field(default_factory=dict)  # enforced now
     concurrency: int = 64
     prices: pricing.PricingConfig = pricing.DEFAULT_CONFIG
 
@@ -157,9 +167,15 @@ def estimate(inputs: Inputs) -> dict[str, Any]:
     for lane in lanes.values():
         _price_lane(lane, usages, inputs)
         limit = inputs.limits.get(lane.model)
+        now = stricter(limit, inputs.learned_limits.get(lane.model))
         lane.limit = None if limit is None else str(limit)
-        lane.wall_clock_s = lane_time_s(
-            lane.jobs, limit, inputs.margin_s, inputs.latency_s, inputs.concurrency
+        lane.learned_limit = None if now == limit or now is None else str(now)
+        lane.latency_s, lane.latency_source = inputs.latency.get(
+            lane.model, (DEFAULT_LATENCY_S, "assumed")
+        )
+        lane.wall_clock_s, lane.wall_clock_learned_s = (
+            lane_time_s(lane.jobs, at, inputs.margin_s, lane.latency_s, inputs.concurrency)
+            for at in (limit, now)
         )
     return _total([lanes[m] for m in sorted(lanes)])
 
@@ -204,6 +220,9 @@ def _total(lanes: list[LaneEstimate]) -> dict[str, Any]:
     return {
         "jobs": sum(lane.jobs for lane in lanes),
         "wall_clock_s": round(max((lane.wall_clock_s for lane in lanes), default=0.0), 1),
+        "wall_clock_learned_s": round(
+            max((lane.wall_clock_learned_s for lane in lanes), default=0.0), 1
+        ),
         "input_tokens": sum(lane.input_tokens for lane in lanes),
         "output_tokens": sum(lane.output_tokens for lane in lanes),
         "cached_tokens": sum(lane.cached_tokens for lane in lanes),

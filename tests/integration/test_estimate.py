@@ -22,8 +22,10 @@ from models.jobs import Batch
 from tests.fixtures.emulator import API_KEY
 from tests.fixtures.gateway_runs import client_settings
 from tests.integration.test_spend import SCHEMA, _run
+from worker.errors import LimiterUnavailable
 from worker.gateway import GatewayClient
 from worker.gateway.transcripts import TranscriptLister
+from worker.ratelimit.config import Limit
 from worker.services.enqueue import EnqueueRequest
 from worker.services.estimating import EstimateCollector, estimate_input
 from worker.services.queries import batch_status
@@ -65,7 +67,11 @@ REQ = EnqueueRequest(
 
 
 def _estimate(
-    gateway: EmulatorProcess, sessions: sessionmaker[Session], ids: list[str]
+    gateway: EmulatorProcess,
+    sessions: sessionmaker[Session],
+    ids: list[str],
+    latency_s: float | None = 0.0,
+    limit_now: Any = None,
 ) -> dict[str, Any]:
     settings, req = _settings_for(gateway), REQ
     with GatewayClient(settings) as client, TranscriptLister(settings) as lister, sessions() as s:
@@ -76,7 +82,8 @@ def _estimate(
             settings=settings,
             get_transcript=lister.get_transcript,
             session=s,
-            latency_s=0.0,
+            latency_s=latency_s,
+            limit_now=limit_now,
             today=date(2026, 12, 7),
         )
 
@@ -109,7 +116,6 @@ def test_an_estimate_matches_the_run_it_predicts_within_ten_percent(world) -> No
             client.list_models,  # type: ignore[arg-type]
             settings=settings,
             get_transcript=lister.get_transcript,
-            session=s,
             today=date(2026, 12, 7),
             latency_s=0.0,
         )
@@ -136,6 +142,34 @@ def test_an_estimate_matches_the_run_it_predicts_within_ten_percent(world) -> No
 
 def _run_ids(world: Any, ids: list[str]) -> tuple[int, list[Any]]:
     return _run(world, TEMPLATE, ids)
+
+
+def test_time_takes_the_models_recent_latency_and_the_limit_enforced_now(world) -> None:
+    gateway, sessions, _ = world
+    ids = _ids(gateway)
+    _, attempts = _run_ids(world, ids[:5])
+    latencies = sorted(a.latency_ms for a in attempts if a.latency_ms is not None)
+    assert len(latencies) == 5
+
+    def learned(model: str, region: str) -> Limit:
+        assert (model, region) == ("claude-sonnet-4-6", "us")
+        return Limit(6, 6.0)  # the gateway answered with a tenth of the configured 60/6s
+
+    out = _estimate(gateway, sessions, ids[:61], latency_s=None, limit_now=learned)
+    (lane,) = out["by_model"]
+    assert lane["latency_source"] == "median of recent calls"
+    assert lane["latency_s"] == pytest.approx(latencies[2] / 1000)
+    assert (lane["limit"], lane["learned_limit"]) == ("60/6s", "6/6s")
+    margin_s = _settings_for(gateway).send_margin_ms / 1000
+    assert out["wall_clock_s"] == round(6.0 + margin_s + 2 * lane["latency_s"], 1)
+    assert out["wall_clock_learned_s"] == round(10 * (6.0 + margin_s) + 2 * lane["latency_s"], 1)
+
+    def down(model: str, region: str) -> Limit:
+        raise LimiterUnavailable("rate-limit store: ConnectionError: refused")
+
+    blind = _estimate(gateway, sessions, ids[:61], limit_now=down)
+    assert blind["wall_clock_learned_s"] == blind["wall_clock_s"]
+    assert any("limits learned so far unknown" in a for a in blind["assumptions"])
 
 
 def test_estimate_json_and_enqueue_dry_run_over_the_cli(

@@ -15,6 +15,7 @@ from models.vocabulary import JobStatus
 from tests.fixtures.gateway_runs import client_settings, drive, usable_ids
 from tests.fixtures.gateway_runs import world as world  # the fixture, for this module
 from worker.services.enqueue import EnqueueRequest, enqueue
+from worker.services.estimating import keep_estimate
 from worker.services.pipeline import PipelineDeps, process_job
 from worker.services.queries import batch_status
 
@@ -55,6 +56,9 @@ def _run(
     )
     with sessions.begin() as s:
         batch = enqueue(s, req, ids, client.list_models, estimator=estimator).batch_id
+    if estimator is not None:  # as `tbatch enqueue` does: after the jobs are committed
+        with sessions.begin() as s:
+            keep_estimate(s, batch, estimator)
     deps = PipelineDeps(sessions, client, None, client_settings(gateway.url))
     drive(sessions, deps, batch, rounds=10)
     with sessions() as s:

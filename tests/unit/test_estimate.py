@@ -37,7 +37,7 @@ def _inputs(shapes: list[est.JobShape], **kw: object) -> est.Inputs:
         "reasoning": None,
         "on": date(2026, 12, 7),
         "margin_s": 0.05,
-        "latency_s": 2.0,
+        "latency": {CLAUDE.id: (2.0, "median of recent calls")},
     }
     return est.Inputs(**{**fields, **kw})  # type: ignore[arg-type]
 
@@ -72,3 +72,63 @@ def test_schema_guess_grows_with_the_schema() -> None:
     flat = {"type": "object", "properties": {"a": {"type": "string"}}}
     listy = {"type": "object", "properties": {"a": {"type": "array", "items": {"type": "string"}}}}
     assert est.schema_output_guess(flat) < est.schema_output_guess(listy)
+
+
+def test_a_lower_learned_limit_gives_a_second_longer_time() -> None:
+    shapes = [_shape()] * 301
+    plain = est.estimate(_inputs(shapes))
+    learned = est.estimate(_inputs(shapes, learned_limits={CLAUDE.id: Limit(15, 60.0)}))
+    lane = learned["by_model"][0]
+    # 300 / 30 windows then 300 / 15 windows of 60.05 s, each plus two 2-s latencies.
+    assert plain["wall_clock_s"] == plain["wall_clock_learned_s"] == round(10 * 60.05 + 4, 1)
+    assert lane["limit"] == "30/60s" and lane["learned_limit"] == "15/60s"
+    assert learned["wall_clock_s"] == plain["wall_clock_s"]
+    assert learned["wall_clock_learned_s"] == round(20 * 60.05 + 4, 1)
+    # A learned limit higher than the configured one is not enforced: nothing changes.
+    higher = est.estimate(_inputs(shapes, learned_limits={CLAUDE.id: Limit(60, 60.0)}))
+    assert higher["by_model"][0]["learned_limit"] is None
+    assert higher["wall_clock_learned_s"] == plain["wall_clock_s"]
+
+
+def test_a_model_without_recent_calls_takes_the_assumed_latency() -> None:
+    out = est.estimate(_inputs([_shape("odd", marked=False)] * 3, limits={"odd": None}))
+    lane = out["by_model"][0]
+    assert (lane["latency_s"], lane["latency_source"]) == (est.DEFAULT_LATENCY_S, "assumed")
+    # Unlimited: three calls side by side take one latency.
+    assert lane["wall_clock_s"] == est.DEFAULT_LATENCY_S
+
+
+class _Found:
+    def __init__(self, text: str | None = None, audio_duration: float | None = None) -> None:
+        self.text, self.audio_duration = text, audio_duration
+
+
+def test_transcript_sizes_state_the_sample_means_error() -> None:
+    from worker.services.estimating import TranscriptSizes
+
+    texts = {f"t{i}": "x" * (1000 * (1 + i % 7)) for i in range(400)}
+    sizes = TranscriptSizes(lambda tid: _Found(texts[tid]), sample=100)
+    sizes.measure(list(texts))
+    assert len(sizes.sizes) == 100 and sizes.of == 400
+    margin = sizes.margin()
+    assert margin is not None and 0.05 < margin < 0.15  # sd/mean 0.5, 100 of 400
+    assert "100 of 400 measured" in sizes.describe() and "at 95%" in sizes.describe()
+    whole = TranscriptSizes(lambda tid: _Found(audio_duration=60), sample=400)
+    whole.measure(list(texts)[:30])
+    assert whole.margin() == 0.0 and whole.chars("t1") == 900  # 60 s at 15 characters
+
+
+def test_a_failing_transcript_api_ends_the_sample_after_one_round() -> None:
+    from worker.errors import ConnectionFailed
+    from worker.services.estimating import FETCH_THREADS, TranscriptSizes
+
+    calls: list[str] = []
+
+    def down(tid: str) -> _Found:
+        calls.append(tid)
+        raise ConnectionFailed("transcript API unreachable")
+
+    sizes = TranscriptSizes(down, sample=200)
+    sizes.measure([f"t{i}" for i in range(1000)])
+    assert len(calls) == FETCH_THREADS and sizes.sizes == {}
+    assert sizes.margin() is None and sizes.chars("t1") > 0  # the stated assumption

@@ -32,11 +32,13 @@ def render(result: dict[str, Any]) -> None:
 
     table = Table("model", "jobs", "limit", "time", "input tok", "output tok", "cached tok", "cost")
     for lane in result["by_model"]:
+        learned = lane["learned_limit"]
         table.add_row(
             lane["model"],
             str(lane["jobs"]),
-            lane["limit"] or "off",
-            _duration(lane["wall_clock_s"]),
+            (lane["limit"] or "off") + (f" (learned {learned})" if learned else ""),
+            _duration(lane["wall_clock_s"])
+            + (f" ({_duration(lane['wall_clock_learned_s'])} learned)" if learned else ""),
             f"{lane['input_tokens']:,}",
             f"{lane['output_tokens']:,} ({lane['output_source']})",
             f"{lane['cached_tokens']:,}",
@@ -46,7 +48,13 @@ def render(result: dict[str, Any]) -> None:
     console.print(table)
     console.print(
         f"total: {result['jobs']} jobs, about {_duration(result['wall_clock_s'])} at the "
-        f"configured limits, {result['input_tokens']:,} input / {result['output_tokens']:,} "
+        "configured limits"
+        + (
+            f" ({_duration(result['wall_clock_learned_s'])} at the limits learned so far)"
+            if result["wall_clock_learned_s"] != result["wall_clock_s"]
+            else ""
+        )
+        + f", {result['input_tokens']:,} input / {result['output_tokens']:,} "
         f"output tokens, {_money(result['cost_usd'])}"
     )
     console.print(
@@ -108,6 +116,7 @@ def _callback(**options: Any) -> None:
             session=session,
             sample=options["sample"],
             latency_s=options["latency_s"],
+            limit_now=runtime.limiter.limit,
             today=utcnow().date(),
         )
         session.rollback()  # nothing is stored
@@ -123,7 +132,8 @@ estimate_command = click.Command(
     help=(
         "Estimate what enqueueing this input would take and cost (stores nothing).\n\n"
         "Takes enqueue's options and validates exactly as enqueue does; prints per model and "
-        "in total: jobs, wall-clock time at the configured limits, input/output tokens, "
+        "in total: jobs, wall-clock time at the configured limits and at the limits learned "
+        "so far, input/output tokens, "
         "cost, and what caching and global routing save."
     ),
     short_help="Estimate what enqueueing this input would take and cost (stores nothing).",
@@ -139,16 +149,15 @@ estimate_command = click.Command(
         click.Option(
             ["--sample"],
             type=click.IntRange(min=0),
-            default=50,
+            default=200,
             show_default=True,
             help="transcripts whose size is read from the transcript API (0: assume)",
         ),
         click.Option(
             ["--latency-s"],
             type=click.FloatRange(min=0),
-            default=3.0,
-            show_default=True,
-            help="assumed seconds per call",
+            default=None,
+            help="seconds per call (default: the median of the model's recent calls, else 3)",
         ),
     ],
 )

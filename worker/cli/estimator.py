@@ -15,8 +15,8 @@ def transcript_lister(settings: Any) -> Any:
     return TranscriptLister(settings) if settings.api_key is not None else None
 
 
-def enqueue_estimator(req: Any, session: Any) -> Any:
-    """The estimate ``tbatch enqueue`` keeps on a new batch (a sample of 20 transcripts)."""
+def enqueue_estimator(req: Any) -> Any:
+    """The estimate ``tbatch enqueue`` keeps on a new batch (a sample of 50 transcripts)."""
     from models.base import utcnow
     from worker.runtime import get_runtime
     from worker.services.estimating import EstimateCollector
@@ -31,7 +31,6 @@ def enqueue_estimator(req: Any, session: Any) -> Any:
         get_transcript=None
         if lister is None
         else (lambda t: lister.get_transcript(t, region=region)),
-        session=session,
         today=utcnow().date(),
-        sample=20,
+        sample=50,
     )

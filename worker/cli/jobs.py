@@ -141,6 +141,7 @@ def enqueue_command(
         canary_jobs=get_runtime().settings.canary_calls,
     )
     gateway = get_runtime().gateway
+    collector = enqueue_estimator(req)
     with _open_transcripts(transcripts_path) as lines, db() as session:
         out = enqueue(
             session,
@@ -148,7 +149,7 @@ def enqueue_command(
             lines,
             catalog=lambda r: gateway.list_models(cast(Region, r)),
             default_max_tokens=get_runtime().settings.default_max_tokens,
-            estimator=enqueue_estimator(req, session),
+            estimator=collector,
         )
     for note in out.notes:
         say(f"note: {note}")
@@ -157,6 +158,24 @@ def enqueue_command(
     else:
         say(f"batch {out.batch_id}: {out.jobs} jobs ({out.new} new)")
         click.echo(out.batch_id)  # stdout is the id alone: B=$(tbatch enqueue ...)
+    if batch_id is None:
+        keep_estimate(out.batch_id, collector)
+
+
+def keep_estimate(batch_id: int, collector: Any) -> None:
+    """The new batch's estimate, once its jobs are committed and may already run. The batch
+    is stored and its id printed whatever happens here, so a failure is a warning, not an
+    exit status a script would take for a failed enqueue."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from worker.errors import TbatchError
+    from worker.services.estimating import keep_estimate as store
+
+    try:
+        with db() as session:
+            store(session, batch_id, collector)
+    except (TbatchError, SQLAlchemyError) as exc:
+        say(f"warning: batch {batch_id} is stored, but no estimate was kept: {type(exc).__name__}")
 
 
 def _open_transcripts(path: str) -> AbstractContextManager[IO[str]]:

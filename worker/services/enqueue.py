@@ -74,8 +74,6 @@ class EnqueueRequest:
 class RowSink(Protocol):
     def add(self, row: Mapping[str, Any]) -> None: ...
 
-    def finish(self) -> dict[str, Any]: ...
-
 
 @dataclass(frozen=True)
 class EnqueueOutcome:
@@ -218,8 +216,11 @@ def enqueue(
     estimator: RowSink | None = None,
 ) -> EnqueueOutcome:
     """Validate and store; raises InputError (nothing stored) on the first bad input.
-    ``estimator`` (``estimating.EstimateCollector``) sees every stored row; a new batch keeps
-    its estimate, which ``tbatch status`` sets against the actual once the batch is final."""
+    ``estimator`` (``estimating.EstimateCollector``) sees every stored row; the caller keeps
+    its estimate on a new batch once this is committed (``estimating.keep_estimate``: sampling
+    transcript sizes takes seconds, which must not sit between the jobs' ``created_at`` and
+    their commit, where the run's clock starts), and ``tbatch status`` sets it against the
+    actual once the batch is final."""
     checked = validate(req, lines, catalog, default_max_tokens=default_max_tokens, today=today)
     batch_id = _batch(session, req)
     template_id = _stored_id(session, Template, template_hash(req.template_text), req.template_text)
@@ -240,10 +241,6 @@ def enqueue(
             if estimator is not None:
                 estimator.add(row)
         new = writer.flush()
-        if estimator is not None and req.batch_id is None:
-            batch = session.get(Batch, batch_id)
-            assert batch is not None
-            batch.estimate = estimator.finish()
     except InputError:
         session.rollback()
         raise

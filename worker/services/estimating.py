@@ -3,7 +3,10 @@
 
 The I/O lives here: the catalog of the batch's region, a sample of the transcripts' sizes from
 the transcript API (``GET /v2/transcript/{id}``: its text's length, else ``audio_duration``),
-and the output sizes of earlier answers with the same schema and model (Postgres).
+the output sizes of earlier answers with the same schema and model and the latency of the
+model's recent calls (Postgres), and the limits the send gate enforces now (a lower limit
+learned from the gateway, from the shared limiter; an unreachable limiter is an assumption,
+not an error: an estimate must not fail for want of Redis).
 """
 
 from __future__ import annotations
@@ -11,8 +14,10 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import statistics
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, cast
@@ -22,16 +27,16 @@ from sqlalchemy.orm import Session
 
 from models.attempts import Attempt
 from models.content import Schema
-from models.jobs import Job
+from models.jobs import Batch, Job
 from models.vocabulary import AttemptOutcome
 from worker import estimate as est
 from worker.caching import CachePolicy, prefix_text
-from worker.errors import GatewayError
+from worker.errors import GatewayError, LimiterUnavailable, NotFoundError
 from worker.gateway.types import TRANSCRIPT_TAG, ModelInfo, Region
 from worker.output import schema_hash
 from worker.pricing import PricingConfig
 from worker.prompts import compile_template, render_prompt
-from worker.ratelimit.config import RateLimitConfig
+from worker.ratelimit.config import Limit, RateLimitConfig
 from worker.services.enqueue import EnqueueRequest, validate
 from worker.services.job_input import Catalog
 from worker.services.requests import build_request
@@ -46,34 +51,59 @@ CHARS_PER_AUDIO_S = 15.0
 ASSUMED_TRANSCRIPT_CHARS = int(8 * 60 * CHARS_PER_AUDIO_S)
 TOKENS_PER_MESSAGE = 3
 MAX_SHAPES = 200
+FETCH_THREADS = 8  # transcript API calls at once while sampling sizes
+LATENCY_SAMPLE = 200  # recent calls whose median latency a lane's estimate takes
+
+LimitNow = Callable[[str, str], Limit | None]  # (model, region) -> the limit enforced now
 
 
 class TranscriptSizes:
-    """Characters per transcript from a sample of the transcript API (``get`` fetches one)."""
+    """Characters per transcript from a sample of the transcript API (``get`` fetches one),
+    fetched ``FETCH_THREADS`` at a time: a sample big enough to trust (call lengths vary
+    about as much as their mean) must not take a minute."""
 
     def __init__(self, get: Callable[[str], Any] | None, sample: int) -> None:
         self._get = get
         self._sample = sample
         self.sizes: dict[str, int] = {}
         self.source = "assumed"
+        self.of = 0  # distinct transcripts of the input
 
     def measure(self, transcript_ids: list[str]) -> None:
+        self.of = len(transcript_ids)
         if self._get is None or self._sample <= 0 or not transcript_ids:
             return
         step = max(1, len(transcript_ids) // self._sample)
-        for tid in transcript_ids[::step][: self._sample]:
-            try:
-                found = self._get(tid)
-            except GatewayError as exc:
-                # One failure (no key, API down) ends the sample: the rest would wait as long.
-                log.warning("estimate.transcript_unavailable", extra={"error": str(exc)})
-                break
-            if isinstance(found.text, str):
-                self.sizes[tid] = len(found.text)
-            elif isinstance(found.audio_duration, int | float):
-                self.sizes[tid] = int(found.audio_duration * CHARS_PER_AUDIO_S)
+        chosen = transcript_ids[::step][: self._sample]
+        with ThreadPoolExecutor(FETCH_THREADS) as pool:
+            for start in range(0, len(chosen), FETCH_THREADS):
+                ids = chosen[start : start + FETCH_THREADS]
+                if not self._take(ids, pool.map(self._fetch, ids)):
+                    break
         if self.sizes:
             self.source = f"transcript API, {len(self.sizes)} of {len(transcript_ids)} measured"
+
+    def _fetch(self, transcript_id: str) -> Any:
+        assert self._get is not None
+        try:
+            return self._get(transcript_id)
+        except GatewayError as exc:
+            return exc
+
+    def _take(self, ids: list[str], found: Iterable[Any]) -> bool:
+        """Keeps a round's sizes; False after a failure (no key, API down): the rest of the
+        sample would fail as slowly."""
+        failed = None
+        for tid, one in zip(ids, found, strict=True):
+            if isinstance(one, GatewayError):
+                failed = one
+            elif isinstance(one.text, str):
+                self.sizes[tid] = len(one.text)
+            elif isinstance(one.audio_duration, int | float):
+                self.sizes[tid] = int(one.audio_duration * CHARS_PER_AUDIO_S)
+        if failed is not None:
+            log.warning("estimate.transcript_unavailable", extra={"error": str(failed)})
+        return failed is None
 
     def chars(self, transcript_id: str) -> int:
         if transcript_id in self.sizes:
@@ -81,6 +111,26 @@ class TranscriptSizes:
         if self.sizes:
             return int(sum(self.sizes.values()) / len(self.sizes))
         return ASSUMED_TRANSCRIPT_CHARS
+
+    def margin(self) -> float | None:
+        """The sample mean's relative error at 95% (finite population: 0 when every
+        transcript was measured), or None with fewer than two measured."""
+        n, total = len(self.sizes), self.of
+        if n < 2 or total < 1:
+            return None
+        mean = statistics.fmean(self.sizes.values())
+        if n >= total or mean <= 0:
+            return 0.0
+        spread = statistics.stdev(self.sizes.values()) / mean / math.sqrt(n)
+        return round(1.96 * spread * math.sqrt((total - n) / max(1, total - 1)), 4)
+
+    def describe(self) -> str:
+        if not self.sizes:
+            return f"transcripts: {self.source} ({ASSUMED_TRANSCRIPT_CHARS} characters each)"
+        mean = statistics.fmean(self.sizes.values())
+        margin = self.margin()
+        spread = "" if margin is None else f", \u00b1{margin:.0%} at 95%"
+        return f"transcripts: {self.source} (mean {mean:,.0f} characters{spread})"
 
 
 def learned_output_tokens(session: Session | None, schema: Any, model: str) -> int | None:
@@ -105,6 +155,42 @@ def learned_output_tokens(session: Session | None, schema: Any, model: str) -> i
     visible = recent.c.output_tokens - func.coalesce(recent.c.reasoning_tokens, 0)
     average = session.scalar(select(func.avg(visible)))
     return None if average is None else round(float(average))
+
+
+def learned_latency_s(session: Session | None, model: str) -> float | None:
+    """The median latency of the model's last ``LATENCY_SAMPLE`` answered calls (any batch:
+    latency is the model's, not the schema's), or None when it has none. The median, since
+    one timeout would drag a mean far from what most calls take."""
+    if session is None:
+        return None
+    rows = session.scalars(
+        select(Attempt.latency_ms)
+        .where(
+            Attempt.model_answered == model,
+            Attempt.outcome.in_([AttemptOutcome.OK, AttemptOutcome.REPAIRED]),
+            Attempt.latency_ms.is_not(None),
+        )
+        .order_by(Attempt.id.desc())
+        .limit(LATENCY_SAMPLE)
+    ).all()
+    values = sorted(float(v) for v in rows if v is not None)
+    if not values:
+        return None
+    middle = len(values) // 2
+    median = values[middle] if len(values) % 2 else (values[middle - 1] + values[middle]) / 2
+    return median / 1000
+
+
+def limits_now(
+    models: Iterable[str], region: str, limit_now: LimitNow | None
+) -> tuple[dict[str, Limit | None], str | None]:
+    """The limit the send gate enforces now per model, and a note when it cannot be read."""
+    if limit_now is None:
+        return {}, None
+    try:
+        return {m: limit_now(m, region) for m in models}, None
+    except LimiterUnavailable as exc:
+        return {}, f"limits learned so far unknown ({exc}): the configured ones are used"
 
 
 @dataclass(frozen=True)
@@ -182,16 +268,18 @@ class EstimateCollector:
         *,
         settings: Settings,
         get_transcript: Callable[[str], Any] | None,
-        session: Session | None,
         today: date,
-        sample: int = 50,
-        latency_s: float = 3.0,
+        sample: int = 200,
+        latency_s: float | None = None,
+        limit_now: LimitNow | None = None,
     ) -> None:
-        self._req, self._settings, self._session = req, settings, session
+        """``latency_s`` None: each model's recent median (``learned_latency_s``), else
+        ``estimate.DEFAULT_LATENCY_S``; ``limit_now``: the limiter's enforced limit."""
+        self._req, self._settings = req, settings
         self._catalog = cast(Mapping[str, ModelInfo], catalog(cast(Region, req.region)))
         self._template = compile_template(req.template_text, source=req.template_source)
         self._sizes = TranscriptSizes(get_transcript, sample)
-        self._today, self._latency_s = today, latency_s
+        self._today, self._latency_s, self._limit_now = today, latency_s, limit_now
         self._shapes: dict[str, _Shape] = {}
         self._jobs: list[tuple[str, str, str]] = []  # (shape key, model, transcript id)
         self._first: dict[str, str] = {}  # model -> its first shape's key
@@ -212,7 +300,9 @@ class EstimateCollector:
                 self._first.setdefault(model, key)
         self._jobs.append((key, model, row["transcript_id"]))
 
-    def finish(self) -> dict[str, Any]:
+    def finish(self, session: Session | None) -> dict[str, Any]:
+        """The estimate; ``session`` reads earlier answers' sizes and latencies (None: the
+        stated assumptions)."""
         req, settings, jobs, sizes = self._req, self._settings, self._jobs, self._sizes
         sizes.measure(list(dict.fromkeys(tid for _, _, tid in jobs)))
         groups: Counter[tuple[str, str, int]] = Counter(
@@ -224,13 +314,15 @@ class EstimateCollector:
         ]
         outputs: dict[str, tuple[int, str]] = {}
         for model in dict.fromkeys(model for _, model, _ in jobs):
-            learned = learned_output_tokens(self._session, req.schema, model)
+            learned = learned_output_tokens(session, req.schema, model)
             outputs[model] = (
                 (learned, "learned from earlier answers")
                 if learned is not None
                 else (est.schema_output_guess(req.schema), "guessed from the schema")
             )
         limits = RateLimitConfig.from_settings(settings)
+        enforced, limiter_note = limits_now(outputs, req.region, self._limit_now)
+        latency = {model: self._latency(model, session) for model in outputs}
         result = est.estimate(
             est.Inputs(
                 shapes=shaped,
@@ -240,20 +332,36 @@ class EstimateCollector:
                 reasoning=req.reasoning,
                 on=self._today,
                 margin_s=settings.send_margin_ms / 1000,
-                latency_s=self._latency_s,
+                latency=latency,
+                learned_limits=enforced,
                 concurrency=settings.worker_concurrency,
                 prices=PricingConfig.build(settings.cache_rates, settings.region_surcharge),
             )
         )
-        result["transcripts"] = {"source": sizes.source, "measured": len(sizes.sizes)}
+        result["transcripts"] = {
+            "source": sizes.source,
+            "measured": len(sizes.sizes),
+            "of": sizes.of,
+            "size_margin": sizes.margin(),
+        }
         result["assumptions"] = [
             "the primary model answers every job (no fallback, retry or re-ask)",
-            f"transcripts: {sizes.source}"
-            + ("" if sizes.sizes else f" ({ASSUMED_TRANSCRIPT_CHARS} characters each)"),
+            sizes.describe(),
             "tokens: 4 characters each plus 3 per message",
-            f"latency {self._latency_s:g} s per call; the batch runs within the cache lifetime",
+            "latency per call: "
+            + ", ".join(f"{m} {s:.2f} s ({source})" for m, (s, source) in latency.items())
+            + "; the batch runs within the cache lifetime",
+            *([limiter_note] if limiter_note else []),
         ]
         return result
+
+    def _latency(self, model: str, session: Session | None) -> tuple[float, str]:
+        if self._latency_s is not None:
+            return self._latency_s, "given"
+        learned = learned_latency_s(session, model)
+        if learned is not None:
+            return learned, "median of recent calls"
+        return est.DEFAULT_LATENCY_S, "assumed"
 
 
 def estimate_input(
@@ -264,8 +372,9 @@ def estimate_input(
     settings: Settings,
     get_transcript: Callable[[str], Any] | None,
     session: Session | None,
-    sample: int = 50,
-    latency_s: float = 3.0,
+    sample: int = 200,
+    latency_s: float | None = None,
+    limit_now: LimitNow | None = None,
     today: date,
 ) -> dict[str, Any]:
     """The estimate of what enqueueing ``lines`` would run; InputError as enqueue would."""
@@ -277,11 +386,20 @@ def estimate_input(
         catalog,
         settings=settings,
         get_transcript=get_transcript,
-        session=session,
         today=today,
         sample=sample,
         latency_s=latency_s,
+        limit_now=limit_now,
     )
     for row in checked.rows:
         collector.add(row)
-    return collector.finish()
+    return collector.finish(session)
+
+
+def keep_estimate(session: Session, batch_id: int, collector: EstimateCollector) -> None:
+    """Store a new batch's estimate, after its jobs were committed (``enqueue``'s docstring
+    says why); ``tbatch status`` compares it with the run once the batch is final."""
+    batch = session.get(Batch, batch_id)
+    if batch is None:
+        raise NotFoundError(f"unknown batch {batch_id}")
+    batch.estimate = collector.finish(session)
