@@ -8,8 +8,9 @@ answer, and bills only the model that does):
   parallel, so the batch takes its slowest lane: ``floor((jobs - 1) / N) * (W + margin)`` plus
   one call's latency (and one more for the canary's verdict); an unlimited lane takes
   ``jobs / concurrency`` latencies. Twice: at the configured limits, and at the limits
-  enforced now (a lower limit learned from the gateway's answers). The latency is the median
-  of the model's recent calls when there are some, else an assumption. Retries, 429s and
+  enforced now (a lower limit learned from the gateway's answers). The latency is the 90th
+  percentile of the model's recent calls (each of the two is the slowest of several calls)
+  when there are some, else an assumption. Retries, 429s and
   re-asks are not foreseen.
 - **input tokens**: the rendered messages as sent (schema instruction, cache split) at 4
   characters a token plus 3 a message (the usual rule of thumb, which the emulator follows),

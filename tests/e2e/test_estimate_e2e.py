@@ -82,7 +82,7 @@ def test_an_estimate_matches_the_run_within_ten_percent_on_time_and_cost(
     target = ids[8:89]
     predicted = _estimate(env, tmp, target)
     (lane,) = predicted["by_model"]
-    assert lane["latency_source"] == "median of recent calls"
+    assert lane["latency_source"] == "p90 of recent calls"
     assert lane["output_source"] == "learned from earlier answers"
     assert predicted["transcripts"]["measured"] == len(target) == 81
     batch = enqueue_cli(env, tmp, target, "--model", MODEL)["batch_id"]

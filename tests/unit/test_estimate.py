@@ -37,7 +37,7 @@ def _inputs(shapes: list[est.JobShape], **kw: object) -> est.Inputs:
         "reasoning": None,
         "on": date(2026, 12, 7),
         "margin_s": 0.05,
-        "latency": {CLAUDE.id: (2.0, "median of recent calls")},
+        "latency": {CLAUDE.id: (2.0, "p90 of recent calls")},
     }
     return est.Inputs(**{**fields, **kw})  # type: ignore[arg-type]
 

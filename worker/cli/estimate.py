@@ -157,7 +157,7 @@ estimate_command = click.Command(
             ["--latency-s"],
             type=click.FloatRange(min=0),
             default=None,
-            help="seconds per call (default: the median of the model's recent calls, else 3)",
+            help="seconds per call (default: the model's recent calls' 90th percentile, else 3)",
         ),
     ],
 )

@@ -158,9 +158,11 @@ def learned_output_tokens(session: Session | None, schema: Any, model: str) -> i
 
 
 def learned_latency_s(session: Session | None, model: str) -> float | None:
-    """The median latency of the model's last ``LATENCY_SAMPLE`` answered calls (any batch:
-    latency is the model's, not the schema's), or None when it has none. The median, since
-    one timeout would drag a mean far from what most calls take."""
+    """The 90th percentile latency of the model's last ``LATENCY_SAMPLE`` answered calls (any
+    batch: latency is the model's, not the schema's), or None when it has none. A high
+    percentile, not the median: the two latencies a run adds to its windows are each the
+    slowest of several calls (the canary's verdict waits for its slowest call; the batch ends
+    with the slowest call of its last window)."""
     if session is None:
         return None
     rows = session.scalars(
@@ -173,12 +175,11 @@ def learned_latency_s(session: Session | None, model: str) -> float | None:
         .order_by(Attempt.id.desc())
         .limit(LATENCY_SAMPLE)
     ).all()
-    values = sorted(float(v) for v in rows if v is not None)
+    values = [float(v) for v in rows if v is not None]
     if not values:
         return None
-    middle = len(values) // 2
-    median = values[middle] if len(values) % 2 else (values[middle - 1] + values[middle]) / 2
-    return median / 1000
+    p90 = statistics.quantiles(values, n=10)[-1] if len(values) > 1 else values[0]
+    return p90 / 1000
 
 
 def limits_now(
@@ -360,7 +361,7 @@ class EstimateCollector:
             return self._latency_s, "given"
         learned = learned_latency_s(session, model)
         if learned is not None:
-            return learned, "median of recent calls"
+            return learned, "p90 of recent calls"
         return est.DEFAULT_LATENCY_S, "assumed"
 
 
