@@ -129,7 +129,7 @@ class TranscriptSizes:
             return f"transcripts: {self.source} ({ASSUMED_TRANSCRIPT_CHARS} characters each)"
         mean = statistics.fmean(self.sizes.values())
         margin = self.margin()
-        spread = "" if margin is None else f", \u00b1{margin:.0%} at 95%"
+        spread = "" if not margin else f", \u00b1{margin:.0%} at 95%"
         return f"transcripts: {self.source} (mean {mean:,.0f} characters{spread})"
 
 
