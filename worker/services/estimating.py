@@ -52,7 +52,7 @@ ASSUMED_TRANSCRIPT_CHARS = int(8 * 60 * CHARS_PER_AUDIO_S)
 TOKENS_PER_MESSAGE = 3
 MAX_SHAPES = 200
 FETCH_THREADS = 8  # transcript API calls at once while sampling sizes
-LATENCY_SAMPLE = 200  # recent calls whose median latency a lane's estimate takes
+LATENCY_SAMPLE = 200  # recent calls whose 90th percentile latency a lane's estimate takes
 
 LimitNow = Callable[[str, str], Limit | None]  # (model, region) -> the limit enforced now
 
