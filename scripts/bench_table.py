@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-TIMES = "\N{MULTIPLICATION SIGN}"  # as the docs write "0 × 429"
+TIMES = "\N{MULTIPLICATION SIGN}"  # the docs write "0 <times> 429"
 LIMITED = ("limit", "small-limit", "loaded", "slow-model", "scale-out")
 
 
@@ -22,12 +22,13 @@ def _per_model(values: dict[str, Any]) -> str:
 
 def _limited(r: dict[str, Any]) -> str:
     send = r["send_to_arrival_ms"]
+    arrivals = max(r["max_in_any_window"].values())
+    sends = max(r["gate_max_in_any_window"].values())
     return (
-        f"utilization {_per_model(r['utilization'])}; {r['http_429']} {TIMES} 429; most arrivals in "
-        f"any window (emulator) {max(r['max_in_any_window'].values())}, most sends (gate log) "
-        f"{max(r['gate_max_in_any_window'].values())}; send→arrival p99 {send['p99']} ms, max "
-        f"{send['max']} ms; deferred {sum(r['deferred_sends'].values())}; worker CPU "
-        f"{r['worker_cpu_ms_per_job']} ms/job"
+        f"utilization {_per_model(r['utilization'])}; {r['http_429']} {TIMES} 429; most "
+        f"arrivals in any window (emulator) {arrivals}, most sends (gate log) {sends}; "
+        f"send→arrival p99 {send['p99']} ms, max {send['max']} ms; deferred "
+        f"{sum(r['deferred_sends'].values())}; worker CPU {r['worker_cpu_ms_per_job']} ms/job"
     )
 
 
@@ -42,8 +43,8 @@ def _makespan(r: dict[str, Any]) -> str:
 
 def _misconfigured(r: dict[str, Any]) -> str:
     return (
-        f"{r['failed_jobs']} failed; {r['http_429']} {TIMES} 429; utilization of the real limit after "
-        f"learning {_per_model(r['utilization_after_learned'])}"
+        f"{r['failed_jobs']} failed; {r['http_429']} {TIMES} 429; utilization of the real "
+        f"limit after learning {_per_model(r['utilization_after_learned'])}"
     )
 
 
