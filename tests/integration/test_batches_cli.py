@@ -46,7 +46,9 @@ def _rows(sessions: sessionmaker[Session]) -> list[dict[str, Any]]:
                 .join(Job, Job.id == Attempt.job_id)
                 .where(Job.batch_id == batch_id)
             )
-            out.append({"batch_id": batch_id, "name": name, "counts": counts, "cost": float(cost)})
+            out.append(
+                {"batch_id": batch_id, "name": name, "counts": counts, "cost": float(cost or 0)}
+            )
     return out
 
 
