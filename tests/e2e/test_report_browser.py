@@ -7,106 +7,17 @@ fail with that message rather than skip, so a missing browser cannot pass unnoti
 from __future__ import annotations
 
 import json
-import re
-import shutil
-import struct
-import subprocess
-import tempfile
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 
 from models.db import make_engine, make_session_factory
+from tests.fixtures.browser import Dom, dump_dom, network_references, screenshot
 from tests.fixtures.reports import EVIL_TOPIC, seed_batch
 from worker.reports import build_report
 
-BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
-INSTALL = "apt-get update && apt-get install -y chromium"
 WINDOW = (1280, 3000)
-URL = re.compile(r"\b(?:https?:)?//", re.IGNORECASE)
-
-
-def chromium() -> str:
-    for name in BROWSERS:
-        path = shutil.which(name)
-        if path:
-            return path
-    pytest.fail(f"headless Chromium is required for this test and was not found; run: {INSTALL}")
-
-
-def run_chromium(*args: str) -> subprocess.CompletedProcess[str]:
-    with tempfile.TemporaryDirectory(prefix="tbatch-chromium-") as profile:
-        return subprocess.run(
-            [
-                chromium(),
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--hide-scrollbars",
-                f"--user-data-dir={profile}",
-                *args,
-            ],
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-
-
-@dataclass
-class Element:
-    tag: str
-    attrs: dict[str, str]
-    text: list[str] = field(default_factory=list)
-
-    @property
-    def content(self) -> str:
-        return " ".join("".join(self.text).split())
-
-
-class Dom(HTMLParser):
-    """Every element with its attributes and the text inside it (nested text included)."""
-
-    def __init__(self, html: str) -> None:
-        super().__init__()
-        self.elements: list[Element] = []
-        self._open: list[Element] = []
-        self.feed(html)
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        element = Element(tag, {k: v or "" for k, v in attrs})
-        self.elements.append(element)
-        if tag not in ("meta", "link", "br", "img", "input", "hr"):
-            self._open.append(element)
-
-    def handle_endtag(self, tag: str) -> None:
-        for index in range(len(self._open) - 1, -1, -1):
-            if self._open[index].tag == tag:
-                del self._open[index:]
-                return
-
-    def handle_data(self, data: str) -> None:
-        for element in self._open:
-            element.text.append(data)
-
-    def find(self, **attrs: str) -> list[Element]:
-        return [
-            e
-            for e in self.elements
-            if all(e.attrs.get(k.rstrip("_").replace("_", "-")) == v for k, v in attrs.items())
-        ]
-
-    def metric(self, name: str) -> Element:
-        found = self.find(data_metric=name)
-        assert len(found) == 1, f"expected one element with data-metric={name!r}, found {found}"
-        return found[0]
 
 
 @pytest.fixture(scope="module")
@@ -141,10 +52,7 @@ def report_html(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> 
 
 @pytest.fixture(scope="module")
 def dom(report_html: Path) -> Dom:
-    proc = run_chromium("--dump-dom", report_html.as_uri())
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "<html" in proc.stdout, f"no DOM from Chromium: {proc.stderr[-2000:]}"
-    return Dom(proc.stdout)
+    return dump_dom(report_html.as_uri())
 
 
 def test_headings_a_team_lead_understands(dom: Dom) -> None:
@@ -203,22 +111,8 @@ def test_charts_are_inline_svg_and_nothing_references_the_network(dom: Dom) -> N
         e.attrs.get("class") for e in charts
     }
     assert len(dom.find(class_="bin")) >= 10 and len(dom.find(class_="bar")) >= 12
-    for element in dom.elements:
-        for name, value in element.attrs.items():
-            if name in ("src", "href", "xlink:href", "action", "poster", "data", "style", "xmlns"):
-                assert not URL.search(value), f"<{element.tag} {name}={value!r}>"
-    styles = " ".join(e.content for e in dom.elements if e.tag == "style")
-    assert "url(" not in styles and "@import" not in styles
+    assert network_references(dom) == []
 
 
 def test_screenshot_is_a_real_rendered_page(report_html: Path, tmp_path: Path) -> None:
-    shot = tmp_path / "report.png"
-    width, height = WINDOW
-    proc = run_chromium(
-        f"--window-size={width},{height}", f"--screenshot={shot}", report_html.as_uri()
-    )
-    assert proc.returncode == 0 and shot.exists(), proc.stderr[-2000:]
-    data = shot.read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n"
-    assert struct.unpack(">II", data[16:24]) == WINDOW
-    assert len(data) > 60_000, f"screenshot is only {len(data)} bytes: a blank page?"
+    screenshot(report_html.as_uri(), tmp_path / "report.png", WINDOW, min_bytes=60_000)

@@ -22,6 +22,8 @@ STATE_COLOURS = {
     "queued": "#5a9bd4",
     "pending": "#d9dee5",
 }
+#: The widest a minute's bar gets (px), however few minutes there are.
+MAX_SLOT = 28.0
 
 
 def progress_bar(counts: Mapping[str, int], *, metric: str, width: int = 260) -> Markup:
@@ -65,7 +67,9 @@ def minute_chart(
     plot_h = base_y - top_pad
     peak = max((int(m["calls"]) for m in minutes), default=0)
     top = max(peak, limit_per_min or 0, 1)
-    slot = (width - left - right) / max(len(minutes), 1)
+    # A bar per minute, but never wider than MAX_SLOT: a batch of a few minutes shows a few
+    # bars at the left rather than one block across the chart.
+    slot = min((width - left - right) / max(len(minutes), 1), MAX_SLOT)
     marks: list[Markup] = [
         _tag("line", x1=left, y1=base_y, x2=width - right, y2=base_y, class_="axis"),
         _tag("text", fmt.count(top), x=left - 6, y=top_pad + 4, text_anchor="end", class_="tick"),
