@@ -132,3 +132,18 @@ def test_a_failing_transcript_api_ends_the_sample_after_one_round() -> None:
     sizes.measure([f"t{i}" for i in range(1000)])
     assert len(calls) == FETCH_THREADS and sizes.sizes == {}
     assert sizes.margin() is None and sizes.chars("t1") > 0  # the stated assumption
+
+
+def test_a_transcript_not_found_is_counted_and_does_not_end_the_sample() -> None:
+    from worker.errors import TranscriptNotFound
+    from worker.services.estimating import TranscriptSizes
+
+    def get(tid: str) -> _Found:
+        if tid.endswith("0"):
+            raise TranscriptNotFound("transcript deleted", status=404)
+        return _Found("x" * 500)
+
+    sizes = TranscriptSizes(get, sample=100)
+    sizes.measure([f"t{i}" for i in range(100)])
+    assert len(sizes.missing) == 10 and len(sizes.sizes) == 90  # every round went on
+    assert "10 of those sampled not found" in sizes.describe()

@@ -111,7 +111,10 @@ class TranscriptLister(PooledHttp):
             raise error_from_transport(exc, model=None, secret=key) from None
         if not response.is_success:
             error: GatewayError = error_from_response(response, model=None, secret=key)
-            log.warning(
+            # A 404 is an answer about one transcript (deleted, never made), which the caller
+            # reports in its own words; anything else is the API's problem, worth a warning.
+            log.log(
+                logging.INFO if response.status_code == 404 else logging.WARNING,
                 "transcripts.call",
                 extra={
                     "event": "transcripts.call",

@@ -31,7 +31,7 @@ from models.jobs import Batch, Job
 from models.vocabulary import AttemptOutcome
 from worker import estimate as est
 from worker.caching import CachePolicy, prefix_text
-from worker.errors import GatewayError, LimiterUnavailable, NotFoundError
+from worker.errors import GatewayError, LimiterUnavailable, NotFoundError, TranscriptNotFound
 from worker.gateway.types import TRANSCRIPT_TAG, ModelInfo, Region
 from worker.output import schema_hash
 from worker.pricing import PricingConfig
@@ -66,6 +66,7 @@ class TranscriptSizes:
         self._get = get
         self._sample = sample
         self.sizes: dict[str, int] = {}
+        self.missing: set[str] = set()  # sampled and not found (deleted, never made)
         self.source = "assumed"
         self.of = 0  # distinct transcripts of the input
 
@@ -92,10 +93,13 @@ class TranscriptSizes:
 
     def _take(self, ids: list[str], found: Iterable[Any]) -> bool:
         """Keeps a round's sizes; False after a failure (no key, API down): the rest of the
-        sample would fail as slowly."""
+        sample would fail as slowly. A transcript not found is that transcript's answer (its
+        job will fail as ``transcript_not_found``), not the API's failure."""
         failed = None
         for tid, one in zip(ids, found, strict=True):
-            if isinstance(one, GatewayError):
+            if isinstance(one, TranscriptNotFound):
+                self.missing.add(tid)
+            elif isinstance(one, GatewayError):
                 failed = one
             elif isinstance(one.text, str):
                 self.sizes[tid] = len(one.text)
@@ -125,12 +129,20 @@ class TranscriptSizes:
         return round(1.96 * spread * math.sqrt((total - n) / max(1, total - 1)), 4)
 
     def describe(self) -> str:
+        missing = (
+            f"; {len(self.missing)} of those sampled not found (their jobs will fail as "
+            "transcript_not_found; priced here as if found)"
+            if self.missing
+            else ""
+        )
         if not self.sizes:
-            return f"transcripts: {self.source} ({ASSUMED_TRANSCRIPT_CHARS} characters each)"
+            return (
+                f"transcripts: {self.source} ({ASSUMED_TRANSCRIPT_CHARS} characters each)" + missing
+            )
         mean = statistics.fmean(self.sizes.values())
         margin = self.margin()
         spread = "" if not margin else f", \u00b1{margin:.0%} at 95%"
-        return f"transcripts: {self.source} (mean {mean:,.0f} characters{spread})"
+        return f"transcripts: {self.source} (mean {mean:,.0f} characters{spread})" + missing
 
 
 def learned_output_tokens(session: Session | None, schema: Any, model: str) -> int | None:
@@ -344,6 +356,7 @@ class EstimateCollector:
             "measured": len(sizes.sizes),
             "of": sizes.of,
             "size_margin": sizes.margin(),
+            "not_found": len(sizes.missing),
         }
         result["assumptions"] = [
             "the primary model answers every job (no fallback, retry or re-ask)",
