@@ -459,6 +459,39 @@ def test_results_carry_custom_id_metadata_and_what_the_attempts_cost(
     assert json.loads(errors.getvalue())["custom_id"] == "crm-2"
 
 
+def test_a_failed_jobs_record_carries_its_last_calls_request_id(
+    sessions: sessionmaker[Session],
+) -> None:
+    """`tbatch results --errors` is what the on-call engineer greps: a job that ended without
+    a result names the request_id of its last call, the one `tbatch show` finds."""
+    from worker.errors import TranscriptNotFound
+    from worker.services.queries import iter_results
+
+    lines = [
+        json.dumps({"transcript_id": str(uuid.uuid4()), "variables": {"team": t}}) for t in "ab"
+    ]
+    batch = enqueue_lines(sessions, lines)
+    with sessions() as s:
+        job_ids = list(s.scalars(select(Job.id).where(Job.batch_id == batch).order_by(Job.id)))
+    gone = TranscriptNotFound("transcript deleted", status=404, request_id="req-gone-404")
+    gateway = FakeGateway([answer(GOOD), gone])
+    deps = PipelineDeps(
+        sessions=sessions, gateway=gateway, limiter=FakeLimiter(), settings=settings()
+    )
+    for job_id in job_ids:
+        with sessions.begin() as s:
+            s.execute(update(Job).where(Job.id == job_id).values(status=JobStatus.QUEUED))
+        process_job(job_id, deps)
+    with sessions() as s:
+        done, failed = list(iter_results(s, batch))
+        answered = s.scalar(select(Result.request_id).where(Result.job_id == job_ids[0]))
+    assert (done["status"], done["request_id"]) == ("succeeded", answered)
+    assert answered is not None
+    assert failed["status"] == "failed" and failed["error"].startswith("transcript_not_found")
+    assert (failed["request_id"], failed["attempts"]) == ("req-gone-404", 1)
+    assert "last_attempt" not in failed and "last_attempt" not in done
+
+
 def test_a_custom_id_the_batch_holds_is_refused_and_nothing_is_stored(
     sessions: sessionmaker[Session],
 ) -> None:

@@ -277,9 +277,18 @@ def iter_results(
         if not rows:
             return
         spent = _attempt_totals(connection, [row[0] for row in rows])
+        last_rids = _last_request_ids(
+            connection,
+            [spent[r[0]]["last_attempt"] for r in rows if r[-1] is None and r[0] in spent],
+        )
         for row in rows:
             job_id, custom_id, transcript_id, status_, model, kind, message, finished = row[:8]
             metadata, data, rid, answered, rep, result_id = row[8:]
+            totals = spent.get(job_id)  # this chunk's own dicts: popping is safe
+            last = None if totals is None else totals.pop("last_attempt")
+            totals = _NO_ATTEMPTS if totals is None else totals
+            if result_id is None and last is not None:
+                rid = last_rids.get(last)  # no result: the last call's request_id
             yield {
                 "job_id": job_id,
                 "custom_id": custom_id,
@@ -292,7 +301,7 @@ def iter_results(
                 # from a request with fallbacks) stays unknown, not the job's model.
                 "model": model if result_id is None else answered,
                 "repaired": rep,
-                **spent.get(job_id, _NO_ATTEMPTS),
+                **totals,
                 "finished_at": finished,
                 "error": f"{kind}: {message}" if status_ in _ENDED_BADLY else None,
             }
@@ -315,14 +324,19 @@ _ATTEMPT_TOTALS = (
         func.sum(Attempt.output_tokens),
         func.sum(Attempt.cached_tokens),
         func.sum(Attempt.cost_usd),
+        func.max(Attempt.id),
     )
     .where(Attempt.job_id.in_(bindparam("b_ids", expanding=True)))
     .group_by(Attempt.job_id)
 )
+_REQUEST_IDS = select(Attempt.id, Attempt.request_id).where(
+    Attempt.id.in_(bindparam("a_ids", expanding=True))
+)
 
 
 def _attempt_totals(connection: Any, job_ids: list[int]) -> dict[int, dict[str, Any]]:
-    """Per job: its attempts (every call, paid or not) and what they used and cost."""
+    """Per job: its attempts (every call, paid or not), what they used and cost, and its
+    last attempt's id (``last_attempt``, for a job without a result)."""
     return {
         job_id: {
             "attempts": count,
@@ -330,8 +344,17 @@ def _attempt_totals(connection: Any, job_ids: list[int]) -> dict[int, dict[str, 
             "output_tokens": out,
             "cached_tokens": cached,
             "cost_usd": None if cost is None else round(float(cost), 8),
+            "last_attempt": last,
         }
-        for job_id, count, inp, out, cached, cost in connection.execute(
+        for job_id, count, inp, out, cached, cost, last in connection.execute(
             _ATTEMPT_TOTALS, {"b_ids": job_ids}
         )
     }
+
+
+def _last_request_ids(connection: Any, attempt_ids: list[int]) -> dict[int, str | None]:
+    """The request_id of each of these attempts (a failed job's last call: the id an
+    on-call engineer looks up with `tbatch show --request-id`)."""
+    if not attempt_ids:
+        return {}
+    return dict(connection.execute(_REQUEST_IDS, {"a_ids": attempt_ids}).all())
