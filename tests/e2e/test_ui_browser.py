@@ -21,7 +21,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from emulator.routes.server import EmulatorProcess
@@ -32,6 +32,7 @@ from models.jobs import Batch, Job
 from models.nightly import NightlyRun
 from tests.fixtures.browser import Dom, dump_dom, network_references, screenshot
 from tests.fixtures.pipeline import tbatch_env
+from tests.fixtures.rows import attempt_totals, job_counts
 from tests.fixtures.services import new_database
 from tests.fixtures.ui_batch import EVIL, MODEL
 from tests.fixtures.ui_world import PIPELINE, RATE_LIMITS, Seeded, seed, start_ui
@@ -97,13 +98,7 @@ def site(
 def _scan(sessions: sessionmaker[Session], batch_id: int) -> dict[str, Any]:
     """The batch's numbers counted from its rows (as tests/integration/test_ui_api.py does)."""
     with sessions() as s:
-        counts = dict(
-            s.execute(
-                select(Job.status, func.count())
-                .where(Job.batch_id == batch_id)
-                .group_by(Job.status)
-            ).all()
-        )
+        counts = job_counts(s, batch_id)
         reasons = list(
             s.scalars(
                 select(Job.error_kind)
@@ -111,15 +106,7 @@ def _scan(sessions: sessionmaker[Session], batch_id: int) -> dict[str, Any]:
                 .distinct()
             )
         )
-        attempts, cost, n429 = s.execute(
-            select(
-                func.count(Attempt.id),
-                func.sum(Attempt.cost_usd),
-                func.count(Attempt.id).filter(Attempt.http_status == 429),
-            )
-            .join(Job, Job.id == Attempt.job_id)
-            .where(Job.batch_id == batch_id)
-        ).one()
+        attempts, cost, n429 = attempt_totals(s, batch_id)
     return {
         "counts": {str(k): int(v) for k, v in counts.items()},
         "reasons": sorted(str(r) for r in reasons),

@@ -10,14 +10,14 @@ import json
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from emulator.routes.server import EmulatorProcess
-from models.attempts import Attempt
-from models.jobs import Batch, Job
+from models.jobs import Batch
 from tests.fakes import enqueue_lines, ids
 from tests.fixtures.pipeline import run_cli, tbatch_env
+from tests.fixtures.rows import attempt_totals, job_counts
 from tests.fixtures.ui_batch import EVIL, MODEL
 from tests.fixtures.ui_world import RATE_LIMITS, seed
 from worker.reports import fmt
@@ -34,21 +34,9 @@ def _rows(sessions: sessionmaker[Session]) -> list[dict[str, Any]]:
         ).all()
         out = []
         for batch_id, name in batches:
-            counts = dict(
-                s.execute(
-                    select(Job.status, func.count())
-                    .where(Job.batch_id == batch_id)
-                    .group_by(Job.status)
-                ).all()
-            )
-            cost = s.scalar(
-                select(func.coalesce(func.sum(Attempt.cost_usd), 0))
-                .join(Job, Job.id == Attempt.job_id)
-                .where(Job.batch_id == batch_id)
-            )
-            out.append(
-                {"batch_id": batch_id, "name": name, "counts": counts, "cost": float(cost or 0)}
-            )
+            counts = job_counts(s, batch_id)
+            _, cost, _ = attempt_totals(s, batch_id)
+            out.append({"batch_id": batch_id, "name": name, "counts": counts, "cost": cost})
     return out
 
 

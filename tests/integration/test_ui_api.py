@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.testclient import TestClient
 
@@ -19,6 +19,7 @@ from emulator.routes.server import EmulatorProcess
 from models.attempts import Attempt
 from models.jobs import Job
 from tests.fakes import enqueue_lines, ids
+from tests.fixtures.rows import attempt_totals, job_counts
 from tests.fixtures.ui_batch import EVIL, MODEL, RealBatch, run_real_batch
 from worker.ratelimit.config import RateLimitConfig
 from worker.ui.app import View, create_app
@@ -45,22 +46,8 @@ def _job_id(sessions: sessionmaker[Session], transcript_id: str) -> int:
 
 def _scan(sessions: sessionmaker[Session], batch_id: int) -> dict[str, Any]:
     with sessions() as s:
-        counts = dict(
-            s.execute(
-                select(Job.status, func.count())
-                .where(Job.batch_id == batch_id)
-                .group_by(Job.status)
-            ).all()
-        )
-        attempts, cost, n429 = s.execute(
-            select(
-                func.count(Attempt.id),
-                func.sum(Attempt.cost_usd),
-                func.count(Attempt.id).filter(Attempt.http_status == 429),
-            )
-            .join(Job, Job.id == Attempt.job_id)
-            .where(Job.batch_id == batch_id)
-        ).one()
+        counts = job_counts(s, batch_id)
+        attempts, cost, n429 = attempt_totals(s, batch_id)
     return {"counts": counts, "attempts": attempts, "cost": float(cost or 0), "429": n429}
 
 
