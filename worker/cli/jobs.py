@@ -141,7 +141,7 @@ def enqueue_command(
         canary_jobs=get_runtime().settings.canary_calls,
     )
     gateway = get_runtime().gateway
-    collector = enqueue_estimator(req)
+    collector = enqueue_estimator(req) if batch_id is None else None  # kept on new batches only
     with _open_transcripts(transcripts_path) as lines, db() as session:
         out = enqueue(
             session,
